@@ -1,0 +1,170 @@
+"""Captions of a scene in three forms: tags, natural language (varied phrasing), Omost Canvas program.
+
+Natural-language captions are true of the scene: absolute places come from each object's Omost
+location, relations ('to the left of', 'above', ...) hold under GenEval's rule on the drawn boxes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from t2i.world.relations import relative_position
+from t2i.world.scene import Scene, SceneObject
+from t2i.world.vocab import count_phrase
+
+PLACE_PHRASES: dict[str, tuple[str, ...]] = {
+    "in the center": ("in the center", "in the middle", "at the center", "in the centre"),
+    "on the left": ("on the left", "on the left side", "at the left"),
+    "on the right": ("on the right", "on the right side", "at the right"),
+    "on the top": ("at the top", "on the top", "near the top"),
+    "on the bottom": ("at the bottom", "on the bottom", "near the bottom"),
+    "on the top-left": ("on the top-left", "in the top-left corner", "at the top left", "in the upper left"),
+    "on the top-right": ("on the top-right", "in the top-right corner", "at the top right", "in the upper right"),
+    "on the bottom-left": ("on the bottom-left", "in the bottom-left corner", "at the bottom left",
+                           "in the lower left"),
+    "on the bottom-right": ("on the bottom-right", "in the bottom-right corner", "at the bottom right",
+                            "in the lower right"),
+}
+
+RELATION_PHRASES: dict[str, tuple[str, ...]] = {
+    "left of": ("to the left of", "left of", "on the left of"),
+    "right of": ("to the right of", "right of", "on the right of"),
+    "above": ("above", "over"),
+    "below": ("below", "under", "beneath"),
+}
+
+PREFIXES = ("", "", "", "a photo of ", "a picture of ", "an image of ", "a drawing of ")
+BACKGROUND_PHRASES = ("on a {} background", "against a {} background", "with a {} background")
+
+# Local-region text fields of the Canvas program are the same for every shapes-world object.
+ATMOSPHERE = "Calm and simple."
+STYLE = "Flat geometric shape."
+QUALITY_META = "Clean sharp edges."
+
+
+@dataclass(frozen=True)
+class Captions:
+    """The three caption forms of one scene."""
+
+    tags: str
+    natural: str
+    canvas: str
+
+
+def object_noun(o: SceneObject, with_color: bool = True) -> str:
+    """'red circle' (or 'circle')."""
+    return f"{o.color} {o.shape}" if with_color else o.shape
+
+
+def tags_caption(scene: Scene, rng: random.Random | None = None) -> str:
+    """'two red circles, blue square, white background' (object order shuffled when rng is given)."""
+    counts = Counter(object_noun(o) for o in scene.objects)
+    items = [noun if n == 1 else count_phrase(n, noun) for noun, n in counts.items()]
+    if rng is not None:
+        rng.shuffle(items)
+    return ", ".join([*items, f"{scene.background} background"])
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _place(o: SceneObject, rng: random.Random) -> str:
+    return rng.choice(PLACE_PHRASES[o.location])
+
+
+def _related_pair(scene: Scene, rng: random.Random) -> tuple[int, int, str] | None:
+    """A random (i, j, relation) with object i `relation` object j under GenEval's rule, or None."""
+    pairs = []
+    for i, a in enumerate(scene.objects):
+        for j, b in enumerate(scene.objects):
+            if i != j:
+                pairs += [(i, j, r) for r in sorted(relative_position(a.shape_box(), b.shape_box()))]
+    return rng.choice(pairs) if pairs else None
+
+
+def natural_caption(scene: Scene, rng: random.Random) -> str:
+    """One natural-language caption in a randomly chosen phrasing; true of the scene."""
+    colors = rng.random() > 0.15  # sometimes leave colours out entirely ("a circle and a star")
+    nouns = [object_noun(o, colors and rng.random() > 0.05) for o in scene.objects]
+    background = rng.choice(BACKGROUND_PHRASES).format(scene.background) if rng.random() < 0.6 else ""
+    prefix = rng.choice(PREFIXES)
+    form = rng.choice(("list", "places", "relation", "sentences"))
+    pair = _related_pair(scene, rng) if len(scene.objects) > 1 else None
+    if form == "relation" and pair is None:
+        form = "places"
+
+    if form == "list":
+        counts = Counter(nouns)
+        text = prefix + _join([count_phrase(n, noun) for noun, n in counts.items()])
+    elif form == "places":
+        text = prefix + _join([f"{count_phrase(1, n)} {_place(o, rng)}" for n, o in zip(nouns, scene.objects,
+                                                                                         strict=True)])
+    elif form == "relation":
+        i, j, rel = pair
+        text = f"{prefix}{count_phrase(1, nouns[i])} {rng.choice(RELATION_PHRASES[rel])} {count_phrase(1, nouns[j])}"
+        rest = [k for k in range(len(nouns)) if k not in (i, j)]
+        if rest:
+            text += ", and " + _join([f"{count_phrase(1, nouns[k])} {_place(scene.objects[k], rng)}"
+                                      for k in rest])
+    else:  # sentences
+        parts = [f"There is {count_phrase(1, n)} {_place(o, rng)}." for n, o in zip(nouns, scene.objects,
+                                                                                     strict=True)]
+        if background:
+            parts.append(f"The background is {scene.background}.")
+        return " ".join(parts)
+    return f"{text} {background}".strip() if background else text
+
+
+def _q(text: str) -> str:
+    """A Python string literal for the Canvas program (single quotes, escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def canvas_program(scene: Scene, description: str | None = None) -> str:
+    """The scene as an Omost Canvas program, exactly describing every object's box."""
+    counts = Counter(object_noun(o) for o in scene.objects)
+    listing = _join([count_phrase(n, noun) for noun, n in counts.items()])
+    desc = description or f"{listing[0].upper()}{listing[1:]} on a {scene.background} background."
+    lines = [
+        "# Initialize the canvas",
+        "canvas = Canvas()",
+        "# Set a global description for the canvas",
+        "canvas.set_global_description(",
+        f"    description={_q(desc)},",
+        "    detailed_descriptions=[",
+        *[f"        {_q(f'A {object_noun(o)} {o.location}.')}," for o in scene.objects],
+        f"        {_q(f'The background is plain {scene.background}.')},",
+        "    ],",
+        f"    tags={_q(tags_caption(scene))},",
+        f"    HTML_web_color_name={_q(scene.background)},",
+        ")",
+    ]
+    for o in scene.objects:
+        noun = object_noun(o)
+        lines += [
+            f"# Add a {noun}.",
+            "canvas.add_local_description(",
+            f"    location={_q(o.location)},",
+            f"    offset={_q(o.offset)},",
+            f"    area={_q(o.area)},",
+            f"    distance_to_viewer={float(o.distance_to_viewer)},",
+            f"    description={_q(f'A {noun}.')},",
+            f"    detailed_descriptions=[{_q(f'A {noun} {o.location}, drawn in flat {o.color}.')}],",
+            f"    tags={_q(noun)},",
+            f"    atmosphere={_q(ATMOSPHERE)},",
+            f"    style={_q(STYLE)},",
+            f"    quality_meta={_q(QUALITY_META)},",
+            f"    HTML_web_color_name={_q(o.color)},",
+            ")",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def captions(scene: Scene, rng: random.Random) -> Captions:
+    """All three forms; `rng` picks the phrasing and tag order."""
+    return Captions(tags=tags_caption(scene, rng), natural=natural_caption(scene, rng), canvas=canvas_program(scene))
