@@ -89,7 +89,8 @@ def _suite_line(task: str, rng: random.Random) -> SuiteLine:
         return SuiteLine(task, f"a photo of {_a(s1)}", inc, scene=_scene(rng, bg, [(s1, None)]))
     if task == "two_object":
         inc = (Requirement(s1, 1), Requirement(s2, 1))
-        return SuiteLine(task, f"a photo of {_a(s1)} and {_a(s2)}", inc, scene=_scene(rng, bg, [(s1, None), (s2, None)]))
+        scene = _scene(rng, bg, [(s1, None), (s2, None)])
+        return SuiteLine(task, f"a photo of {_a(s1)} and {_a(s2)}", inc, scene=scene)
     if task == "counting":
         n = rng.randint(2, 4)
         prompt = f"a photo of {NUMBER_WORDS[n]} {PLURALS[s1]}"
