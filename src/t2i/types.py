@@ -147,7 +147,7 @@ class GenerationRequest:
     """What to generate.  `None` for steps/guidance/size/sampler means "the model's default"."""
 
     prompt: str
-    negative_prompt: str = ""
+    negative_prompt: str | None = None  # None = the model's default negative prompt
     model: str = "shapes-xl"
     seed: int | None = None  # None = pick one at run time; the result records it
     steps: int | None = None
@@ -163,7 +163,7 @@ class GenerationRequest:
     def validate(self) -> GenerationRequest:
         """Check every field; return self so calls chain.  Raises RequestError."""
         _check_str("prompt", self.prompt, MAX_PROMPT_CHARS)
-        _check_str("negative_prompt", self.negative_prompt, MAX_PROMPT_CHARS)
+        _check_str("negative_prompt", self.negative_prompt, MAX_PROMPT_CHARS, allow_none=True)
         _check_str("model", self.model, MAX_NAME_CHARS)
         if not self.model.strip():
             raise RequestError("model must not be empty")

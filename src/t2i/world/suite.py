@@ -363,3 +363,13 @@ def render_suite(lines: list[SuiteLine], out: str | Path, size: int | tuple[int,
             img.save(folder / "samples" / f"{k:04d}.png")
             n += 1
     return n
+
+
+BUILTIN_SUITE = "shapes_geneval.jsonl"  # build_suite(per_task=64, seed=0), shipped as a file
+
+
+def builtin_suite() -> list[SuiteLine]:
+    """The shipped shapes-world suite: 64 lines per task, seed 0 (`t2i world suite --per-task 64 --seed 0`)."""
+    from importlib import resources
+
+    return read_suite(Path(str(resources.files("t2i.world") / "data" / BUILTIN_SUITE)))

@@ -1,0 +1,351 @@
+"""The `t2i` command line.  Errors are one line on stderr (`--debug` shows the traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXAMPLES = {
+    "t2i": """examples:
+  t2i generate "a red circle above a blue square"
+  t2i models
+  t2i info outputs/2026-11-23/00000-42.png
+  t2i world sample --n 16 --seed 0 --out samples""",
+    "generate": """examples:
+  t2i generate "a red circle above a blue square" --seed 42
+  t2i generate "two yellow stars" --n 4 --out stars/
+  t2i generate --from outputs/2026-11-23/00000-42.png   # reproduce an image from its metadata""",
+    "info": """example:
+  t2i info outputs/2026-11-23/00000-42.png""",
+    "models": """example:
+  t2i models""",
+    "world": """examples:
+  t2i world sample --n 16 --seed 0 --out samples
+  t2i world suite --out suite.jsonl
+  t2i world render-suite --suite suite.jsonl --out gt
+  t2i world score gt --suite suite.jsonl
+  t2i world boxes gt --out boxes.png
+  t2i world detector-check --n 1000""",
+}
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, _, h = text.lower().partition("x")
+        return int(w), int(h or w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 64 or 64x64, got {text!r}") from None
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"options look like KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    if isinstance(parsed, list | dict):
+        parsed = value
+    return key, parsed
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="t2i", description="Text to image: presample, compose, generate, evaluate.",
+                                epilog=EXAMPLES["t2i"], formatter_class=fmt)
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="generate images from a prompt", epilog=EXAMPLES["generate"],
+                       formatter_class=fmt)
+    g.add_argument("prompt", nargs="?", help="what to draw")
+    g.add_argument("--from", dest="from_image", type=Path, metavar="IMAGE",
+                   help="replay the request stored in a t2i image (bit for bit on the same machine)")
+    g.add_argument("--model", "-m", help="registered name, hub id or local folder/file (default shapes-xl)")
+    g.add_argument("--negative", help="negative prompt (default: the model's)")
+    g.add_argument("--seed", type=int, help="seed of the first image; image k uses seed+k (default: random)")
+    g.add_argument("--steps", type=int)
+    g.add_argument("--guidance", "--cfg", type=float, help="classifier-free guidance scale")
+    g.add_argument("--size", type=_size, help="WxH (default: the model's)")
+    g.add_argument("--sampler")
+    g.add_argument("--n", type=int, help="number of images (default 1)")
+    g.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="model option, repeatable")
+    g.add_argument("--out", type=Path, help="output file (.png) or folder (default outputs/YYYY-MM-DD/)")
+    g.add_argument("--outputs-root", type=Path, default=Path("outputs"), help=argparse.SUPPRESS)
+
+    i = sub.add_parser("info", help="print the generation metadata of an image", epilog=EXAMPLES["info"],
+                       formatter_class=fmt)
+    i.add_argument("image", type=Path)
+
+    sub.add_parser("models", help="list registered models", epilog=EXAMPLES["models"], formatter_class=fmt)
+
+    w = sub.add_parser("world", help="the procedural shapes world", epilog=EXAMPLES["world"], formatter_class=fmt)
+    ws = w.add_subparsers(dest="world_command", required=True, metavar="WORLD_COMMAND")
+    s = ws.add_parser("sample", help="write scenes: images, captions and a contact sheet",
+                      epilog="example:\n  t2i world sample --n 16 --seed 0 --out samples", formatter_class=fmt)
+    s.add_argument("--n", type=int, default=16)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=int, default=64)
+    s.add_argument("--out", type=Path, required=True)
+    d = ws.add_parser("dataset", help="write training shards",
+                      epilog="example:\n  t2i world dataset --n 20000 --seed 0 --out data/shapes",
+                      formatter_class=fmt)
+    d.add_argument("--n", type=int, required=True)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--size", type=int, default=64)
+    d.add_argument("--shard-size", type=int, default=1000)
+    d.add_argument("--out", type=Path, required=True)
+    su = ws.add_parser("suite", help="write a GenEval-style suite of shapes-world prompts",
+                       epilog="example:\n  t2i world suite --per-task 64 --seed 0 --out suite.jsonl",
+                       formatter_class=fmt)
+    su.add_argument("--per-task", type=int, default=64)
+    su.add_argument("--seed", type=int, default=0)
+    su.add_argument("--out", type=Path, required=True)
+    r = ws.add_parser("render-suite", help="render each suite line's ground-truth scene (GenEval layout)",
+                      epilog="example:\n  t2i world render-suite --suite suite.jsonl --out gt", formatter_class=fmt)
+    r.add_argument("--suite", type=Path, help="suite file (default: the built-in shapes suite)")
+    r.add_argument("--size", type=int, default=64)
+    r.add_argument("--images-per-prompt", type=int, default=1)
+    r.add_argument("--out", type=Path, required=True)
+    sc = ws.add_parser("score", help="score a folder of images (GenEval layout) against a suite",
+                       epilog="example:\n  t2i world score gt --suite suite.jsonl", formatter_class=fmt)
+    sc.add_argument("folder", type=Path)
+    sc.add_argument("--suite", type=Path, help="suite file (default: the built-in shapes suite)")
+    sc.add_argument("--size", type=_size, help="expected image size WxH; other sizes count as wrong")
+    sc.add_argument("--results", type=Path, help="per-image results (default FOLDER/results.jsonl)")
+    b = ws.add_parser("boxes", help="draw the detector's boxes over images (a contact sheet)",
+                      epilog="example:\n  t2i world boxes gt --out boxes.png", formatter_class=fmt)
+    b.add_argument("inputs", type=Path, nargs="+", help="images or folders (searched recursively for .png)")
+    b.add_argument("--limit", type=int, default=64)
+    b.add_argument("--out", type=Path, required=True)
+    dc = ws.add_parser("detector-check", help="measure the detector on fresh renders, clean and degraded",
+                       epilog="example:\n  t2i world detector-check --n 1000", formatter_class=fmt)
+    dc.add_argument("--n", type=int, default=1000)
+    dc.add_argument("--seed", type=int, default=1_000_000)
+    dc.add_argument("--size", type=int, default=64)
+    return p
+
+
+# ---------------------------------------------------------------------------- commands
+
+def _generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from t2i.generate import generate, save_result
+    from t2i.licences import licence_notice_once
+    from t2i.metadata import read_image_metadata, replay_request
+    from t2i.outputs import OutputWriter
+    from t2i.registry import Cancelled, default_registry
+    from t2i.types import GenerationRequest
+
+    if args.from_image is not None:
+        if args.prompt:
+            raise ValueError("give either a prompt or --from IMAGE, not both")
+        request = replay_request(read_image_metadata(args.from_image))
+    elif not args.prompt or not args.prompt.strip():
+        raise ValueError("a prompt is required (or --from IMAGE)")
+    else:
+        request = GenerationRequest(prompt=args.prompt)
+    changes: dict = {}
+    for key, value in (("model", args.model), ("negative_prompt", args.negative), ("seed", args.seed),
+                       ("steps", args.steps), ("guidance", args.guidance), ("sampler", args.sampler),
+                       ("n_images", args.n)):
+        if value is not None:
+            changes[key] = value
+    if args.size is not None:
+        changes["width"], changes["height"] = args.size
+    if args.option:
+        changes["model_options"] = {**request.model_options, **dict(args.option)}
+    request = request.with_(**changes) if changes else request.validate()
+
+    registry = default_registry()
+    notice = licence_notice_once(registry.resolve(request.model).spec)
+    if notice:
+        print(notice, file=sys.stderr)
+    bar = tqdm(desc="generating", unit="step", file=sys.stderr)
+
+    def step(i: int, total: int) -> None:
+        bar.total = total
+        bar.update(i - bar.n)
+
+    try:
+        result = generate(request, registry, callback=step)
+    except Cancelled:
+        print("cancelled; nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    writer = OutputWriter(root=args.outputs_root, out=args.out, n_images=len(result.images))
+    for path in save_result(result, writer):
+        print(path)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from t2i.metadata import read_image_metadata
+
+    meta = read_image_metadata(args.image)
+    if meta.parameters is None and meta.request is None:
+        raise ValueError(f"{args.image}: no generation metadata")
+    if meta.parameters:
+        print(meta.parameters)
+    if meta.request is not None:
+        print()
+        print(json.dumps({"seed": meta.seed, "index": meta.index, "request": meta.request.to_dict()}, indent=2))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from t2i.registry import default_registry
+
+    registry = default_registry()
+    print(f"{'name':<34} {'kind':<7} {'role':<10} {'offline':<8} {'licence':<40} source")
+    for s in registry.specs():
+        avail = "yes" if registry.is_available(s) else "no"
+        print(f"{s.name:<34} {s.kind:<7} {s.role:<10} {avail:<8} {s.licence.name[:40]:<40} {s.source}")
+    return 0
+
+
+def _load_suite(path: Path | None):
+    from t2i.world.suite import builtin_suite, read_suite
+
+    return read_suite(path) if path is not None else builtin_suite()
+
+
+def _world(args: argparse.Namespace) -> int:
+    cmd = args.world_command
+    if cmd == "sample":
+        return _world_sample(args)
+    if cmd == "dataset":
+        from t2i.world.dataset import write_dataset
+
+        print(write_dataset(args.out, args.n, args.seed, args.size, args.shard_size, progress=True))
+        return 0
+    if cmd == "suite":
+        from t2i.world.suite import build_suite, write_suite
+
+        lines = build_suite(args.per_task, args.seed)
+        write_suite(lines, args.out)
+        print(f"{len(lines)} lines -> {args.out}")
+        return 0
+    if cmd == "render-suite":
+        from t2i.world.suite import render_suite
+
+        n = render_suite(_load_suite(args.suite), args.out, args.size, args.images_per_prompt)
+        print(f"{n} images -> {args.out}")
+        return 0
+    if cmd == "score":
+        return _world_score(args)
+    if cmd == "boxes":
+        return _world_boxes(args)
+    if cmd == "detector-check":
+        from t2i.world.checks import detector_accuracy
+
+        for degraded in (False, True):
+            print(detector_accuracy(args.n, args.seed, args.size, degraded, progress=True).line())
+        return 0
+    raise ValueError(f"unknown world command {cmd!r}")
+
+
+def _world_sample(args: argparse.Namespace) -> int:
+    from t2i.world.captions import captions
+    from t2i.world.draw import render_scene
+    from t2i.world.scene import scene_for_seed
+    from t2i.world.sheet import contact_sheet
+
+    if args.n < 1:
+        raise ValueError("--n must be at least 1")
+    args.out.mkdir(parents=True, exist_ok=True)
+    images, tags = [], []
+    with open(args.out / "captions.jsonl", "w", encoding="utf-8") as f:
+        for k in range(args.n):
+            seed = args.seed + k
+            scene = scene_for_seed(seed)
+            caps = captions(scene, random.Random(seed ^ 0x5EED))
+            img = render_scene(scene, args.size)
+            img.save(args.out / f"{k:05d}.png")
+            images.append(img)
+            tags.append(caps.natural)
+            f.write(json.dumps({"file": f"{k:05d}.png", "seed": seed, "tags": caps.tags, "natural": caps.natural,
+                                "canvas": caps.canvas, "scene": scene.to_dict()}) + "\n")
+    contact_sheet(images, tags).save(args.out / "contact_sheet.png")
+    print(f"{args.n} scenes -> {args.out} (captions.jsonl, contact_sheet.png)")
+    return 0
+
+
+def _world_score(args: argparse.Namespace) -> int:
+    from t2i.world.suite import score_folder
+
+    result = score_folder(args.folder, _load_suite(args.suite), args.size, progress=True)
+    out = args.results or args.folder / "results.jsonl"
+    with open(out, "w", encoding="utf-8") as f:
+        for v in result.verdicts:
+            f.write(json.dumps(v.to_dict()) + "\n")
+    for problem in result.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(result.table())
+    print(f"per-image results -> {out}")
+    return 0
+
+
+def _world_boxes(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from t2i.world.detector import detect, load_rgb
+    from t2i.world.sheet import contact_sheet, draw_detections
+
+    files: list[Path] = []
+    for p in args.inputs:
+        if p.is_dir():
+            files += sorted(q for q in p.rglob("*.png") if q.resolve() != args.out.resolve())
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ValueError(f"{p}: no such file or folder")
+    if not files:
+        raise ValueError(f"no .png images in {', '.join(map(str, args.inputs))}")
+    files = files[: args.limit]
+    tiles, labels = [], []
+    for f in files:
+        arr = load_rgb(f)
+        img = Image.fromarray((arr * 255).round().astype("uint8"))
+        dets = detect(arr)
+        tiles.append(draw_detections(img, dets, scale=max(1.0, 160 / max(img.size))))
+        name = f"{f.parent.parent.name}/{f.name}" if f.parent.name == "samples" else f.name
+        labels.append(f"{name}: " + ", ".join(f"{d.color} {d.shape}" for d in dets))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    contact_sheet(tiles, labels).save(args.out)
+    print(f"{len(files)} images -> {args.out}")
+    return 0
+
+
+COMMANDS = {"generate": _generate, "info": _info, "models": _models, "world": _world}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `t2i` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("t2i: cancelled", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0  # output piped into a command that stopped reading (e.g. head)
+    except (ValueError, OSError) as e:
+        if args.debug:
+            raise
+        print(f"t2i: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

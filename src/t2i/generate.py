@@ -1,0 +1,65 @@
+"""Generation as a library call: resolve the model, fill its defaults, fix the seed, run, save."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from t2i.metadata import build_pnginfo
+from t2i.outputs import OutputWriter
+from t2i.registry import Backend, ModelRegistry, ModelSpec
+from t2i.types import GenerationRequest, GenerationResult, RequestError
+
+MAX_RANDOM_SEED = 2**32 - 1
+
+
+def resolve_request(request: GenerationRequest, spec: ModelSpec, seed: int | None = None) -> GenerationRequest:
+    """`request` with the model's defaults filled in and a fixed seed, so that replaying it reproduces it."""
+    d = spec.defaults
+    chosen = request.seed if request.seed is not None else (seed if seed is not None
+                                                            else secrets.randbelow(MAX_RANDOM_SEED + 1))
+    return request.with_(
+        seed=chosen,
+        steps=request.steps if request.steps is not None else d.get("steps"),
+        guidance=request.guidance if request.guidance is not None else d.get("guidance"),
+        width=request.width if request.width is not None else d.get("width"),
+        height=request.height if request.height is not None else d.get("height"),
+        sampler=request.sampler if request.sampler is not None else d.get("sampler"),
+        negative_prompt=(request.negative_prompt if request.negative_prompt is not None
+                         else d.get("negative_prompt", "")),
+    )
+
+
+def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backend | None = None,
+             callback: Callable[[int, int], bool | None] | None = None) -> GenerationResult:
+    """Generate the images of `request`.  Pass `backend` to reuse a loaded model."""
+    request.validate()
+    if request.presample.enabled:
+        raise RequestError("presampling is not available in this version of t2i (no presampler is installed)")
+    if request.compose.enabled:
+        raise RequestError("composition is not available in this version of t2i (no composer is installed)")
+    t0 = time.perf_counter()
+    if backend is None:
+        resolved, backend = registry.load(request.model, request.model_options)
+        spec = resolved.spec
+    else:
+        spec = registry.resolve(request.model).spec
+    t1 = time.perf_counter()
+    result = backend.generate(resolve_request(request, spec), callback=callback)
+    result.timings.setdefault("load", t1 - t0)
+    result.timings.setdefault("total", time.perf_counter() - t0)
+    return result
+
+
+def save_result(result: GenerationResult, writer: OutputWriter) -> list[Path]:
+    """Write every image of `result` with its metadata; returns the paths written."""
+    extras = {}
+    if result.presampled_prompt:
+        extras["Presampled prompt"] = result.presampled_prompt
+    paths = []
+    for k, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
+        info = build_pnginfo(result.request, seed, k, result.prompt_used, result.negative_prompt_used, extras)
+        paths.append(writer.write(image, seed, info))
+    return paths
