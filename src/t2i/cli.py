@@ -8,6 +8,10 @@ import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from t2i.registry import ModelRegistry
 
 EXAMPLES = {
     "t2i": """examples:
@@ -164,7 +168,7 @@ def _generate(args: argparse.Namespace) -> int:
         changes["model_options"] = {**request.model_options, **dict(args.option)}
     request = request.with_(**changes) if changes else request.validate()
 
-    registry = default_registry()
+    registry = args.registry or default_registry()
     notice = licence_notice_once(registry.resolve(request.model).spec)
     if notice:
         print(notice, file=sys.stderr)
@@ -206,7 +210,7 @@ def _info(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     from t2i.registry import default_registry
 
-    registry = default_registry()
+    registry = args.registry or default_registry()
     print(f"{'name':<34} {'kind':<7} {'role':<10} {'offline':<8} {'licence':<40} source")
     for s in registry.specs():
         avail = "yes" if registry.is_available(s) else "no"
@@ -330,9 +334,10 @@ def _world_boxes(args: argparse.Namespace) -> int:
 COMMANDS = {"generate": _generate, "info": _info, "models": _models, "world": _world}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `t2i` command; returns the exit code."""
+def main(argv: Sequence[str] | None = None, registry: ModelRegistry | None = None) -> int:
+    """Entry point of the `t2i` command; returns the exit code.  `registry` replaces the default one."""
     args = _parser().parse_args(argv)
+    args.registry = registry
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
