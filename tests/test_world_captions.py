@@ -1,0 +1,55 @@
+import ast
+import random
+
+from t2i.world.captions import PLACE_PHRASES, RELATION_PHRASES, canvas_program, captions, tags_caption
+from t2i.world.scene import Scene, SceneObject, scene_for_seed
+
+
+def _two():
+    return Scene("white", (
+        SceneObject("circle", "red", "on the top", "no offset", "a small square area"),
+        SceneObject("square", "blue", "on the bottom", "no offset", "a small square area"),
+    ))
+
+
+def test_tags():
+    assert tags_caption(_two()) == "red circle, blue square, white background"
+    s = Scene("gray", (SceneObject("star", "red", "on the left"), SceneObject("star", "red", "on the right")))
+    assert tags_caption(s) == "two red stars, gray background"
+
+
+def test_natural_captions_vary_and_are_true():
+    s = _two()
+    texts = {captions(s, random.Random(k)).natural for k in range(200)}
+    assert len(texts) > 30
+    # the relation phrases used must be true: the circle is above the square
+    wrong = RELATION_PHRASES["below"] + RELATION_PHRASES["left of"] + RELATION_PHRASES["right of"]
+    for t in texts:
+        if "red circle" in t and "blue square" in t and t.index("red circle") < t.index("blue square"):
+            assert not any(f"circle {w} a" in t for w in wrong), t
+    assert any("above" in t or "over" in t for t in texts)
+    assert any("below" in t or "under" in t or "beneath" in t for t in texts)
+    assert any(any(p in t for p in PLACE_PHRASES["on the top"]) for t in texts)
+
+
+def test_counts_in_natural_language():
+    s = Scene("gray", (SceneObject("star", "red", "on the left"), SceneObject("star", "red", "on the right")))
+    assert any("two red stars" in captions(s, random.Random(k)).natural for k in range(100))
+
+
+def test_canvas_program_is_omost_format_and_exact():
+    s = scene_for_seed(11)
+    prog = canvas_program(s)
+    assert prog.startswith("# Initialize the canvas\ncanvas = Canvas()\n")
+    tree = ast.parse(prog)  # parsed only, never executed
+    calls = [n.value for n in tree.body if isinstance(n, ast.Expr)]
+    assert calls[0].func.attr == "set_global_description"
+    locals_ = [c for c in calls if c.func.attr == "add_local_description"]
+    assert len(locals_) == len(s.objects)
+    for call, obj in zip(locals_, s.objects, strict=True):
+        kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+        assert (kw["location"], kw["offset"], kw["area"]) == (obj.location, obj.offset, obj.area)
+        assert kw["HTML_web_color_name"] == obj.color and kw["distance_to_viewer"] == obj.distance_to_viewer
+        assert set(kw) == {"location", "offset", "area", "distance_to_viewer", "description",
+                           "detailed_descriptions", "tags", "atmosphere", "style", "quality_meta",
+                           "HTML_web_color_name"}
