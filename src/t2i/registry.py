@@ -250,7 +250,7 @@ def _local_spec(path: Path) -> ModelSpec:
             cls = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
         except (OSError, ValueError, AttributeError) as e:
             raise ModelError(f"{index}: unreadable model_index.json ({e})") from e
-        kind = _PIPELINE_KINDS.get(cls)
+        kind = _PIPELINE_KINDS.get(cls) if isinstance(cls, str) else None
         if kind is None:
             raise ModelError(f"{path}: pipeline class {cls!r} is not supported "
                              f"(supported: {', '.join(_PIPELINE_KINDS)})")
