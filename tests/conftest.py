@@ -1,0 +1,14 @@
+"""Test-wide settings: never touch a hub, keep t2i's state inside the test's temporary folder."""
+
+import os
+
+import pytest
+
+# huggingface_hub reads this when it is first imported, so set it before any test imports it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("T2I_HOME", str(tmp_path_factory.mktemp("t2i-home")))
