@@ -148,10 +148,14 @@ def _generate(args: argparse.Namespace) -> int:
     from t2i.registry import Cancelled, default_registry
     from t2i.types import GenerationRequest
 
+    registry = args.registry or default_registry()
     if args.from_image is not None:
         if args.prompt:
             raise ValueError("give either a prompt or --from IMAGE, not both")
         request = replay_request(read_image_metadata(args.from_image))
+        if args.model is None and not registry.is_registered(request.model):
+            raise ValueError(f"{args.from_image}: the image names the model {request.model!r}, which is not a "
+                             "registered name; pass --model to confirm which model to load")
     elif not args.prompt or not args.prompt.strip():
         raise ValueError("a prompt is required (or --from IMAGE)")
     else:
@@ -168,7 +172,7 @@ def _generate(args: argparse.Namespace) -> int:
         changes["model_options"] = {**request.model_options, **dict(args.option)}
     request = request.with_(**changes) if changes else request.validate()
 
-    registry = args.registry or default_registry()
+    writer = OutputWriter(root=args.outputs_root, out=args.out, n_images=request.n_images)
     notice = licence_notice_once(registry.resolve(request.model).spec)
     if notice:
         print(notice, file=sys.stderr)
@@ -187,7 +191,6 @@ def _generate(args: argparse.Namespace) -> int:
         bar.close()
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    writer = OutputWriter(root=args.outputs_root, out=args.out, n_images=len(result.images))
     for path in save_result(result, writer):
         print(path)
     return 0

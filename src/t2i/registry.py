@@ -183,6 +183,10 @@ class ModelRegistry:
             raise ModelError(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
         self._loaders[kind] = loader
 
+    def is_registered(self, name: str) -> bool:
+        """True for a registered name or the hub id of a registered model."""
+        return name in self._specs or any(s.source == name and not s.embedded for s in self._specs.values())
+
     def specs(self) -> list[ModelSpec]:
         return list(self._specs.values())
 
@@ -216,7 +220,7 @@ class ModelRegistry:
             return ResolvedModel(spec, None, "registered")
         by_source = [s for s in self._specs.values() if s.source == name]
         if by_source:
-            return ResolvedModel(by_source[0], None, "registered")
+            return self.resolve(by_source[0].name)
         path = Path(name).expanduser()
         if path.exists():
             return ResolvedModel(_local_spec(path), path, "local")
@@ -256,7 +260,10 @@ def _local_spec(path: Path) -> ModelSpec:
                              f"(supported: {', '.join(_PIPELINE_KINDS)})")
         return ModelSpec(name, kind, "image", name, _LOCAL, f"local {cls} folder")
     suffix = path.suffix.lower()
-    if suffix in (".safetensors", ".ckpt"):
+    if suffix in (".ckpt", ".pt", ".pth", ".bin"):
+        raise ModelError(f"{path}: pickled checkpoints are not loaded (they can run code); convert it to "
+                         ".safetensors first")
+    if suffix == ".safetensors":
         return ModelSpec(name, "sdxl", "image", name, _LOCAL, "local single-file SDXL checkpoint")
     if suffix == ".gguf":
         return ModelSpec(name, "llm", "presample", name, _LOCAL, "local GGUF language model")
