@@ -222,7 +222,8 @@ def test_local_folder_with_non_string_class_name(registry: ModelRegistry, tmp_pa
 
 @pytest.mark.parametrize(
     ("filename", "kind", "role"),
-    [("model.gguf", "llm", "presample"), ("model.safetensors", "sdxl", "image"), ("MODEL.SAFETENSORS", "sdxl", "image")],
+    [("model.gguf", "llm", "presample"), ("model.safetensors", "sdxl", "image"),
+     ("MODEL.SAFETENSORS", "sdxl", "image")],
 )
 def test_local_files_resolve_by_suffix(
     registry: ModelRegistry, tmp_path: Path, filename: str, kind: str, role: str
