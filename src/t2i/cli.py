@@ -133,6 +133,17 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--n", type=int, default=1000)
     dc.add_argument("--seed", type=int, default=1_000_000)
     dc.add_argument("--size", type=int, default=64)
+    t = sub.add_parser("train", help="train a tiny model on the shapes world",
+                       epilog="example:\n  t2i train shapes-xl --work runs/shapes-xl --out runs/shapes-xl/model",
+                       formatter_class=fmt)
+    t.add_argument("recipe", choices=["shapes-xl"])
+    t.add_argument("--work", type=Path, required=True, help="work folder: data, checkpoints (resumable)")
+    t.add_argument("--out", type=Path, required=True, help="where the trained diffusers folder goes")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--unet-steps", type=int)
+    t.add_argument("--vae-steps", type=int)
+    t.add_argument("--scenes", type=int)
+    t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
     return p
 
 
@@ -334,7 +345,33 @@ def _world_boxes(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": _generate, "info": _info, "models": _models, "world": _world}
+def _train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from t2i.train.shapes_xl import ShapesXLConfig, train_shapes_xl
+
+    cfg = ShapesXLConfig.smoke() if args.smoke else ShapesXLConfig()
+    cfg.seed = args.seed
+    for name, value in (("unet_steps", args.unet_steps), ("vae_steps", args.vae_steps), ("n_scenes", args.scenes)):
+        if value is not None:
+            setattr(cfg, name, value)
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, step: int, total: int, loss: float) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, initial=step - 1, desc=stage, unit="step", file=sys.stderr)
+        bar.update(step - bar.n)
+        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    out = train_shapes_xl(cfg, args.work, args.out, progress)
+    for bar in bars.values():
+        bar.close()
+    print(out)
+    return 0
+
+
+COMMANDS = {"train": _train, "generate": _generate, "info": _info, "models": _models, "world": _world}
 
 
 def main(argv: Sequence[str] | None = None, registry: ModelRegistry | None = None) -> int:

@@ -1,0 +1,345 @@
+"""Recipe for shapes-xl: a tiny SDXL-architecture model trained on the shapes world, on CPU.
+
+Stages (each resumable; a work folder keeps the state):
+1. data: shapes-world shards (`t2i.world.dataset`);
+2. tokenizer: word-level CLIP BPE over the captions' words (`t2i.train.tokenizer`);
+3. VAE: AutoencoderKL 64x64x3 -> 16x16x4, MSE + a small KL term;
+4. latents: every image encoded once (posterior mean), scaling factor = 1 / std;
+5. U-Net and both text encoders together: epsilon prediction, min-SNR-5 weighting (Hang et al. 2023),
+   captions drawn fresh each step (natural language or tags), conditioning dropout (all embeddings
+   zeroed, as SDXL's `force_zeros_for_empty_prompt` unconditional branch), and dropout of the pooled
+   embedding alone so that object information must flow through cross-attention;
+6. export: a standard diffusers SDXL folder (float16 weights) with EMA weights.
+Cross-attention sits at every U-Net level, the highest-resolution one included, for regional control.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from t2i.train.checkpoint import EMA, load_checkpoint, save_checkpoint
+from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
+
+SIZE = 64
+TIME_IDS = (SIZE, SIZE, 0, 0, SIZE, SIZE)  # original size, crop top-left, target size (SDXL micro-conditioning)
+EXTRA_WORDS = ("a photo of an image picture drawing there is the background one two three four five six left "
+               "right top bottom above below under over beneath center middle corner upper lower side near")
+
+
+@dataclass
+class ShapesXLConfig:
+    """Every setting of a run; stored with the checkpoints and the exported model."""
+
+    seed: int = 0
+    n_scenes: int = 30_000
+    vae_steps: int = 1_500
+    vae_batch: int = 16
+    vae_lr: float = 1e-3
+    unet_steps: int = 5_000
+    unet_batch: int = 32
+    unet_lr: float = 3e-4
+    warmup: int = 200
+    text_hidden: int = 64
+    text_layers: int = 3
+    unet_channels: tuple[int, ...] = (32, 64, 128)
+    pooled_dropout: float = 0.5
+    cond_dropout: float = 0.1
+    tags_fraction: float = 0.25
+    min_snr_gamma: float = 5.0
+    ema_decay: float = 0.999
+    checkpoint_seconds: float = 180.0
+    checkpoint_steps: int = 0  # >0: also checkpoint every this many steps (tests)
+    threads: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def smoke(cls) -> ShapesXLConfig:
+        """A few steps of everything, for tests."""
+        return cls(n_scenes=64, vae_steps=3, vae_batch=4, unet_steps=4, unet_batch=4, warmup=1,
+                   text_hidden=16, text_layers=1, unet_channels=(8, 16, 16), checkpoint_seconds=1e9)
+
+
+# ---------------------------------------------------------------------------- model construction
+
+def build_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
+                         up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(16, 32, 32),
+                         layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=SIZE)
+
+
+def build_text_encoders(cfg: ShapesXLConfig, tokenizer):
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    eos = tokenizer.convert_tokens_to_ids(EOS)
+    common = dict(vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=2 * cfg.text_hidden,
+                  num_hidden_layers=cfg.text_layers, num_attention_heads=max(1, cfg.text_hidden // 16),
+                  max_position_embeddings=MAX_LENGTH, bos_token_id=tokenizer.bos_token_id, eos_token_id=eos,
+                  pad_token_id=eos, hidden_act="gelu")
+    te1 = CLIPTextModel(CLIPTextConfig(**common))
+    te2 = CLIPTextModelWithProjection(CLIPTextConfig(**common, projection_dim=cfg.text_hidden))
+    return te1, te2
+
+
+def build_unet(cfg: ShapesXLConfig):
+    from diffusers import UNet2DConditionModel
+
+    ch = tuple(cfg.unet_channels)
+    n = len(ch)
+    return UNet2DConditionModel(
+        sample_size=SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=ch,
+        down_block_types=("CrossAttnDownBlock2D",) * n, up_block_types=("CrossAttnUpBlock2D",) * n,
+        attention_head_dim=tuple(max(1, c // 32) for c in ch), use_linear_projection=True,
+        cross_attention_dim=2 * cfg.text_hidden, transformer_layers_per_block=1,
+        addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=cfg.text_hidden + 6 * 8, norm_num_groups=8,
+    )
+
+
+def build_scheduler():
+    from diffusers import EulerDiscreteScheduler
+
+    # SDXL's noise schedule and scheduler settings.
+    return EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                  num_train_timesteps=1000, prediction_type="epsilon", timestep_spacing="leading",
+                                  steps_offset=1)
+
+
+def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDXL's text conditioning: (B, 77, 2*hidden) penultimate states of both encoders, (B, hidden) pooled."""
+    ids = tokenizer(prompts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
+                    return_tensors="pt").input_ids  # (B, 77)
+    h1 = te1(ids, output_hidden_states=True).hidden_states[-2]  # (B, 77, hidden)
+    o2 = te2(ids, output_hidden_states=True)
+    return torch.cat([h1, o2.hidden_states[-2]], dim=-1), o2.text_embeds
+
+
+# ---------------------------------------------------------------------------- stages
+
+Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
+
+
+def _lr(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def stage_data(cfg: ShapesXLConfig, work: Path) -> tuple[np.ndarray, list[dict]]:
+    """(images (N, 64, 64, 3) uint8, scene dicts) of the run's dataset, written on first use."""
+    from t2i.world.dataset import iter_dataset, write_dataset
+
+    folder = work / "data"
+    write_dataset(folder, cfg.n_scenes, seed=cfg.seed, size=SIZE, shard_size=2000)
+    images, scenes = [], []
+    for img, rec in iter_dataset(folder):
+        images.append(img)
+        scenes.append(rec["scene"])
+    return np.stack(images), scenes
+
+
+def stage_tokenizer(work: Path, scenes: list[dict]):
+    """The run's tokenizer, built from the captions' words on first use."""
+    from t2i.world.captions import captions
+    from t2i.world.scene import Scene
+    from t2i.world.suite import build_suite
+
+    folder = work / "tokenizer"
+    if not (folder / "vocab.json").exists():
+        texts = [EXTRA_WORDS]
+        for k, d in enumerate(scenes[:5000]):
+            c = captions(Scene.from_dict(d), random.Random(k))
+            texts += [c.natural, c.tags]
+        texts += [line.prompt for line in build_suite(64, seed=0)]
+        write_word_tokenizer(words_of(texts), folder)
+    return load_tokenizer(folder)
+
+
+def _to_pixels(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W) in [-1, 1]
+
+
+def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Progress | None = None):
+    """Train (or resume, or load) the VAE."""
+    from diffusers import AutoencoderKL
+
+    final = work / "vae"
+    if (final / "config.json").exists():
+        return AutoencoderKL.from_pretrained(final)
+    torch.manual_seed(cfg.seed)
+    vae = build_vae()
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    ckpt_path = work / "vae.ckpt"
+    start = 0
+    state = load_checkpoint(ckpt_path)
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+    last = time.monotonic()
+    for step in range(start, cfg.vae_steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        idx = torch.randint(len(images), (cfg.vae_batch,), generator=g)
+        x = _to_pixels(images[idx.numpy()])
+        post = vae.encode(x).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        rec = vae.decode(z).sample
+        loss = F.mse_loss(rec, x) + 1e-6 * post.kl().mean()
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, cfg.vae_steps, cfg.vae_lr, cfg.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if progress:
+            progress("vae", step + 1, cfg.vae_steps, float(loss))
+        due = cfg.checkpoint_steps and (step + 1) % cfg.checkpoint_steps == 0
+        if due or time.monotonic() - last > cfg.checkpoint_seconds:
+            save_checkpoint(ckpt_path, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
+            last = time.monotonic()
+    vae.save_pretrained(final)
+    ckpt_path.unlink(missing_ok=True)
+    return vae
+
+
+@torch.no_grad()
+def stage_latents(work: Path, vae, images: np.ndarray) -> torch.Tensor:
+    """Scaled latents (N, 4, 16, 16) of every image; sets vae.config.scaling_factor = 1 / std."""
+    path = work / "latents.pt"
+    state = load_checkpoint(path)
+    if state is None:
+        vae.eval()
+        chunks = [vae.encode(_to_pixels(images[i:i + 256])).latent_dist.mean for i in range(0, len(images), 256)]
+        lat = torch.cat(chunks)
+        scale = float(1.0 / lat.std())
+        state = {"latents": lat * scale, "scale": scale}
+        save_checkpoint(path, state)
+    vae.register_to_config(scaling_factor=state["scale"])
+    return state["latents"]
+
+
+def _caption(scene: dict, rng: random.Random, tags_fraction: float) -> str:
+    from t2i.world.captions import natural_caption, tags_caption
+    from t2i.world.scene import Scene
+
+    s = Scene.from_dict(scene)
+    return tags_caption(s, rng) if rng.random() < tags_fraction else natural_caption(s, rng)
+
+
+def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor, scenes: list[dict],
+               progress: Progress | None = None, stop: Callable[[int], bool] | None = None):
+    """Train U-Net and text encoders together; returns (unet, te1, te2) with EMA weights, or None if stopped."""
+    from diffusers import DDPMScheduler
+
+    torch.manual_seed(cfg.seed + 1)
+    te1, te2 = build_text_encoders(cfg, tokenizer)
+    unet = build_unet(cfg)
+    noise_sched = DDPMScheduler.from_config(build_scheduler().config)
+    alphas = noise_sched.alphas_cumprod  # (1000,)
+    snr = alphas / (1 - alphas)
+    params = [*unet.parameters(), *te1.parameters(), *te2.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-2)
+    ema = EMA(params, cfg.ema_decay)
+    ckpt_path = work / "unet.ckpt"
+    start, losses = 0, []
+    state = load_checkpoint(ckpt_path)
+    if state is not None:
+        unet.load_state_dict(state["unet"])
+        te1.load_state_dict(state["te1"])
+        te2.load_state_dict(state["te2"])
+        opt.load_state_dict(state["opt"])
+        ema.load_state_dict(state["ema"])
+        start, losses = state["step"], list(state["losses"])
+    time_ids = torch.tensor([TIME_IDS], dtype=torch.float32)
+    last = time.monotonic()
+
+    def save(step: int) -> None:
+        save_checkpoint(ckpt_path, {"unet": unet.state_dict(), "te1": te1.state_dict(), "te2": te2.state_dict(),
+                                    "opt": opt.state_dict(), "ema": ema.state_dict(), "step": step,
+                                    "losses": losses, "config": json.dumps(asdict(cfg))})
+
+    for step in range(start, cfg.unet_steps):
+        if stop is not None and stop(step):
+            return None
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7 + step)
+        rng = random.Random(cfg.seed * 1_000_003 + step)
+        b = cfg.unet_batch
+        idx = torch.randint(len(latents), (b,), generator=g)
+        x0 = latents[idx]  # (B, 4, 16, 16)
+        prompts = [_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (b,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        drop_all = torch.rand(b, generator=g) < cfg.cond_dropout
+        drop_pooled = torch.rand(b, generator=g) < cfg.pooled_dropout
+        emb, pooled = encode_text(tokenizer, te1, te2, prompts)  # (B, 77, 2h), (B, h)
+        emb = emb * (~drop_all).float()[:, None, None]
+        pooled = pooled * (~(drop_all | drop_pooled)).float()[:, None]
+        xt = noise_sched.add_noise(x0, noise, t)
+        pred = unet(xt, t, emb, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(b, -1)}).sample
+        weight = torch.clamp(snr[t], max=cfg.min_snr_gamma) / snr[t]  # min-SNR-gamma for epsilon targets
+        loss = (weight * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema.update(step)
+        losses.append(float(loss))
+        if progress:
+            progress("unet", step + 1, cfg.unet_steps, float(np.mean(losses[-50:])))
+        due = cfg.checkpoint_steps and (step + 1) % cfg.checkpoint_steps == 0
+        if due or time.monotonic() - last > cfg.checkpoint_seconds:
+            save(step + 1)
+            last = time.monotonic()
+    save(cfg.unet_steps)
+    ema.copy_to(params)
+    return unet, te1, te2
+
+
+def export_pipeline(out: Path, vae, unet, te1, te2, tokenizer, cfg: ShapesXLConfig, figures: dict | None = None,
+                    dtype: torch.dtype = torch.float16) -> Path:
+    """Save a standard diffusers SDXL folder (weights in `dtype`) with a RECIPE.json beside it."""
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tokenizer,
+                                     tokenizer_2=tokenizer, unet=unet, scheduler=build_scheduler(),
+                                     force_zeros_for_empty_prompt=True)
+    pipe.to(dtype=dtype)
+    pipe.save_pretrained(out, safe_serialization=True)
+    pipe.to(dtype=torch.float32)
+    recipe = {"model": "shapes-xl", "config": asdict(cfg), "figures": figures or {}}
+    (out / "RECIPE.json").write_text(json.dumps(recipe, indent=1), encoding="utf-8")
+    return out
+
+
+def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progress | None = None,
+                    stop: Callable[[int], bool] | None = None) -> Path | None:
+    """Run every stage (resuming where the work folder left off); returns the exported folder, or None if stopped."""
+    torch.set_num_threads(cfg.threads)
+    work.mkdir(parents=True, exist_ok=True)
+    saved = work / "config.json"
+    if saved.exists() and json.loads(saved.read_text()) != json.loads(json.dumps(asdict(cfg))):
+        raise ValueError(f"{work} holds a run with other settings; use another --work folder")
+    saved.write_text(json.dumps(asdict(cfg), indent=1))
+    images, scenes = stage_data(cfg, work)
+    tokenizer = stage_tokenizer(work, scenes)
+    vae = stage_vae(cfg, work, images, progress)
+    latents = stage_latents(work, vae, images)
+    trained = stage_unet(cfg, work, tokenizer, latents, scenes, progress, stop)
+    if trained is None:
+        return None
+    unet, te1, te2 = trained
+    return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg)
