@@ -152,13 +152,15 @@ def _parser() -> argparse.ArgumentParser:
 def _generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from t2i.backends import default_registry
     from t2i.generate import generate, save_result
     from t2i.licences import licence_notice_once
     from t2i.metadata import read_image_metadata, replay_request
     from t2i.outputs import OutputWriter
-    from t2i.registry import Cancelled, default_registry
+    from t2i.registry import Cancelled
     from t2i.types import GenerationRequest
 
+    _quiet_libraries()
     registry = args.registry or default_registry()
     if args.from_image is not None:
         if args.prompt:
@@ -207,6 +209,22 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_libraries() -> None:
+    """Keep the libraries' own progress bars and notices off the terminal (ours are shown instead)."""
+    import importlib.util
+
+    if importlib.util.find_spec("diffusers") is not None:
+        from diffusers.utils import logging as dlog
+
+        dlog.disable_progress_bar()
+        dlog.set_verbosity_error()
+    if importlib.util.find_spec("transformers") is not None:
+        from transformers.utils import logging as tlog
+
+        tlog.disable_progress_bar()
+        tlog.set_verbosity_error()
+
+
 def _info(args: argparse.Namespace) -> int:
     from t2i.metadata import read_image_metadata
 
@@ -222,7 +240,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from t2i.registry import default_registry
+    from t2i.backends import default_registry
 
     registry = args.registry or default_registry()
     print(f"{'name':<34} {'kind':<7} {'role':<10} {'offline':<8} {'licence':<40} source")

@@ -13,11 +13,13 @@ from t2i.registry import Backend, ModelRegistry, ModelSpec
 from t2i.types import GenerationRequest, GenerationResult, RequestError
 
 MAX_RANDOM_SEED = 2**32 - 1
+# Used when neither the request nor the model's registry entry says (local folders, unregistered hub ids).
+FALLBACK_DEFAULTS = {"steps": 25, "guidance": 5.0, "sampler": "euler", "negative_prompt": ""}
 
 
 def resolve_request(request: GenerationRequest, spec: ModelSpec, seed: int | None = None) -> GenerationRequest:
     """`request` with the model's defaults filled in and a fixed seed, so that replaying it reproduces it."""
-    d = spec.defaults
+    d = {**FALLBACK_DEFAULTS, **spec.defaults}
     chosen = request.seed if request.seed is not None else (seed if seed is not None
                                                             else secrets.randbelow(MAX_RANDOM_SEED + 1))
     return request.with_(

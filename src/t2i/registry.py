@@ -3,7 +3,8 @@
 A model is named by a registered name (`shapes-xl`, `koala-700m`, ...), a hub id, or a local
 folder/file.  The kind (`sdxl`, `unclip`, `paella`, `llm`) follows from the model; there is no
 separate backend flag.  Loaders for each kind are registered on a `ModelRegistry` instance, which the
-caller owns (no module-global state); `default_registry()` builds one with the built-in entries.
+caller owns (no module-global state); `t2i.backends.default_registry()` builds one with the built-in
+entries and loaders.
 """
 
 from __future__ import annotations
@@ -236,11 +237,6 @@ class ModelRegistry:
             raise ModelError(f"no backend for {resolved.spec.kind!r} models is installed "
                              f"(needed by {resolved.spec.name!r})")
         return resolved, loader(resolved, dict(options or {}))
-
-
-def default_registry() -> ModelRegistry:
-    """A registry with the built-in models and the backends that are installed."""
-    return ModelRegistry()
 
 
 def _local_spec(path: Path) -> ModelSpec:

@@ -1,0 +1,24 @@
+"""Image backends, one per model kind, all with one contract: load, then generate(request) -> result.
+
+Backend modules import their heavy libraries (torch, diffusers) only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from t2i.registry import Backend, ModelRegistry, ResolvedModel
+
+
+def _load_sdxl(resolved: ResolvedModel, options: Mapping[str, Any]) -> Backend:
+    from t2i.backends.sdxl import SDXLBackend
+
+    return SDXLBackend.load(resolved, options)
+
+
+def default_registry() -> ModelRegistry:
+    """A registry with the built-in models and a loader for every backend t2i has."""
+    registry = ModelRegistry()
+    registry.register_loader("sdxl", _load_sdxl)
+    return registry

@@ -1,0 +1,229 @@
+"""SDXL backend (KOALA, SDXL base, shapes-xl, any diffusers SDXL folder or single-file checkpoint).
+
+Float32 on CPU, float16 on CUDA with the VAE upcast for decoding (the SDXL VAE overflows in float16
+and gives black images).  Image k of a request uses its own CPU generator seeded with seed + k, so a
+replay of one image with n_images=1 reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from t2i.registry import Cancelled, ModelError, ResolvedModel
+from t2i.types import GenerationRequest, GenerationResult, RequestError
+
+# our sampler name -> (diffusers scheduler class, extra config, A1111 name)
+SAMPLERS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "euler": ("EulerDiscreteScheduler", {}, "Euler"),
+    "euler-a": ("EulerAncestralDiscreteScheduler", {}, "Euler a"),
+    "euler-trailing": ("EulerDiscreteScheduler", {"timestep_spacing": "trailing"}, "Euler"),
+    "dpm++2m-karras": ("DPMSolverMultistepScheduler",
+                       {"use_karras_sigmas": True, "algorithm_type": "dpmsolver++", "solver_order": 2},
+                       "DPM++ 2M Karras"),
+    "ddim": ("DDIMScheduler", {}, "DDIM"),
+}
+OPTIONS = {"device", "dtype", "cpu_offload", "vae_tiling", "attention_slicing", "config", "variant",
+           "zero_pooled", "batch_size"}
+BLACK_LEVEL = 2.0 / 255  # an image whose every pixel is below this counts as black
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+
+
+def _dtype(options: Mapping[str, Any], device: str):
+    import torch
+
+    name = options.get("dtype") or ("float16" if device.startswith("cuda") else "float32")
+    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if name not in table:
+        raise ModelError(f"dtype must be one of {', '.join(table)}, got {name!r}")
+    if device == "cpu" and name == "float16":
+        raise ModelError("float16 on CPU is slow and unsupported by several kernels; use float32 (the default)")
+    return table[name]
+
+
+def _load_pipeline(resolved: ResolvedModel, options: Mapping[str, Any], dtype):
+    from diffusers import StableDiffusionXLPipeline
+
+    loc = resolved.location
+    try:
+        if loc is not None and loc.is_file():
+            config = options.get("config")
+            if not config:
+                raise ModelError(f"{loc}: a single-file checkpoint needs the folder of a matching diffusers SDXL "
+                                 "model for its configuration: --option config=FOLDER")
+            if not os.path.isdir(str(config)):
+                raise ModelError(f"config {config!r} is not a local folder")
+            return StableDiffusionXLPipeline.from_single_file(str(loc), config=str(config), local_files_only=True,
+                                                             dtype=dtype)
+        source = str(loc) if loc is not None else resolved.spec.source
+        kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}
+        if loc is None:
+            kwargs["local_files_only"] = _offline()
+            if options.get("variant"):
+                kwargs["variant"] = options["variant"]
+        return StableDiffusionXLPipeline.from_pretrained(source, **kwargs)
+    except ModelError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        where = str(loc) if loc is not None else resolved.spec.source
+        if loc is None and _offline():
+            raise ModelError(f"{where}: the weights are not in the local Hugging Face cache and HF_HUB_OFFLINE is "
+                             f"set. With network: `huggingface-cli download {where}`; or pass a local folder.") from e
+        raise ModelError(f"{where}: cannot load an SDXL pipeline ({type(e).__name__}: {str(e)[:300]})") from e
+
+
+@dataclass
+class SDXLBackend:
+    """A loaded SDXL pipeline and the settings it was loaded with."""
+
+    pipe: Any
+    resolved: ResolvedModel
+    device: str
+    options: dict[str, Any]
+
+    @classmethod
+    def load(cls, resolved: ResolvedModel, options: Mapping[str, Any]) -> SDXLBackend:
+        """Load the model named by `resolved` (no network when HF_HUB_OFFLINE is set)."""
+        import torch
+
+        unknown = set(options) - OPTIONS
+        if unknown:
+            raise ModelError(f"unknown SDXL options {sorted(unknown)} (known: {', '.join(sorted(OPTIONS))})")
+        device = str(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError("device cuda was asked for but CUDA is not available")
+        dtype = _dtype(options, device)
+        pipe = _load_pipeline(resolved, options, dtype)
+        if dtype == torch.float16:
+            pipe.vae.register_to_config(force_upcast=True)  # decode in float32: no NaN/black images
+        if options.get("cpu_offload"):
+            if not device.startswith("cuda"):
+                raise ModelError("cpu_offload needs a CUDA device")
+            pipe.enable_model_cpu_offload()
+        else:
+            pipe.to(device)
+        if options.get("vae_tiling"):
+            pipe.vae.enable_tiling()
+        if options.get("attention_slicing"):
+            pipe.enable_attention_slicing()
+        pipe.set_progress_bar_config(disable=True)
+        return cls(pipe, resolved, device, dict(options))
+
+    # ------------------------------------------------------------------ helpers
+
+    def size_multiple(self) -> int:
+        """Width and height must be multiples of this (VAE factor x U-Net down-sampling)."""
+        vae_factor = 2 ** (len(self.pipe.vae.config.block_out_channels) - 1)
+        return vae_factor * 2 ** (len(self.pipe.unet.config.block_out_channels) - 1)
+
+    def native_size(self) -> int:
+        """The side the model was trained at (U-Net sample size x VAE factor)."""
+        vae_factor = 2 ** (len(self.pipe.vae.config.block_out_channels) - 1)
+        return int(self.pipe.unet.config.sample_size) * vae_factor
+
+    def _scheduler(self, name: str):
+        import diffusers
+
+        if name not in SAMPLERS:
+            raise RequestError(f"unknown sampler {name!r} (known: {', '.join(SAMPLERS)})")
+        cls_name, extra, _ = SAMPLERS[name]
+        return getattr(diffusers, cls_name).from_config(self.pipe.scheduler.config, **extra)
+
+    def truncation_warning(self, prompt: str) -> str | None:
+        """A warning when `prompt` is longer than the text encoder's 77 tokens, naming what is dropped."""
+        tok = self.pipe.tokenizer
+        ids = tok(prompt, truncation=False).input_ids
+        if len(ids) <= tok.model_max_length:
+            return None
+        dropped = tok.decode(ids[tok.model_max_length - 1:-1])
+        return (f"prompt is {len(ids)} tokens; the text encoder reads {tok.model_max_length}, "
+                f"so this is cut: {dropped!r}")
+
+    # ------------------------------------------------------------------ the contract
+
+    def generate(self, request: GenerationRequest,
+                 callback: Callable[[int, int], bool | None] | None = None) -> GenerationResult:
+        """Generate request.n_images images; image k from seed request.seed + k."""
+        import torch
+
+        request.validate()
+        if request.seed is None or request.steps is None or request.guidance is None:
+            raise RequestError("the SDXL backend needs a resolved request (seed, steps and guidance set)")
+        if request.width is None or request.height is None:
+            native = self.native_size()
+            request = request.with_(width=request.width or native, height=request.height or native)
+        m = self.size_multiple()
+        for side, v in (("width", request.width), ("height", request.height)):
+            if v % m:
+                raise RequestError(f"{side} {v} is not a multiple of {m}; this model takes sizes in multiples of {m} "
+                                   f"(e.g. {max(m, v // m * m)} or {v // m * m + m})")
+        opts = {**self.options, **request.model_options}
+        unknown = set(request.model_options) - OPTIONS
+        if unknown:
+            raise RequestError(f"unknown SDXL options {sorted(unknown)} (known: {', '.join(sorted(OPTIONS))})")
+        self.pipe.scheduler = self._scheduler(request.sampler or "euler")
+        negative = request.negative_prompt or None  # None: SDXL's zero embedding for "no negative prompt"
+        warnings = [w for w in (self.truncation_warning(request.prompt),) if w]
+        total = request.steps
+        cancelled = False
+
+        def on_step(pipe, i, t, kwargs):  # diffusers' callback_on_step_end
+            nonlocal cancelled
+            if callback is not None and callback(done + i + 1, total * request.n_images) is False:
+                cancelled = True
+                pipe._interrupt = True
+            return kwargs
+
+        images, seeds, per_image = [], [], []
+        batch = int(opts.get("batch_size") or 1)
+        for start in range(0, request.n_images, batch):
+            done = start * total
+            ks = list(range(start, min(start + batch, request.n_images)))
+            gens = [torch.Generator("cpu").manual_seed(request.seed + k) for k in ks]
+            t0 = time.perf_counter()
+            extra = self._zero_pooled_embeds(request.prompt, negative, len(ks), request.guidance) \
+                if opts.get("zero_pooled") else {"prompt": request.prompt, "negative_prompt": negative,
+                                                 "num_images_per_prompt": len(ks)}
+            out = self.pipe(num_inference_steps=total, guidance_scale=request.guidance,
+                            height=request.height, width=request.width, generator=gens, output_type="np",
+                            callback_on_step_end=on_step, **extra).images  # (b, H, W, 3) float in [0, 1]
+            if cancelled:
+                raise Cancelled(f"cancelled after {done} steps")
+            per_image += [(time.perf_counter() - t0) / len(ks)] * len(ks)
+            for k, arr in zip(ks, out, strict=True):
+                warnings += _check_image(arr, request.seed + k)
+                images.append(Image.fromarray((np.nan_to_num(arr).clip(0, 1) * 255).round().astype(np.uint8)))
+                seeds.append(request.seed + k)
+        return GenerationResult(request=request, images=images, seeds=seeds, prompt_used=request.prompt,
+                                negative_prompt_used=request.negative_prompt or "",
+                                timings={"generate": float(sum(per_image)), "per_image": float(np.mean(per_image))},
+                                warnings=warnings)
+
+    def _zero_pooled_embeds(self, prompt: str, negative: str | None, n: int, guidance: float) -> dict[str, Any]:
+        """Prompt embeddings with the pooled text embedding zeroed (diagnostic: is cross-attention enough?)."""
+        pe, ne, pooled, npooled = self.pipe.encode_prompt(prompt, num_images_per_prompt=n,
+                                                          do_classifier_free_guidance=guidance > 1,
+                                                          negative_prompt=negative)
+        out = {"prompt_embeds": pe, "pooled_prompt_embeds": pooled * 0}
+        if guidance > 1:
+            out |= {"negative_prompt_embeds": ne, "negative_pooled_prompt_embeds": npooled * 0}
+        return out
+
+
+def _check_image(arr: np.ndarray, seed: int) -> list[str]:
+    """Warnings for NaN or all-black decoded images (the float16 VAE failure)."""
+    if np.isnan(arr).any():
+        return [f"image with seed {seed} has NaN pixels (set to black): a float16 VAE overflow? "
+                "try --option dtype=float32"]
+    if float(np.nan_to_num(arr).max()) < BLACK_LEVEL:
+        return [f"image with seed {seed} is all black"]
+    return []
