@@ -133,6 +133,19 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--n", type=int, default=1000)
     dc.add_argument("--seed", type=int, default=1_000_000)
     dc.add_argument("--size", type=int, default=64)
+    e = sub.add_parser("eval", help="generate a suite with a model (GenEval layout, resumable) and score it",
+                       epilog="example:\n  t2i eval --model shapes-xl --out runs/eval-shapes-xl", formatter_class=fmt)
+    e.add_argument("--suite", type=Path, help="suite file (default: the built-in shapes suite)")
+    e.add_argument("--model", "-m", default="shapes-xl")
+    e.add_argument("--images-per-prompt", type=int, default=1)
+    e.add_argument("--seed", type=int, default=0, help="image k of line i uses seed + i*K + k")
+    e.add_argument("--steps", type=int)
+    e.add_argument("--guidance", "--cfg", type=float)
+    e.add_argument("--sampler")
+    e.add_argument("--size", type=_size)
+    e.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE")
+    e.add_argument("--out", type=Path, required=True)
+
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
                        epilog="example:\n  t2i train shapes-xl --work runs/shapes-xl --out runs/shapes-xl/model",
                        formatter_class=fmt)
@@ -363,6 +376,27 @@ def _world_boxes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from t2i.backends import default_registry
+    from t2i.evaluation.runner import run_suite
+
+    _quiet_libraries()
+    settings: dict = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance),
+                                        ("sampler", args.sampler)) if v is not None}
+    if args.size is not None:
+        settings["width"], settings["height"] = args.size
+    if args.option:
+        settings["model_options"] = dict(args.option)
+    registry = args.registry or default_registry()
+    run = run_suite(_load_suite(args.suite), registry, args.model, args.out, args.images_per_prompt, args.seed,
+                    settings, progress=True)
+    for problem in run.score.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(run.score.table())
+    print(f"{run.generated} images generated in {run.seconds:.0f} s; results in {args.out}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -389,7 +423,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "generate": _generate, "info": _info, "models": _models, "world": _world}
+COMMANDS = {"eval": _eval, "train": _train, "generate": _generate, "info": _info, "models": _models, "world": _world}
 
 
 def main(argv: Sequence[str] | None = None, registry: ModelRegistry | None = None) -> int:

@@ -4,7 +4,8 @@
 2. Background = median colour of the border pixels (objects never touch the border).
 3. Foreground = pixels farther than FG_THRESHOLD (RGB distance in [0, 1] units) from the background;
    8-connected components smaller than MIN_AREA_FRAC of the image are dropped.
-4. Each component's colour is the median of its pixels, named by the nearest of the ten colour words.
+4. Each component's colour is the median of its pixels farthest from the background, named by the
+   nearest of the ten colour words; components touching the border are dropped.
 5. The component is re-cut at the half level between background and its colour (so blur does not
    grow or merge it); its shape is the template (circle, square, ...) with the highest soft IoU, each
    template's box fitted to the component's first and second moments, sharp and blurred.
@@ -27,7 +28,7 @@ from t2i.world.vocab import COLORS, SHAPES
 
 FG_THRESHOLD = 0.12
 MIN_AREA_FRAC = 0.0025  # 10 px at 64x64
-MIN_SHAPE_IOU = 0.5  # components matching no template this well are not objects
+MIN_SHAPE_IOU = 0.7  # components matching no template this well are not objects (true objects score >= 0.88)
 CENTER_TOLERANCE = 0.06  # of width/height, per axis
 BLUR_SIGMAS = (0.0, 0.7, 1.0, 1.5)  # px; template blurs tried when classifying
 PAD = 4  # px around a component when cutting and matching it
@@ -175,15 +176,16 @@ def detect(image: Image.Image | np.ndarray) -> list[Detection]:
         for pidx, psl in enumerate(ndimage.find_objects(parts), start=1):
             part = parts[psl] == pidx
             area = int(part.sum())
-            if area < min_area:
+            y0p, x0p = psl[0].start + ys.start, psl[1].start + xs.start
+            touches = y0p == 0 or x0p == 0 or y0p + part.shape[0] == h or x0p + part.shape[1] == w
+            if area < min_area or touches:  # objects never touch the border; a region that does is background
                 continue
             cov = t * ndimage.binary_dilation(parts == pidx, structure=eight, iterations=2)  # (h', w')
             shape, iou, (bx0, by0, bx1, by1) = _classify(cov)
             box = (bx0 + xs.start, by0 + ys.start, bx1 + xs.start, by1 + ys.start)
             if iou < MIN_SHAPE_IOU:
                 continue
-            pix = smooth[psl[0].start + ys.start:psl[0].stop + ys.start,
-                         psl[1].start + xs.start:psl[1].stop + xs.start][part]
+            pix = smooth[y0p:y0p + part.shape[0], x0p:x0p + part.shape[1]][part]  # (area, 3)
             found.append(Detection(shape, nearest_color(_core_color(pix, bg)),
                                    tuple(float(v) for v in box), area, iou))
     found.sort(key=lambda d: (d.box[1], d.box[0]))

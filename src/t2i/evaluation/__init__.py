@@ -1,0 +1,1 @@
+"""Evaluation: suite runners and metrics."""
