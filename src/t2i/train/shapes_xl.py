@@ -297,7 +297,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         ema.update(step)
-        losses.append(float(loss))
+        losses.append(loss.item())
         if progress:
             progress("unet", step + 1, cfg.unet_steps, float(np.mean(losses[-50:])))
         due = cfg.checkpoint_steps and (step + 1) % cfg.checkpoint_steps == 0

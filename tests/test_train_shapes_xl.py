@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from t2i.train.shapes_xl import (  # noqa: E402
+    ShapesXLConfig,
+    stage_data,
+    stage_latents,
+    stage_tokenizer,
+    stage_unet,
+    stage_vae,
+    train_shapes_xl,
+)
+from t2i.train.tokenizer import _bpe, load_tokenizer, word_merges, write_word_tokenizer  # noqa: E402
+
+
+def test_every_known_word_is_one_token(tmp_path):
+    words = ["above", "bottom", "orange", "an", "and", "triangle", "triangles", "skyblue", "over", "centre"]
+    ranks = {m: i for i, m in enumerate(word_merges(words))}
+    assert all(len(_bpe(w, ranks)) == 1 for w in words)
+    tok = load_tokenizer(write_word_tokenizer(words, tmp_path))
+    assert tok.tokenize("Orange triangles above") == ["orange</w>", "triangles</w>", "above</w>"]
+    assert tok.model_max_length == 77
+    assert tok.tokenize("zebra") == ["z", "e", "b", "r", "a</w>"]  # unknown words fall back to letters
+
+
+def test_smoke_run_exports_a_loadable_pipeline(tmp_path):
+    from diffusers import StableDiffusionXLPipeline
+
+    out = train_shapes_xl(ShapesXLConfig.smoke(), tmp_path / "work", tmp_path / "model")
+    pipe = StableDiffusionXLPipeline.from_pretrained(out, dtype=torch.float32, local_files_only=True)
+    assert pipe.unet.config.addition_embed_type == "text_time"
+    assert "CrossAttnDownBlock2D" == pipe.unet.config.down_block_types[0]  # cross-attention at the top level
+    assert pipe.tokenizer.model_max_length == 77 and (out / "RECIPE.json").exists()
+    assert pipe.unet.dtype == torch.float32  # shipped float16, loaded as float32 on CPU
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    work = tmp_path_factory.mktemp("work")
+    cfg = ShapesXLConfig.smoke()
+    images, scenes = stage_data(cfg, work)
+    tokenizer = stage_tokenizer(work, scenes)
+    vae = stage_vae(cfg, work, images)
+    latents = stage_latents(work, vae, images)
+    return cfg, tokenizer, latents, scenes
+
+
+def test_training_lowers_the_loss(tmp_path, prepared):
+    cfg, tokenizer, latents, scenes = prepared
+    cfg = ShapesXLConfig(**{**cfg.__dict__, "unet_steps": 60, "unet_lr": 2e-3, "warmup": 5})
+    losses = []
+    stage_unet(cfg, tmp_path, tokenizer, latents, scenes, progress=lambda s, i, n, loss: losses.append(loss))
+    raw = torch.load(tmp_path / "unet.ckpt", weights_only=True)["losses"]
+    assert len(raw) == 60
+    assert np.mean(raw[-15:]) < 0.8 * np.mean(raw[:15])
+
+
+def test_vae_training_lowers_the_loss(tmp_path, prepared):
+    images = np.stack([np.full((64, 64, 3), c, np.uint8) for c in (0, 128, 255)] * 4)
+    cfg = ShapesXLConfig(**{**ShapesXLConfig.smoke().__dict__, "vae_steps": 40, "vae_lr": 3e-3})
+    losses = []
+    stage_vae(cfg, tmp_path, images, progress=lambda s, i, n, loss: losses.append(loss))
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+
+
+def test_kill_and_resume_gives_the_same_weights(tmp_path, prepared):
+    cfg, tokenizer, latents, scenes = prepared
+    cfg = ShapesXLConfig(**{**cfg.__dict__, "unet_steps": 6, "checkpoint_steps": 2})
+    straight = stage_unet(cfg, tmp_path / "a", tokenizer, latents, scenes)
+    assert stage_unet(cfg, tmp_path / "b", tokenizer, latents, scenes, stop=lambda step: step == 3) is None
+    saved = torch.load(tmp_path / "b" / "unet.ckpt", weights_only=True)
+    assert saved["step"] == 2  # the last checkpoint before the kill
+    resumed = stage_unet(cfg, tmp_path / "b", tokenizer, latents, scenes)
+    for m1, m2 in zip(straight, resumed, strict=True):
+        for (k, p1), p2 in zip(m1.state_dict().items(), m2.state_dict().values(), strict=True):
+            assert torch.equal(p1, p2), k
+
+
+def test_a_work_folder_refuses_other_settings(tmp_path):
+    train_shapes_xl(ShapesXLConfig.smoke(), tmp_path / "work", tmp_path / "model")
+    other = ShapesXLConfig.smoke()
+    other.seed = 1
+    with pytest.raises(ValueError, match="other settings"):
+        train_shapes_xl(other, tmp_path / "work", tmp_path / "model")
