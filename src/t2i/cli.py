@@ -155,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--unet-steps", type=int)
     t.add_argument("--vae-steps", type=int)
+    t.add_argument("--decoder-steps", type=int, help="then fine-tune the VAE decoder alone for this many steps")
     t.add_argument("--scenes", type=int)
     t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
     return p
@@ -404,7 +405,8 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = ShapesXLConfig.smoke() if args.smoke else ShapesXLConfig()
     cfg.seed = args.seed
-    for name, value in (("unet_steps", args.unet_steps), ("vae_steps", args.vae_steps), ("n_scenes", args.scenes)):
+    for name, value in (("unet_steps", args.unet_steps), ("vae_steps", args.vae_steps), ("n_scenes", args.scenes),
+                        ("decoder_steps", args.decoder_steps)):
         if value is not None:
             setattr(cfg, name, value)
     bars: dict[str, tqdm] = {}

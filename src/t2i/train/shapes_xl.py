@@ -9,7 +9,9 @@ Stages (each resumable; a work folder keeps the state):
    captions drawn fresh each step (natural language or tags), conditioning dropout (all embeddings
    zeroed, as SDXL's `force_zeros_for_empty_prompt` unconditional branch), and dropout of the pooled
    embedding alone so that object information must flow through cross-attention;
-6. export: a standard diffusers SDXL folder (float16 weights) with EMA weights.
+6. decoder (optional): the VAE decoder fine-tuned alone (L1 + MSE), which sharpens small shapes without
+   moving the latent space the U-Net was trained in;
+7. export: a standard diffusers SDXL folder (float16 weights) with EMA weights.
 Cross-attention sits at every U-Net level, the highest-resolution one included, for regional control.
 """
 
@@ -46,6 +48,8 @@ class ShapesXLConfig:
     vae_steps: int = 1_500
     vae_batch: int = 16
     vae_lr: float = 1e-3
+    decoder_steps: int = 0  # >0: afterwards fine-tune the VAE decoder alone (latents, hence the U-Net, unchanged)
+    decoder_lr: float = 5e-4
     unet_steps: int = 5_000
     unet_batch: int = 32
     unet_lr: float = 3e-4
@@ -230,6 +234,55 @@ def stage_latents(work: Path, vae, images: np.ndarray) -> torch.Tensor:
     return state["latents"]
 
 
+def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, progress: Progress | None = None):
+    """Fine-tune the VAE decoder with the encoder frozen: sharper small shapes, same latent space.
+
+    Loss: L1 + MSE between decode(encoder mean) and the image.  Resumable like the other stages.
+    """
+    from diffusers import AutoencoderKL
+
+    final = work / "vae-decoder"
+    if cfg.decoder_steps <= 0:
+        return vae
+    if (final / "config.json").exists():
+        return AutoencoderKL.from_pretrained(final)
+    params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.decoder_lr, weight_decay=0.0)
+    ckpt_path = work / "decoder.ckpt"
+    start = 0
+    state = load_checkpoint(ckpt_path)
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    last = time.monotonic()
+    for step in range(start, cfg.decoder_steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 11 + step)
+        idx = torch.randint(len(images), (cfg.vae_batch,), generator=g)
+        x = _to_pixels(images[idx.numpy()])
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mean
+        rec = vae.decode(z).sample
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, cfg.decoder_steps, cfg.decoder_lr, cfg.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if progress:
+            progress("decoder", step + 1, cfg.decoder_steps, loss.item())
+        due = cfg.checkpoint_steps and (step + 1) % cfg.checkpoint_steps == 0
+        if due or time.monotonic() - last > cfg.checkpoint_seconds:
+            save_checkpoint(ckpt_path, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
+            last = time.monotonic()
+    vae.requires_grad_(True)
+    vae.save_pretrained(final)
+    ckpt_path.unlink(missing_ok=True)
+    return vae
+
+
 def _caption(scene: dict, rng: random.Random, tags_fraction: float) -> str:
     from t2i.world.captions import natural_caption, tags_caption
     from t2i.world.scene import Scene
@@ -331,9 +384,14 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     torch.set_num_threads(cfg.threads)
     work.mkdir(parents=True, exist_ok=True)
     saved = work / "config.json"
-    if saved.exists() and json.loads(saved.read_text()) != json.loads(json.dumps(asdict(cfg))):
-        raise ValueError(f"{work} holds a run with other settings; use another --work folder")
-    saved.write_text(json.dumps(asdict(cfg), indent=1))
+    now = json.loads(json.dumps(asdict(cfg)))
+    if saved.exists():
+        old = json.loads(saved.read_text())
+        changed = sorted(k for k in old if old[k] != now.get(k))
+        if changed:  # settings may be added (a later stage), never changed
+            raise ValueError(f"{work} holds a run with other settings ({', '.join(changed)}); "
+                             "use another --work folder")
+    saved.write_text(json.dumps(now, indent=1))
     images, scenes = stage_data(cfg, work)
     tokenizer = stage_tokenizer(work, scenes)
     vae = stage_vae(cfg, work, images, progress)
@@ -342,4 +400,5 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     if trained is None:
         return None
     unet, te1, te2 = trained
+    vae = stage_decoder(cfg, work, vae, images, progress)
     return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg)

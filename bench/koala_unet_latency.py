@@ -1,0 +1,75 @@
+"""KOALA-700M / KOALA-1B U-Nets against SDXL-base's, built from the real configurations with random weights.
+
+    python bench/koala_unet_latency.py [--latent 32] [--repeats 3]
+
+Builds each U-Net (parameter counts must equal the published ones), runs one forward pass at a
+CPU-sized latent (32x32 = a 256x256 image) with batch 2 (classifier-free guidance), and prints the
+median latency and its ratio to SDXL-base's.  The KOALA card's RTX 4090 figures (FP16, 1024 px)
+give 1.257 s / 3.133 s = 0.40 for KOALA-700M and 1.604 / 3.133 = 0.51 for KOALA-1B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+
+import torch
+from diffusers import UNet2DConditionModel
+
+COMMON = dict(
+    sample_size=128, in_channels=4, out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    block_out_channels=(320, 640, 1280), attention_head_dim=(5, 10, 20), cross_attention_dim=2048,
+    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=2816,
+)
+CONFIGS = {
+    "sdxl-base": (dict(layers_per_block=2, transformer_layers_per_block=(1, 2, 10)), 2_567_463_684),
+    "koala-1b": (dict(layers_per_block=1, transformer_layers_per_block=(1, 2, 6)), 1_161_184_324),
+    "koala-700m": (dict(layers_per_block=1, transformer_layers_per_block=(1, 2, 5), mid_block_type=None),
+                   782_822_724),
+}
+
+
+@torch.no_grad()
+def measure(name: str, latent: int, repeats: int) -> tuple[int, float]:
+    extra, published = CONFIGS[name]
+    unet = UNet2DConditionModel(**COMMON, **extra).eval()
+    n = sum(p.numel() for p in unet.parameters())
+    if n != published:
+        raise SystemExit(f"{name}: {n:,} parameters, published {published:,}: the configuration is wrong")
+    b = 2
+    x = torch.randn(b, 4, latent, latent)
+    t = torch.tensor([500] * b)
+    ctx = torch.randn(b, 77, 2048)
+    cond = {"text_embeds": torch.randn(b, 1280), "time_ids": torch.tensor([[latent * 8] * 2 + [0, 0] + [latent * 8] * 2]
+                                                                          * b, dtype=torch.float32)}
+    unet(x, t, ctx, added_cond_kwargs=cond)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        unet(x, t, ctx, added_cond_kwargs=cond)
+        times.append(time.perf_counter() - t0)
+    del unet
+    gc.collect()
+    return n, statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--latent", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    results = {name: measure(name, args.latent, args.repeats) for name in ("koala-700m", "koala-1b", "sdxl-base")}
+    base = results["sdxl-base"][1]
+    print(f"U-Net forward, batch 2, latent {args.latent}x{args.latent}, float32, {torch.get_num_threads()} threads")
+    for name, (n, sec) in results.items():
+        print(f"{name:<11} {n:>13,} params  {sec:7.3f} s  ratio to sdxl-base {sec / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
