@@ -70,7 +70,7 @@ class ShapesXLConfig:
     @classmethod
     def smoke(cls) -> ShapesXLConfig:
         """A few steps of everything, for tests."""
-        return cls(n_scenes=64, vae_steps=3, vae_batch=4, unet_steps=4, unet_batch=4, warmup=1,
+        return cls(n_scenes=64, vae_steps=3, vae_batch=4, decoder_steps=2, unet_steps=4, unet_batch=4, warmup=1,
                    text_hidden=16, text_layers=1, unet_channels=(8, 16, 16), checkpoint_seconds=1e9)
 
 
