@@ -176,17 +176,11 @@ def _to_pixels(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W) in [-1, 1]
 
 
-def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Progress | None = None):
-    """Train (or resume, or load) the VAE."""
-    from diffusers import AutoencoderKL
-
-    final = work / "vae"
-    if (final / "config.json").exists():
-        return AutoencoderKL.from_pretrained(final)
-    torch.manual_seed(cfg.seed)
-    vae = build_vae()
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-    ckpt_path = work / "vae.ckpt"
+def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: int, lr: float, seed_offset: int,
+                loss_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor], stage: str, images: np.ndarray,
+                progress: Progress | None) -> None:
+    """Resumable AdamW loop over seeded random image batches; `loss_fn(x, generator)` gives the loss."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     start = 0
     state = load_checkpoint(ckpt_path)
     if state is not None:
@@ -194,27 +188,42 @@ def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Pro
         opt.load_state_dict(state["opt"])
         start = state["step"]
     last = time.monotonic()
-    for step in range(start, cfg.vae_steps):
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    for step in range(start, steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + seed_offset + step)
         idx = torch.randint(len(images), (cfg.vae_batch,), generator=g)
-        x = _to_pixels(images[idx.numpy()])
-        post = vae.encode(x).latent_dist
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
-        rec = vae.decode(z).sample
-        loss = F.mse_loss(rec, x) + 1e-6 * post.kl().mean()
+        loss = loss_fn(_to_pixels(images[idx.numpy()]), g)
         for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg.vae_steps, cfg.vae_lr, cfg.warmup)
+            group["lr"] = _lr(step, steps, lr, cfg.warmup)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if progress:
-            progress("vae", step + 1, cfg.vae_steps, float(loss))
+            progress(stage, step + 1, steps, loss.item())
         due = cfg.checkpoint_steps and (step + 1) % cfg.checkpoint_steps == 0
         if due or time.monotonic() - last > cfg.checkpoint_seconds:
             save_checkpoint(ckpt_path, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
             last = time.monotonic()
-    vae.save_pretrained(final)
     ckpt_path.unlink(missing_ok=True)
+
+
+def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Progress | None = None):
+    """Train (or resume, or load) the VAE: MSE + 1e-6 KL on seeded batches."""
+    from diffusers import AutoencoderKL
+
+    final = work / "vae"
+    if (final / "config.json").exists():
+        return AutoencoderKL.from_pretrained(final)
+    torch.manual_seed(cfg.seed)
+    vae = build_vae()
+
+    def loss_fn(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        post = vae.encode(x).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        return F.mse_loss(vae.decode(z).sample, x) + 1e-6 * post.kl().mean()
+
+    _image_loop(cfg, vae, list(vae.parameters()), work / "vae.ckpt", cfg.vae_steps, cfg.vae_lr, 0, loss_fn, "vae",
+                images, progress)
+    vae.save_pretrained(final)
     return vae
 
 
@@ -246,40 +255,20 @@ def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, prog
         return vae
     if (final / "config.json").exists():
         return AutoencoderKL.from_pretrained(final)
-    params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.decoder_lr, weight_decay=0.0)
-    ckpt_path = work / "decoder.ckpt"
-    start = 0
-    state = load_checkpoint(ckpt_path)
-    if state is not None:
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = state["step"]
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
-    last = time.monotonic()
-    for step in range(start, cfg.decoder_steps):
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 11 + step)
-        idx = torch.randint(len(images), (cfg.vae_batch,), generator=g)
-        x = _to_pixels(images[idx.numpy()])
+
+    def loss_fn(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mean
         rec = vae.decode(z).sample
-        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
-        for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg.decoder_steps, cfg.decoder_lr, cfg.warmup)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if progress:
-            progress("decoder", step + 1, cfg.decoder_steps, loss.item())
-        due = cfg.checkpoint_steps and (step + 1) % cfg.checkpoint_steps == 0
-        if due or time.monotonic() - last > cfg.checkpoint_seconds:
-            save_checkpoint(ckpt_path, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
-            last = time.monotonic()
+        return F.l1_loss(rec, x) + F.mse_loss(rec, x)
+
+    params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    _image_loop(cfg, vae, params, work / "decoder.ckpt", cfg.decoder_steps, cfg.decoder_lr, 11, loss_fn, "decoder",
+                images, progress)
     vae.requires_grad_(True)
     vae.save_pretrained(final)
-    ckpt_path.unlink(missing_ok=True)
     return vae
 
 
