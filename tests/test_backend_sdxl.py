@@ -126,3 +126,18 @@ def test_float16_on_cpu_is_refused(tiny):
     registry, _, model = tiny
     with pytest.raises(ModelError, match="float16 on CPU"):
         registry.load(model, {"dtype": "float16", "device": "cpu"})
+
+
+def test_cli_generate_then_from_reproduces_bit_for_bit(tiny, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from t2i.cli import main
+
+    _, _, model = tiny
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "two yellow stars", "--model", model, "--seed", "11", "--n", "2", "--steps", "2",
+                 "--out", "gen"]) == 0
+    first, second = capsys.readouterr().out.split()
+    assert main(["generate", "--from", second, "--model", model, "--out", "again.png"]) == 0
+    assert np.array_equal(np.asarray(Image.open(second)), np.asarray(Image.open("again.png")))
+    assert not np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open("again.png")))
