@@ -107,10 +107,11 @@ def test_resolve_request_picks_a_seed_when_none() -> None:
     assert resolve_request(request.with_(seed=5), FAKE_SPEC, seed=77).seed == 5
 
 
-def test_resolve_request_with_missing_defaults_uses_empty_negative() -> None:
+def test_resolve_request_without_model_defaults_uses_the_fallbacks() -> None:
     bare = ModelSpec("bare", "sdxl", "image", "test/bare", Licence("MIT", "", ""), "no defaults")
     resolved = resolve_request(GenerationRequest(prompt="p", model="bare", seed=1), bare)
-    assert resolved.steps is None and resolved.width is None
+    assert (resolved.steps, resolved.guidance, resolved.sampler) == (25, 5.0, "euler")
+    assert resolved.width is None  # the backend picks the model's native size
     assert resolved.negative_prompt == ""
 
 
