@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,10 @@ from PIL.PngImagePlugin import PngInfo
 
 from t2i.cli import main
 from t2i.metadata import build_pnginfo, read_image_metadata
-from t2i.registry import Cancelled, Licence, ModelError, ModelRegistry, ModelSpec, ResolvedModel
-from t2i.types import GenerationRequest, GenerationResult
+from t2i.registry import Licence, ModelError, ModelRegistry, ModelSpec
+from t2i.types import GenerationRequest
+
+from .fake_backend import fake_registry
 
 FAKE_LICENCE = Licence("Fake Test Licence", "https://example.invalid/fake", "Only for tests.")
 FAKE_SPEC = ModelSpec("fake", "sdxl", "image", "test/fake", FAKE_LICENCE, "deterministic noise for tests",
@@ -28,31 +30,9 @@ FAKE_SPEC = ModelSpec("fake", "sdxl", "image", "test/fake", FAKE_LICENCE, "deter
                        "negative_prompt": "blurry"})
 
 
-class NoiseBackend:
-    """Image k is RGB noise from np.random.default_rng(request.seed + k)."""
-
-    def __init__(self, resolved: ResolvedModel | None = None, options: Mapping[str, Any] | None = None) -> None:
-        self.options = dict(options or {})
-
-    def generate(self, request: GenerationRequest,
-                 callback: Callable[[int, int], bool | None] | None = None) -> GenerationResult:
-        assert request.seed is not None and request.steps and request.width and request.height
-        for step in range(1, request.steps + 1):
-            if callback is not None and callback(step, request.steps) is False:
-                raise Cancelled("cancelled")
-        seeds = [request.seed + k for k in range(request.n_images)]
-        images = [Image.fromarray(np.random.default_rng(s).integers(0, 256, (request.height, request.width, 3),
-                                                                    dtype=np.uint8), "RGB") for s in seeds]
-        return GenerationResult(request=request, images=images, seeds=seeds, prompt_used=request.prompt,
-                                negative_prompt_used=request.negative_prompt or "")
-
-
 @pytest.fixture
 def registry() -> ModelRegistry:
-    reg = ModelRegistry()
-    reg.register(FAKE_SPEC)
-    reg.register_loader("sdxl", NoiseBackend)
-    return reg
+    return fake_registry(FAKE_SPEC)
 
 
 @pytest.fixture(autouse=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -13,50 +11,15 @@ from PIL import Image
 from t2i.generate import MAX_RANDOM_SEED, generate, resolve_request, save_result
 from t2i.metadata import read_image_metadata, replay_request
 from t2i.outputs import OutputWriter
-from t2i.registry import Cancelled, Licence, ModelRegistry, ModelSpec, ResolvedModel
-from t2i.types import ComposeOptions, GenerationRequest, GenerationResult, PresampleOptions, RequestError
+from t2i.registry import Cancelled, Licence, ModelRegistry, ModelSpec
+from t2i.types import ComposeOptions, GenerationRequest, PresampleOptions, RequestError
+
+from .fake_backend import NoiseBackend, fake_registry
 
 FAKE_DEFAULTS = {"steps": 4, "guidance": 2.5, "width": 16, "height": 12, "sampler": "euler",
                  "negative_prompt": "ugly, blurry"}
 FAKE_SPEC = ModelSpec("fake", "sdxl", "image", "test/fake", Licence("MIT", "", "Test model."),
                       "deterministic noise for tests", FAKE_DEFAULTS)
-
-
-class NoiseBackend:
-    """Image k is uniform RGB noise from np.random.default_rng(request.seed + k)."""
-
-    def __init__(self, resolved: ResolvedModel | None = None, options: Mapping[str, Any] | None = None) -> None:
-        self.resolved = resolved
-        self.options = dict(options or {})
-        self.requests: list[GenerationRequest] = []
-
-    def generate(self, request: GenerationRequest,
-                 callback: Callable[[int, int], bool | None] | None = None) -> GenerationResult:
-        self.requests.append(request)
-        assert request.seed is not None and request.width and request.height and request.steps
-        assert request.negative_prompt is not None  # resolve_request always fills it
-        total = request.steps
-        for step in range(1, total + 1):
-            if callback is not None and callback(step, total) is False:
-                raise Cancelled(f"cancelled at step {step} of {total}")
-        seeds = [request.seed + k for k in range(request.n_images)]
-        images = [
-            Image.fromarray(
-                np.random.default_rng(seed).integers(0, 256, (request.height, request.width, 3), dtype=np.uint8),
-                "RGB",
-            )
-            for seed in seeds
-        ]
-        return GenerationResult(request=request, images=images, seeds=seeds, prompt_used=request.prompt,
-                                negative_prompt_used=request.negative_prompt)
-
-
-def fake_registry() -> ModelRegistry:
-    """The built-in models plus `fake`, with NoiseBackend as the sdxl loader."""
-    registry = ModelRegistry()
-    registry.register(FAKE_SPEC)
-    registry.register_loader("sdxl", NoiseBackend)
-    return registry
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +29,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def registry() -> ModelRegistry:
-    return fake_registry()
+    return fake_registry(FAKE_SPEC)
 
 
 def pixels(image: Image.Image) -> np.ndarray:
