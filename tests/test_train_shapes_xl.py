@@ -85,3 +85,16 @@ def test_a_work_folder_refuses_other_settings(tmp_path):
     other.seed = 1
     with pytest.raises(ValueError, match="other settings"):
         train_shapes_xl(other, tmp_path / "work", tmp_path / "model")
+
+
+def test_a_work_folder_lets_a_run_go_on_for_more_steps(tmp_path):
+    cfg = ShapesXLConfig.smoke()
+    train_shapes_xl(cfg, tmp_path / "work", tmp_path / "model")
+    longer = ShapesXLConfig.smoke()
+    longer.unet_steps = cfg.unet_steps + 2
+    train_shapes_xl(longer, tmp_path / "work", tmp_path / "model")
+    assert torch.load(tmp_path / "work" / "unet.ckpt", weights_only=True)["step"] == cfg.unet_steps + 2
+    shorter = ShapesXLConfig.smoke()
+    shorter.unet_steps = 1
+    with pytest.raises(ValueError, match="unet_steps"):
+        train_shapes_xl(shorter, tmp_path / "work", tmp_path / "model")

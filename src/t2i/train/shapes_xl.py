@@ -133,6 +133,7 @@ def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, 
 # ---------------------------------------------------------------------------- stages
 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
+EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may grow between runs of one work folder
 
 
 def _lr(step: int, total: int, base: float, warmup: int) -> float:
@@ -376,8 +377,11 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     now = json.loads(json.dumps(asdict(cfg)))
     if saved.exists():
         old = json.loads(saved.read_text())
-        changed = sorted(k for k in old if old[k] != now.get(k))
-        if changed:  # settings may be added (a later stage), never changed
+        # Settings may be added (a later stage) and step counts may grow (the run goes on from its checkpoint,
+        # its cosine schedule stretched to the new total: a warm restart); nothing else may change.
+        changed = sorted(k for k in old if old[k] != now.get(k)
+                         and not (k in EXTENDABLE and isinstance(now.get(k), int) and now[k] > old[k]))
+        if changed:
             raise ValueError(f"{work} holds a run with other settings ({', '.join(changed)}); "
                              "use another --work folder")
     saved.write_text(json.dumps(now, indent=1))
