@@ -154,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, required=True, help="where the trained diffusers folder goes")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--unet-steps", type=int)
+    t.add_argument("--threads", type=int, help="CPU threads (default 2); 1 leaves a core free for other work")
     t.add_argument("--vae-steps", type=int)
     t.add_argument("--decoder-steps", type=int, help="then fine-tune the VAE decoder alone for this many steps")
     t.add_argument("--scenes", type=int)
@@ -406,7 +407,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = ShapesXLConfig.smoke() if args.smoke else ShapesXLConfig()
     cfg.seed = args.seed
     for name, value in (("unet_steps", args.unet_steps), ("vae_steps", args.vae_steps), ("n_scenes", args.scenes),
-                        ("decoder_steps", args.decoder_steps)):
+                        ("decoder_steps", args.decoder_steps), ("threads", args.threads)):
         if value is not None:
             setattr(cfg, name, value)
     bars: dict[str, tqdm] = {}

@@ -139,7 +139,8 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
                "negative_prompt": "low quality, low resolution, bad image, blurry, blur"},
               files=("paella_v3.pt", "vqgan_f4.pt", "prior_v1.pt")),
     ModelSpec("tipo-tiny", "llm", "presample", "package:tipo-tiny", OURS, "Tiny TIPO presampler (shapes world)"),
-    *(ModelSpec(n.lower(), "llm", "presample", f"KBlueLeaf/{n}", TIPO, f"TIPO presampler {n}")
+    *(ModelSpec(n.lower(), "llm", "presample", f"KBlueLeaf/{n}", TIPO, f"TIPO presampler {n}",
+                files=(f"{n}-F16.gguf",))
       for n in ("TIPO-100M", "TIPO-200M", "TIPO-200M-ft", "TIPO-200M-ft2", "TIPO-500M", "TIPO-500M-ft")),
     ModelSpec("omost-tiny", "llm", "compose", "package:omost-tiny", OURS, "Tiny Omost composer (shapes world)"),
     *(ModelSpec(n, "llm", "compose", f"lllyasviel/{n}", OMOST, f"Omost composer {n}")
@@ -204,7 +205,7 @@ class ModelRegistry:
         """True when the model's weights can be had without network (shipped or in a local folder)."""
         if spec.embedded:
             return package_weights(spec.source.removeprefix("package:")).exists()
-        return _hub_cache_path(spec.source, "model_index.json") is not None
+        return _hub_cache_path(spec.source, "config.json" if spec.kind == "llm" else "model_index.json") is not None
 
     def resolve(self, name: str) -> ResolvedModel:
         """Turn a registered name, hub id or local path into a ResolvedModel (no weights are read)."""
@@ -244,8 +245,10 @@ def _local_spec(path: Path) -> ModelSpec:
     name = str(path)
     if path.is_dir():
         index = path / "model_index.json"
+        if not index.is_file() and (path / "config.json").is_file():
+            return _local_llm_spec(path)
         if not index.is_file():
-            raise ModelError(f"{path}: not a model folder (no model_index.json)")
+            raise ModelError(f"{path}: not a model folder (no model_index.json, no config.json)")
         try:
             cls = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
         except (OSError, ValueError, AttributeError) as e:
@@ -267,6 +270,18 @@ def _local_spec(path: Path) -> ModelSpec:
                      "(use a diffusers folder, a .safetensors checkpoint or a .gguf file)")
 
 
+def _local_llm_spec(path: Path) -> ModelSpec:
+    """A transformers folder (config.json) of a causal language model."""
+    try:
+        arch = json.loads((path / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError, AttributeError) as e:
+        raise ModelError(f"{path / 'config.json'}: unreadable ({e})") from e
+    if not any(isinstance(a, str) and a.endswith("ForCausalLM") for a in arch):
+        raise ModelError(f"{path}: config.json names {arch or 'no architecture'}; a language model folder needs "
+                         "a *ForCausalLM architecture, an image model folder a model_index.json")
+    return ModelSpec(str(path), "llm", "presample", str(path), _LOCAL, f"local {arch[0]} folder")
+
+
 _LOCAL = Licence("as distributed", "", "A local model: its own licence applies.")
 
 
@@ -283,6 +298,10 @@ def _hub_cache_path(repo_id: str, filename: str) -> Path | None:
 def _unregistered_hub(repo_id: str) -> ResolvedModel:
     """An unregistered hub id: its kind comes from the cached model_index.json."""
     index = _hub_cache_path(repo_id, "model_index.json")
+    config = _hub_cache_path(repo_id, "config.json") if index is None else None
+    if config is not None:  # a cached language model
+        spec = _local_llm_spec(config.parent)
+        return ResolvedModel(ModelSpec(repo_id, "llm", spec.role, repo_id, _LOCAL, spec.description), None, "hub")
     if index is None:
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
         why = "HF_HUB_OFFLINE is set and " if offline else ""

@@ -134,6 +134,7 @@ def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, 
 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
 EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may grow between runs of one work folder
+MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run uses the machine; may change
 
 
 def _lr(step: int, total: int, base: float, warmup: int) -> float:
@@ -379,7 +380,7 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
         old = json.loads(saved.read_text())
         # Settings may be added (a later stage) and step counts may grow (the run goes on from its checkpoint,
         # its cosine schedule stretched to the new total: a warm restart); nothing else may change.
-        changed = sorted(k for k in old if old[k] != now.get(k)
+        changed = sorted(k for k in old if old[k] != now.get(k) and k not in MACHINE_SETTINGS
                          and not (k in EXTENDABLE and isinstance(now.get(k), int) and now[k] > old[k]))
         if changed:
             raise ValueError(f"{work} holds a run with other settings ({', '.join(changed)}); "

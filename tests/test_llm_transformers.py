@@ -1,0 +1,84 @@
+import pytest
+
+from t2i.llm import LLMError, Message, SamplingSettings, load_llm, stream
+from t2i.llm.transformers_llm import TransformersLLM, pick_device_dtype
+from tests.tiny_llm import make_tiny_llama
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_llama(tmp_path_factory.mktemp("llm") / "tiny")
+
+
+def test_loads_float32_on_cpu_and_answers(tiny):
+    llm = load_llm(str(tiny), options={"device": "cpu"})
+    assert isinstance(llm, TransformersLLM)
+    assert next(llm.model.parameters()).dtype.is_floating_point and str(next(llm.model.parameters()).dtype) == \
+        "torch.float32"
+    out = llm.complete("tag: red circle", SamplingSettings(max_tokens=12, temperature=1.0, seed=3))
+    assert out.n_prompt_tokens > 0 and 0 < out.n_tokens <= 12 and out.finish_reason in ("stop", "length")
+
+
+def test_same_seed_same_text_other_seed_other_text(tiny):
+    llm = load_llm(str(tiny))
+    runs = [llm.complete("tag: red", SamplingSettings(max_tokens=20, temperature=1.5, seed=s)).text
+            for s in (1, 1, 2)]
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+
+
+def test_streamed_pieces_make_the_text_and_cancel_stops(tiny):
+    llm = load_llm(str(tiny))
+    s = SamplingSettings(max_tokens=20, temperature=1.5, seed=5)
+    pieces = list(stream(lambda cb: llm.complete("tag:", s, cb)))
+    assert "".join(pieces) == llm.complete("tag:", s).text
+    cut = llm.complete("tag:", s, lambda piece: False)
+    assert cut.finish_reason == "cancelled" and len(cut.text) <= len(pieces[0])
+
+
+def test_stop_strings_and_chat_template(tiny):
+    llm = load_llm(str(tiny))
+    full = llm.complete("tag:", SamplingSettings(max_tokens=30, temperature=1.5, seed=7)).text
+    stop = full[len(full) // 2: len(full) // 2 + 2]
+    if stop.strip():
+        cut = llm.complete("tag:", SamplingSettings(max_tokens=30, temperature=1.5, seed=7, stop=(stop,)))
+        assert cut.finish_reason == "stop" and cut.text == full[: full.find(stop)]
+    answer = llm.chat([Message("user", "draw a circle")], SamplingSettings(max_tokens=5, seed=1))
+    assert answer.n_prompt_tokens > 5
+
+
+def test_chat_without_template_is_a_clear_error(tmp_path):
+    llm = load_llm(str(make_tiny_llama(tmp_path / "plain", chat=False)))
+    with pytest.raises(LLMError, match="no chat template"):
+        llm.chat([Message("user", "hi")], SamplingSettings())
+
+
+def test_half_precision_is_refused_on_cpu():
+    with pytest.raises(LLMError, match="float32"):
+        pick_device_dtype("cpu", "float16")
+    assert pick_device_dtype("cpu", None) == ("cpu", "float32")
+
+
+def test_bitsandbytes_checkpoint_is_a_clear_error_on_cpu(tmp_path):
+    folder = make_tiny_llama(tmp_path / "q", quantised=True)
+    with pytest.raises(LLMError, match="CUDA only"):
+        load_llm(str(folder), options={"device": "cpu"})
+
+
+def test_prompt_longer_than_the_context_is_an_error(tiny):
+    llm = load_llm(str(tiny))
+    with pytest.raises(LLMError, match="at most 128"):
+        llm.complete("red circle, " * 200, SamplingSettings(max_tokens=4))
+
+
+def test_unknown_options_and_image_models_are_refused(tiny):
+    with pytest.raises(LLMError, match="unknown LLM option"):
+        load_llm(str(tiny), options={"temprature": 1})
+    with pytest.raises(LLMError, match="not a language model"):
+        load_llm("shapes-xl")
+
+
+def test_registered_hub_model_offline_says_how_to_get_it():
+    with pytest.raises(LLMError, match="huggingface-cli download"):
+        load_llm("tipo-500m-ft", options={"device": "cpu"})
+    with pytest.raises(LLMError, match="huggingface-cli download KBlueLeaf/TIPO-500M-ft TIPO-500M-ft-F16.gguf"):
+        load_llm("tipo-500m-ft", options={"backend": "llama.cpp"})
