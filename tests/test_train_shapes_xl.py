@@ -96,5 +96,5 @@ def test_a_work_folder_lets_a_run_go_on_for_more_steps(tmp_path):
     assert torch.load(tmp_path / "work" / "unet.ckpt", weights_only=True)["step"] == cfg.unet_steps + 2
     shorter = ShapesXLConfig.smoke()
     shorter.unet_steps = 1
-    with pytest.raises(ValueError, match="unet_steps"):
+    with pytest.raises(ValueError, match="beyond unet_steps"):
         train_shapes_xl(shorter, tmp_path / "work", tmp_path / "model")

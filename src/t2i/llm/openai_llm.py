@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -124,7 +123,7 @@ class OpenAICompatibleLLM:
             if e.code in RETRY_STATUS:
                 raise _Retryable(f"HTTP {e.code}") from e
             raise LLMError(f"{url}: HTTP {e.code} {e.reason}: {detail}") from e
-        except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as e:
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
             if started:
                 raise LLMError(f"{url}: the connection broke mid-answer ({e})") from e
             raise _Retryable(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from e

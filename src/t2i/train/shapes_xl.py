@@ -133,7 +133,7 @@ def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, 
 # ---------------------------------------------------------------------------- stages
 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
-EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may grow between runs of one work folder
+EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may change between runs (not below a checkpoint)
 MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run uses the machine; may change
 
 
@@ -189,6 +189,8 @@ def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: 
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = state["step"]
+        if start > steps:
+            raise ValueError(f"{ckpt_path} is at step {start}, beyond {stage}_steps={steps}")
     last = time.monotonic()
     for step in range(start, steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + seed_offset + step)
@@ -306,6 +308,8 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         opt.load_state_dict(state["opt"])
         ema.load_state_dict(state["ema"])
         start, losses = state["step"], list(state["losses"])
+        if start > cfg.unet_steps:
+            raise ValueError(f"{ckpt_path} is at step {start}, beyond unet_steps={cfg.unet_steps}")
     time_ids = torch.tensor([TIME_IDS], dtype=torch.float32)
     last = time.monotonic()
 
@@ -378,10 +382,10 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     now = json.loads(json.dumps(asdict(cfg)))
     if saved.exists():
         old = json.loads(saved.read_text())
-        # Settings may be added (a later stage) and step counts may grow (the run goes on from its checkpoint,
+        # Settings may be added (a later stage) and step counts may change (the run goes on from its checkpoint,
         # its cosine schedule stretched to the new total: a warm restart); nothing else may change.
         changed = sorted(k for k in old if old[k] != now.get(k) and k not in MACHINE_SETTINGS
-                         and not (k in EXTENDABLE and isinstance(now.get(k), int) and now[k] > old[k]))
+                         and not (k in EXTENDABLE and isinstance(now.get(k), int)))
         if changed:
             raise ValueError(f"{work} holds a run with other settings ({', '.join(changed)}); "
                              "use another --work folder")

@@ -1,0 +1,267 @@
+"""Running a TIPO model over a prompt: plan -> requests -> parse -> retry -> post-process -> format.
+
+Differences from the reference, on purpose: the user's tags are never dropped or cut (only generated
+content is capped and ban-listed); the tag cap uses the tag maximum (the reference uses the sentence
+maximum); the LLM, tag database and ban list belong to the `Presampler` object (no module state);
+new content keeps the model's order (no unseeded shuffle), so one seed gives one expansion; any model
+failure falls back to the user's own prompt and says so in `warnings`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from t2i.llm.base import LLM, LLMError, SamplingSettings
+from t2i.presample.formats import FORMATS, apply_format
+from t2i.presample.parse import TipoOutput, parse_output
+from t2i.presample.request import LENGTHS, META_KEYS, Operation, build_request, plan_operations
+from t2i.presample.tags import CATEGORIES, TagDatabase, categorize, normalise
+from t2i.presample.targets import TIPO_TARGETS, LengthTargets, sentences
+from t2i.presample.weights import WeightedTag, parse_weighted, split_prompt
+
+MAX_PROMPT_CHARS = 10_000
+# The reference's sampling defaults (spec-tipo.md); the UIs use temperature 0.5, top_k 80, min_p 0.05.
+REFERENCE_SETTINGS = SamplingSettings(temperature=0.35, top_p=0.95, top_k=60, min_p=0.1, repetition_penalty=1.17,
+                                      max_tokens=512)
+
+
+class PresampleError(ValueError):
+    """The input cannot be presampled (e.g. too long); the message says why."""
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """The result: `prompt` is what the image model gets."""
+
+    prompt: str
+    original: str
+    tags: list[str]  # user's tags as written, then the new ones
+    new_tags: list[str]
+    extended: str  # user's natural language plus added sentences
+    generated: str  # a caption the model wrote afresh
+    categories: dict[str, list[str]]
+    model: str
+    seed: int
+    fallback: bool = False
+    warnings: list[str] = field(default_factory=list)
+    calls: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _State:
+    user: list[WeightedTag]
+    user_nl: str
+    new: list[str] = field(default_factory=list)
+    new_other: dict[str, list[str]] = field(default_factory=dict)  # new tags of non-general categories
+    added_nl: list[str] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
+
+    def plain_user(self) -> list[str]:
+        return [t.text for t in self.user]
+
+    def extended(self) -> str:
+        return " ".join(s for s in [self.user_nl.strip(), *self.added_nl] if s)
+
+
+def _key(tag: str) -> str:
+    return normalise(tag.lower())
+
+
+MAX_TAG_CHARS = 100
+MAX_SENTENCE_CHARS = 600
+
+
+def plausible(text: str, cap: int) -> bool:
+    """Generated content we take: printable, not too long, some letters or digits, no special tokens."""
+    return (0 < len(text) <= cap and text.isprintable() and any(c.isalnum() for c in text)
+            and "<|" not in text and "|>" not in text)
+
+
+def banned(text: str, ban: Sequence[str]) -> bool:
+    """A ban entry removes generated content it is a substring of, or that it matches as a regex."""
+    low = text.lower()
+    for b in ban:
+        if b.lower() in low:
+            return True
+        try:
+            if re.search(b, text, flags=re.IGNORECASE):
+                return True
+        except re.error:
+            pass  # not a valid regex: substring only
+    return False
+
+
+class Presampler:
+    """A TIPO runner around an LLM you own.  One object per model; thread-safe as long as the LLM is."""
+
+    def __init__(self, llm: LLM, targets: LengthTargets = TIPO_TARGETS, db: TagDatabase | None = None,
+                 ban: Sequence[str] = (), settings: SamplingSettings = REFERENCE_SETTINGS, max_retries: int = 10,
+                 max_same: int = 5) -> None:
+        self.llm = llm
+        self.targets = targets
+        self.db = db or TagDatabase()
+        self.ban = tuple(ban)
+        self.settings = settings
+        self.max_retries = max_retries
+        self.max_same = max_same
+
+    # ------------------------------------------------------------------ public
+
+    def expand(self, prompt: str = "", *, tags: str | Sequence[str] | None = None, nl: str | None = None,
+               seed: int = 0, target: str | None = None, nl_target: str | None = None, want_nl: bool = True,
+               width: int | None = None, height: int | None = None, fmt: str | None = None,
+               on_call: Callable[[str, str], None] | None = None) -> Expansion:
+        """Expand `prompt` (split into tags and natural language by `split_prompt`), or the given `tags`
+        and `nl`.  `on_call(request, answer)` sees every model call.  Never raises for a model failure:
+        the result then carries the user's own prompt, `fallback=True` and a warning."""
+        warnings: list[str] = []
+        prompt = self._clean(prompt, warnings)
+        nl = self._clean(nl or "", warnings)
+        if tags is None:
+            user, split_nl = split_prompt(prompt)
+            nl = ", ".join(x for x in (split_nl, nl) if x)
+        else:
+            items = tags if not isinstance(tags, str) else [tags]
+            user = [t for item in items for t in parse_weighted(self._clean(item, warnings))]
+        target = target or self.targets.default_target
+        nl_target = nl_target or target
+        for name, value in (("target", target), ("nl_target", nl_target)):
+            if value not in LENGTHS:
+                raise PresampleError(f"{name} must be one of {', '.join(LENGTHS)}, got {value!r}")
+        fmt = fmt or self.targets.default_format
+        if fmt not in FORMATS and "<|" not in fmt:
+            raise PresampleError(f"unknown format {fmt!r} (presets: {', '.join(FORMATS)})")
+        original = prompt if tags is None else ", ".join(t.written() for t in user) + (f", {nl}" if nl else "")
+        state = _State(user, nl)
+        aspect = f"{width / height:.1f}" if width and height else None
+        calls = 0
+        try:
+            for op in plan_operations(bool(user), bool(nl.strip()), target, nl_target, want_nl):
+                calls += self._run(op, state, seed, aspect, warnings, on_call)
+        except LLMError as e:
+            warnings.append(f"presampling failed ({e}); the prompt is used as written")
+            return self._fallback(original, user, nl, seed, warnings, calls)
+        if not state.new and not state.added_nl and not state.generated:
+            warnings.append("the model added nothing usable; the prompt is used as written")
+            return self._fallback(original, user, nl, seed, warnings, calls)
+        return self._result(original, state, seed, fmt, warnings, calls)
+
+    # ------------------------------------------------------------------ steps
+
+    @staticmethod
+    def _clean(text: str, warnings: list[str]) -> str:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+            warnings.append("the prompt was bytes; decoded as UTF-8 with bad bytes replaced")
+        if not isinstance(text, str):
+            raise PresampleError(f"a prompt must be text, got {type(text).__name__}")
+        if len(text) > MAX_PROMPT_CHARS:
+            raise PresampleError(f"the prompt is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}")
+        fixed = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # argv's undecodable bytes
+        if fixed != text:
+            warnings.append("the prompt held bytes that are not UTF-8; they were replaced with U+FFFD")
+        return fixed
+
+    def _request(self, op: Operation, state: _State, aspect: str | None) -> str:
+        cats = categorize(state.plain_user(), self.db)
+        for cat, items in state.new_other.items():
+            cats[cat] = cats[cat] + items
+        general = cats["special"] + cats["general"] + state.new
+        nl = state.extended() if op.task and "short" in op.task else (state.extended() or " ".join(state.generated))
+        return build_request(tags=general, nl=nl if op.task else "", meta={k: cats[k] for k in META_KEYS},
+                             aspect_ratio=aspect, target=op.target, task=op.task, expand=op.expand)
+
+    def _criteria(self, op: Operation, state: _State) -> bool:
+        if op.writes == "tag":
+            cats = categorize(state.plain_user(), self.db)
+            return len(cats["special"]) + len(cats["general"]) + len(state.new) >= self.targets.min_tags[op.target]
+        text = " ".join(state.generated) if op.writes == "long" and not op.expand else state.extended()
+        return len(sentences(text)) >= self.targets.min_sentences[op.target]
+
+    def _run(self, op: Operation, state: _State, seed: int, aspect: str | None, warnings: list[str],
+             on_call: Callable[[str, str], None] | None) -> int:
+        """One operation with its retry loop; returns the number of model calls."""
+        seen: dict[str, int] = {}
+        calls = 0
+        for i in range(self.max_retries + 1):
+            request = self._request(op, state, aspect)
+            answer = self.llm.complete(request, replace(self.settings, seed=seed + i)).text
+            calls += 1
+            if on_call is not None:
+                on_call(request, answer)
+            self._merge(op, state, parse_output(request + answer if op.expand else request + " " + answer,
+                                                self.db))
+            if self._criteria(op, state):
+                break
+            seen[answer] = seen.get(answer, 0) + 1
+            if seen[answer] >= self.max_same:
+                break
+        return calls
+
+    def _merge(self, op: Operation, state: _State, out: TipoOutput) -> None:
+        """Post-processing: user content first and whole; new content de-duplicated, ban-listed, capped."""
+        have = {_key(t) for t in [*state.plain_user(), *state.new]}
+        have |= {_key(t) for items in state.new_other.values() for t in items}
+        cap = self.targets.max_tags[op.target]
+        n_general = len(state.plain_user()) + len(state.new)
+        for cat in CATEGORIES:
+            for tag in out.categories.get(cat, []):
+                if _key(tag) in have or banned(tag, self.ban) or cat in ("meta", "quality", "rating") or \
+                        not plausible(tag, MAX_TAG_CHARS):
+                    continue  # meta lines the model writes are not tags the user asked for
+                if cat in ("general", "special"):
+                    if cap is not None and n_general >= cap:
+                        continue
+                    state.new.append(tag)
+                    n_general += 1
+                else:
+                    state.new_other.setdefault(cat, []).append(tag)
+                have.add(_key(tag))
+        given = {s.rstrip(".").lower() for s in sentences(state.extended())}
+        limit = self.targets.max_sentences[op.target]
+        if op.writes in ("short", "long") and (op.expand or op.writes == "short"):
+            text = out.extended if op.writes == "short" else out.generated
+            for s in sentences(text):
+                if s.rstrip(".").lower() not in given and not banned(s, self.ban) and \
+                        plausible(s, MAX_SENTENCE_CHARS) and \
+                        (limit is None or len(state.added_nl) < limit):
+                    state.added_nl.append(s)
+                    given.add(s.rstrip(".").lower())
+        elif op.writes == "long":
+            fresh = [s for s in sentences(out.generated) if s.rstrip(".").lower() not in given
+                     and not banned(s, self.ban) and plausible(s, MAX_SENTENCE_CHARS)]
+            if fresh:
+                state.generated = fresh[:limit] if limit is not None else fresh
+
+    # ------------------------------------------------------------------ results
+
+    def _fallback(self, original: str, user: list[WeightedTag], nl: str, seed: int, warnings: list[str],
+                  calls: int) -> Expansion:
+        written = [t.written() for t in user]
+        return Expansion(original, original, written, [], nl, "", categorize([t.text for t in user], self.db),
+                         self.llm.name, seed, True, warnings, calls)
+
+    def _result(self, original: str, state: _State, seed: int, fmt: str, warnings: list[str],
+                calls: int) -> Expansion:
+        user_cats = categorize(state.plain_user(), self.db)
+        written = {t.text: t.written() for t in state.user}
+        cats = {c: [written.get(t, t) for t in items] for c, items in user_cats.items()}
+        cats["general"] = cats["general"] + state.new
+        for cat, items in state.new_other.items():
+            cats[cat] = cats[cat] + items
+        extended, generated = state.extended(), " ".join(state.generated)
+        prompt = apply_format(fmt, {**cats, "extended": extended, "generated": generated})
+        low = prompt.lower()
+        missing = [t.written() for t in state.user if t.text.lower() not in low]
+        if missing:  # a format without tag places (e.g. "NL only") must not lose the user's tags
+            prompt = ", ".join([*missing, prompt])
+            warnings.append(f"the format has no place for {', '.join(missing)}; kept in front of the prompt")
+        tags = [t.written() for t in state.user] + state.new + [t for v in state.new_other.values() for t in v]
+        return Expansion(prompt, original, tags, list(state.new), extended, generated, cats, self.llm.name, seed,
+                         False, warnings, calls)
