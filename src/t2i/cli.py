@@ -22,7 +22,13 @@ EXAMPLES = {
     "generate": """examples:
   t2i generate "a red circle above a blue square" --seed 42
   t2i generate "two yellow stars" --n 4 --out stars/
+  t2i generate "red circle" --presample          # a TIPO model expands the prompt first
   t2i generate --from outputs/2026-11-23/00000-42.png   # reproduce an image from its metadata""",
+    "presample": """examples:
+  t2i presample "red circle"
+  t2i presample "a red circle above a blue square" --seed 3 --json
+  t2i presample "1girl, (long hair:1.2)" --model tipo-500m-ft --llm-option backend=llama.cpp
+  t2i presample "red circle" --model http://127.0.0.1:8080/v1""",
     "info": """example:
   t2i info outputs/2026-11-23/00000-42.png""",
     "models": """example:
@@ -80,8 +86,24 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--n", type=int, help="number of images (default 1)")
     g.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="model option, repeatable")
+    g.add_argument("--presample", action="store_true", help="expand the prompt with a TIPO model first")
+    _presample_flags(g)
     g.add_argument("--out", type=Path, help="output file (.png) or folder (default outputs/YYYY-MM-DD/)")
     g.add_argument("--outputs-root", type=Path, default=Path("outputs"), help=argparse.SUPPRESS)
+
+    ps = sub.add_parser("presample", help="expand a prompt with a TIPO model and print it",
+                        epilog=EXAMPLES["presample"], formatter_class=fmt)
+    ps.add_argument("prompt", nargs="?", default="",
+                    help="tags and/or sentences (a comma-separated part of 3+ words starting with a/an/the, "
+                         "6+ words, or ending with '.' is a sentence); empty: TIPO writes from nothing")
+    ps.add_argument("--tags", help="tags, given apart (then PROMPT is not split)")
+    ps.add_argument("--nl", help="natural language, given apart")
+    ps.add_argument("--seed", type=int, default=0)
+    ps.add_argument("--size", type=_size, help="WxH of the image to come (sent as aspect_ratio)")
+    ps.add_argument("--ban", action="append", default=[], metavar="TEXT_OR_REGEX",
+                    help="remove generated tags/sentences that contain or match this (repeatable)")
+    ps.add_argument("--json", action="store_true", help="print the whole expansion as JSON")
+    _presample_flags(ps, prefix="")
 
     i = sub.add_parser("info", help="print the generation metadata of an image", epilog=EXAMPLES["info"],
                        formatter_class=fmt)
@@ -149,20 +171,56 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
                        epilog="example:\n  t2i train shapes-xl --work runs/shapes-xl --out runs/shapes-xl/model",
                        formatter_class=fmt)
-    t.add_argument("recipe", choices=["shapes-xl"])
+    t.add_argument("recipe", choices=["shapes-xl", "tipo-tiny"])
     t.add_argument("--work", type=Path, required=True, help="work folder: data, checkpoints (resumable)")
     t.add_argument("--out", type=Path, required=True, help="where the trained diffusers folder goes")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--unet-steps", type=int)
+    t.add_argument("--unet-steps", type=int, help="shapes-xl: U-Net steps")
+    t.add_argument("--steps", type=int, help="tipo-tiny: training steps")
     t.add_argument("--threads", type=int, help="CPU threads (default 2); 1 leaves a core free for other work")
     t.add_argument("--vae-steps", type=int)
     t.add_argument("--decoder-steps", type=int, help="then fine-tune the VAE decoder alone for this many steps")
-    t.add_argument("--scenes", type=int)
+    t.add_argument("--scenes", type=int, help="scenes (shapes-xl) or documents (tipo-tiny) to train on")
     t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
     return p
 
 
+def _presample_flags(p: argparse.ArgumentParser, prefix: str = "presample-") -> None:
+    p.add_argument(f"--{prefix}model", dest="presample_model",
+                   help="presampler: registered name (tipo-tiny, tipo-500m-ft, ...), folder, .gguf file or "
+                        "http(s) URL of an OpenAI-compatible server (default tipo-tiny)")
+    p.add_argument(f"--{prefix}target", dest="presample_target",
+                   help="length: very_short, short, long, very_long or auto (default: the model's)")
+    p.add_argument(f"--{prefix}format", dest="presample_format",
+                   help="output format: 'tag only', 'NL only', 'both, tag first', 'both, NL first', "
+                        "'both + generated NL' or a template (default: the model's)")
+    p.add_argument(f"--{prefix}temperature", dest="presample_temperature", type=float, default=0.5)
+    p.add_argument("--llm-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="language-model option, e.g. backend=llama.cpp, device=cpu, n_ctx=2048 (repeatable)")
+
+
 # ---------------------------------------------------------------------------- commands
+
+def _presample(args: argparse.Namespace) -> int:
+    from t2i.backends import default_registry
+    from t2i.stages import open_presampler, presample
+    from t2i.types import GenerationRequest, PresampleOptions
+
+    _quiet_libraries()
+    registry = args.registry or default_registry()
+    presampler = open_presampler(args.presample_model, registry, dict(args.llm_option), ban=tuple(args.ban))
+    opts = PresampleOptions(enabled=True, model=args.presample_model, seed=args.seed, target=args.presample_target,
+                            temperature=args.presample_temperature, format=args.presample_format)
+    width, height = args.size if args.size else (None, None)
+    request = GenerationRequest(prompt=args.prompt, width=width, height=height, seed=args.seed, presample=opts)
+    apart = args.tags is not None or args.nl is not None
+    tags = [t for t in (args.tags, args.prompt) if t] if apart else None
+    exp = presample(request, presampler, tags=tags, nl=args.nl if apart else None)
+    for w in exp.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(json.dumps(exp.to_dict(), indent=2, ensure_ascii=False) if args.json else exp.prompt)
+    return 0
+
 
 def _generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
@@ -198,6 +256,12 @@ def _generate(args: argparse.Namespace) -> int:
         changes["width"], changes["height"] = args.size
     if args.option:
         changes["model_options"] = {**request.model_options, **dict(args.option)}
+    if args.presample:
+        from t2i.types import PresampleOptions
+
+        changes["presample"] = PresampleOptions(enabled=True, model=args.presample_model,
+                                                target=args.presample_target, format=args.presample_format,
+                                                temperature=args.presample_temperature)
     request = request.with_(**changes) if changes else request.validate()
 
     writer = OutputWriter(root=args.outputs_root, out=args.out, n_images=request.n_images)
@@ -210,8 +274,13 @@ def _generate(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(i - bar.n)
 
+    presampler = None
+    if request.presample.enabled:
+        from t2i.stages import open_presampler
+
+        presampler = open_presampler(request.presample.model, registry, dict(args.llm_option))
     try:
-        result = generate(request, registry, callback=step)
+        result = generate(request, registry, callback=step, presampler=presampler)
     except Cancelled:
         print("cancelled; nothing was written", file=sys.stderr)
         return 130
@@ -219,6 +288,8 @@ def _generate(args: argparse.Namespace) -> int:
         bar.close()
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if result.presampled_prompt is not None:
+        print(f"presampled prompt: {result.presampled_prompt}", file=sys.stderr)
     for path in save_result(result, writer):
         print(path)
     return 0
@@ -402,12 +473,28 @@ def _eval(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from t2i.train.shapes_xl import ShapesXLConfig, train_shapes_xl
+    if args.recipe == "tipo-tiny":
+        from t2i.train.small_lm import SmallLMConfig
+        from t2i.train.tipo_tiny import train_tipo_tiny
 
-    cfg = ShapesXLConfig.smoke() if args.smoke else ShapesXLConfig()
+        cfg = SmallLMConfig.smoke() if args.smoke else SmallLMConfig()
+        settings = (("steps", args.steps), ("n_docs", args.scenes), ("threads", args.threads))
+        bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
+                                    ("--decoder-steps", args.decoder_steps)) if v is not None]
+        run = train_tipo_tiny
+    else:
+        from t2i.train.shapes_xl import ShapesXLConfig, train_shapes_xl
+
+        cfg = ShapesXLConfig.smoke() if args.smoke else ShapesXLConfig()
+        settings = (("unet_steps", args.unet_steps), ("vae_steps", args.vae_steps), ("n_scenes", args.scenes),
+                    ("decoder_steps", args.decoder_steps), ("threads", args.threads))
+        bad = ["--steps"] if args.steps is not None else []
+        run = train_shapes_xl
+    if bad:
+        print(f"t2i train {args.recipe}: {', '.join(bad)} does not apply to this recipe", file=sys.stderr)
+        return 2
     cfg.seed = args.seed
-    for name, value in (("unet_steps", args.unet_steps), ("vae_steps", args.vae_steps), ("n_scenes", args.scenes),
-                        ("decoder_steps", args.decoder_steps), ("threads", args.threads)):
+    for name, value in settings:
         if value is not None:
             setattr(cfg, name, value)
     bars: dict[str, tqdm] = {}
@@ -419,14 +506,15 @@ def _train(args: argparse.Namespace) -> int:
         bar.update(step - bar.n)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
-    out = train_shapes_xl(cfg, args.work, args.out, progress)
+    out = run(cfg, args.work, args.out, progress)
     for bar in bars.values():
         bar.close()
     print(out)
     return 0
 
 
-COMMANDS = {"eval": _eval, "train": _train, "generate": _generate, "info": _info, "models": _models, "world": _world}
+COMMANDS = {"eval": _eval, "train": _train, "generate": _generate, "presample": _presample,
+            "info": _info, "models": _models, "world": _world}
 
 
 def main(argv: Sequence[str] | None = None, registry: ModelRegistry | None = None) -> int:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from t2i.metadata import build_pnginfo
 from t2i.outputs import OutputWriter
 from t2i.registry import Backend, ModelRegistry, ModelSpec
 from t2i.types import GenerationRequest, GenerationResult, RequestError
+
+if TYPE_CHECKING:
+    from t2i.presample import Presampler
 
 MAX_RANDOM_SEED = 2**32 - 1
 # Used when neither the request nor the model's registry entry says (local folders, unregistered hub ids).
@@ -22,8 +27,12 @@ def resolve_request(request: GenerationRequest, spec: ModelSpec, seed: int | Non
     d = {**FALLBACK_DEFAULTS, **spec.defaults}
     chosen = request.seed if request.seed is not None else (seed if seed is not None
                                                             else secrets.randbelow(MAX_RANDOM_SEED + 1))
+    presample = request.presample
+    if presample.enabled and presample.seed is None:  # stored, so replaying image k expands the same way
+        presample = replace(presample, seed=chosen)
     return request.with_(
         seed=chosen,
+        presample=presample,
         steps=request.steps if request.steps is not None else d.get("steps"),
         guidance=request.guidance if request.guidance is not None else d.get("guidance"),
         width=request.width if request.width is not None else d.get("width"),
@@ -35,11 +44,14 @@ def resolve_request(request: GenerationRequest, spec: ModelSpec, seed: int | Non
 
 
 def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backend | None = None,
-             callback: Callable[[int, int], bool | None] | None = None) -> GenerationResult:
-    """Generate the images of `request`.  Pass `backend` to reuse a loaded model."""
+             callback: Callable[[int, int], bool | None] | None = None,
+             presampler: Presampler | None = None) -> GenerationResult:
+    """Generate the images of `request`.  Pass `backend` / `presampler` to reuse loaded models.
+
+    With presampling on, the backend draws from the expanded prompt; the result keeps the request as
+    given (so replaying it expands again, the same way) and records the expansion.
+    """
     request.validate()
-    if request.presample.enabled:
-        raise RequestError("presampling is not available in this version of t2i (no presampler is installed)")
     if request.compose.enabled:
         raise RequestError("composition is not available in this version of t2i (no composer is installed)")
     t0 = time.perf_counter()
@@ -49,7 +61,20 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
     else:
         spec = registry.resolve(request.model).spec
     t1 = time.perf_counter()
-    result = backend.generate(resolve_request(request, spec), callback=callback)
+    resolved = resolve_request(request, spec)
+    expansion = None
+    if resolved.presample.enabled:
+        from t2i.stages import open_presampler, presample
+
+        presampler = presampler or open_presampler(resolved.presample.model, registry)
+        expansion = presample(resolved, presampler)
+    t2 = time.perf_counter()
+    drawn = resolved.with_(prompt=expansion.prompt) if expansion is not None else resolved
+    result = backend.generate(drawn, callback=callback)
+    if expansion is not None:
+        result = replace(result, request=resolved, presampled_prompt=expansion.prompt,
+                         warnings=[*result.warnings, *(f"presample: {w}" for w in expansion.warnings)])
+        result.timings["presample"] = t2 - t1
     result.timings.setdefault("load", t1 - t0)
     result.timings.setdefault("total", time.perf_counter() - t0)
     return result

@@ -104,7 +104,9 @@ class PresampleOptions:
     temperature: float = 0.5
     top_p: float = 0.95
     top_k: int = 80
-    target: str | None = None  # length target name, e.g. "short", "long"; None = model default
+    target: str | None = None  # length target name, e.g. "short", "long", "auto"; None = model default
+    min_p: float = 0.05
+    format: str | None = None  # output format preset or template; None = model default
 
     def validate(self) -> PresampleOptions:
         if not isinstance(self.enabled, bool):
@@ -115,6 +117,8 @@ class PresampleOptions:
         _check_float("presample.top_p", self.top_p, 0.0, 1.0)
         _check_int("presample.top_k", self.top_k, 0, 100_000)
         _check_str("presample.target", self.target, 100, allow_none=True)
+        _check_float("presample.min_p", self.min_p, 0.0, 1.0)
+        _check_str("presample.format", self.format, 1_000, allow_none=True)
         return self
 
 

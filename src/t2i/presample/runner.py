@@ -129,11 +129,14 @@ class Presampler:
         else:
             items = tags if not isinstance(tags, str) else [tags]
             user = [t for item in items for t in parse_weighted(self._clean(item, warnings))]
-        target = target or self.targets.default_target
-        nl_target = nl_target or target
         for name, value in (("target", target), ("nl_target", nl_target)):
-            if value not in LENGTHS:
-                raise PresampleError(f"{name} must be one of {', '.join(LENGTHS)}, got {value!r}")
+            if value is not None and value not in (*LENGTHS, "auto"):
+                raise PresampleError(f"{name} must be one of {', '.join(LENGTHS)} or auto, got {value!r}")
+        try:
+            target = self.targets.pick(target, seed)
+            nl_target = self.targets.pick(nl_target, seed) if nl_target else target
+        except ValueError as e:
+            raise PresampleError(str(e)) from e
         fmt = fmt or self.targets.default_format
         if fmt not in FORMATS and "<|" not in fmt:
             raise PresampleError(f"unknown format {fmt!r} (presets: {', '.join(FORMATS)})")

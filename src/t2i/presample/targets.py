@@ -23,6 +23,7 @@ class LengthTargets:
     max_sentences: Mapping[str, int | None]
     default_target: str = "long"
     default_format: str = "both, tag first"
+    target_weights: Mapping[str, float] | None = None  # for target "auto": draw the bucket per seed
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -31,12 +32,28 @@ class LengthTargets:
             missing = [k for k in LENGTHS if k not in table]
             if missing:
                 raise ValueError(f"length targets: {name} lacks {', '.join(missing)}")
-        if self.default_target not in LENGTHS:
-            raise ValueError(f"default_target must be one of {', '.join(LENGTHS)}")
+        if self.target_weights is not None and (set(self.target_weights) - set(LENGTHS) or
+                                                any(w < 0 for w in self.target_weights.values())):
+            raise ValueError(f"target_weights must map buckets of {', '.join(LENGTHS)} to weights >= 0")
+        if self.default_target not in LENGTHS and not (self.default_target == "auto" and self.target_weights):
+            raise ValueError(f"default_target must be one of {', '.join(LENGTHS)} (or auto, with target_weights)")
+
+    def pick(self, target: str | None, seed: int) -> str:
+        """The bucket for a request: `target`, the default, or for "auto" one drawn with the seed."""
+        import random
+
+        target = target or self.default_target
+        if target != "auto":
+            return target
+        if not self.target_weights:
+            raise ValueError("target auto needs target_weights in the model's presample.json")
+        names = list(self.target_weights)
+        return random.Random(seed).choices(names, weights=[self.target_weights[n] for n in names])[0]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LengthTargets:
-        keys = ("min_tags", "max_tags", "min_sentences", "max_sentences", "default_target", "default_format")
+        keys = ("min_tags", "max_tags", "min_sentences", "max_sentences", "default_target", "default_format",
+                "target_weights")
         unknown = sorted(set(data) - set(keys) - {"extra"})
         if unknown:
             raise ValueError(f"presample.json: unknown key(s) {', '.join(unknown)}")
@@ -46,6 +63,7 @@ class LengthTargets:
         return {"min_tags": dict(self.min_tags), "max_tags": dict(self.max_tags),
                 "min_sentences": dict(self.min_sentences), "max_sentences": dict(self.max_sentences),
                 "default_target": self.default_target, "default_format": self.default_format,
+                "target_weights": dict(self.target_weights) if self.target_weights else None,
                 "extra": dict(self.extra)}
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +60,23 @@ class EMA:
         self.decay = state["decay"]
         for s, v in zip(self.shadow, state["shadow"], strict=True):
             s.copy_(v)
+
+
+def claim_work_folder(work: Path, config: dict[str, Any], extendable: Collection[str] = (),
+                      machine: Collection[str] = ()) -> None:
+    """Record `config` in work/config.json, refusing a folder that holds a run with other settings.
+
+    Settings may be added (a later stage); `extendable` step counts may change (the run goes on from its
+    checkpoint, its schedule stretched: a warm restart); `machine` settings (threads, ...) may change.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    saved = work / "config.json"
+    now = json.loads(json.dumps(config))
+    if saved.exists():
+        old = json.loads(saved.read_text())
+        changed = sorted(k for k in old if old[k] != now.get(k) and k not in machine
+                         and not (k in extendable and isinstance(now.get(k), int)))
+        if changed:
+            raise ValueError(f"{work} holds a run with other settings ({', '.join(changed)}); "
+                             "use another --work folder")
+    saved.write_text(json.dumps(now, indent=1))

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from t2i.train.checkpoint import EMA, load_checkpoint, save_checkpoint
+from t2i.train.checkpoint import EMA, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
 
 SIZE = 64
@@ -378,18 +378,7 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     """Run every stage (resuming where the work folder left off); returns the exported folder, or None if stopped."""
     torch.set_num_threads(cfg.threads)
     work.mkdir(parents=True, exist_ok=True)
-    saved = work / "config.json"
-    now = json.loads(json.dumps(asdict(cfg)))
-    if saved.exists():
-        old = json.loads(saved.read_text())
-        # Settings may be added (a later stage) and step counts may change (the run goes on from its checkpoint,
-        # its cosine schedule stretched to the new total: a warm restart); nothing else may change.
-        changed = sorted(k for k in old if old[k] != now.get(k) and k not in MACHINE_SETTINGS
-                         and not (k in EXTENDABLE and isinstance(now.get(k), int)))
-        if changed:
-            raise ValueError(f"{work} holds a run with other settings ({', '.join(changed)}); "
-                             "use another --work folder")
-    saved.write_text(json.dumps(now, indent=1))
+    claim_work_folder(work, asdict(cfg), EXTENDABLE, MACHINE_SETTINGS)
     images, scenes = stage_data(cfg, work)
     tokenizer = stage_tokenizer(work, scenes)
     vae = stage_vae(cfg, work, images, progress)

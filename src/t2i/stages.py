@@ -1,0 +1,46 @@
+"""Stages before generation that need a language model: opening a presampler and applying it.
+
+This is the layer that joins `t2i.llm` backends with the pure `t2i.presample` logic; the caller owns what
+it opens (pass a `Presampler` back in to reuse a loaded model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from t2i.presample import Expansion, Presampler, TagDatabase, targets_for
+from t2i.presample.runner import REFERENCE_SETTINGS
+from t2i.registry import ModelRegistry
+from t2i.types import GenerationRequest, PresampleOptions
+
+DEFAULT_PRESAMPLER = "tipo-tiny"
+
+
+def open_presampler(name: str | None, registry: ModelRegistry, llm_options: Mapping[str, Any] | None = None,
+                    ban: tuple[str, ...] = (), db: TagDatabase | None = None) -> Presampler:
+    """Load the presampler `name` (default tipo-tiny) with its length targets and the tag database."""
+    from t2i.llm.loading import load_llm
+
+    name = name or DEFAULT_PRESAMPLER
+    llm = load_llm(name, registry, llm_options)
+    location = None
+    if not name.startswith(("http://", "https://")):
+        location = registry.resolve(name).location
+    return Presampler(llm, targets_for(location), db or TagDatabase.default(), ban=ban)
+
+
+def presample(request: GenerationRequest, presampler: Presampler, tags: list[str] | None = None,
+              nl: str | None = None) -> Expansion:
+    """Expand the request's prompt with its presample options (seed: the options', else the request's).
+
+    `tags` / `nl` given apart replace the split of the prompt into tags and sentences."""
+    opts: PresampleOptions = request.presample
+    seed = opts.seed if opts.seed is not None else (request.seed or 0)
+    settings = replace(REFERENCE_SETTINGS, temperature=opts.temperature, top_p=opts.top_p, top_k=opts.top_k,
+                       min_p=opts.min_p)
+    runner = Presampler(presampler.llm, presampler.targets, presampler.db, presampler.ban, settings,
+                        presampler.max_retries, presampler.max_same)
+    return runner.expand(request.prompt, tags=tags, nl=nl, seed=seed, target=opts.target, width=request.width,
+                         height=request.height, fmt=opts.format)

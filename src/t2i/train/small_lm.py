@@ -1,0 +1,179 @@
+"""One recipe for our small language models (tipo-tiny, omost-tiny): documents -> BPE tokenizer ->
+LlamaForCausalLM trained with next-token loss -> a transformers folder (float16 safetensors).
+
+Stages resume from the work folder: documents (docs.jsonl), tokenizer, then the training loop with atomic
+checkpoints; each step's batch comes from a generator seeded by the step, so a killed and resumed run
+equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t2i.train.checkpoint import claim_work_folder, load_checkpoint, save_checkpoint
+
+Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
+Documents = Callable[[int, int], list[str]]  # (n, seed) -> documents
+
+
+@dataclass
+class SmallLMConfig:
+    seed: int = 0
+    n_docs: int = 40_000
+    vocab_size: int = 640
+    hidden: int = 192
+    layers: int = 4
+    heads: int = 4
+    ffn: int = 512
+    context: int = 256
+    steps: int = 3_000
+    batch: int = 32
+    lr: float = 2e-3
+    warmup: int = 100
+    n_eval: int = 256  # held-out documents (drawn with seed + 1) for the validation loss
+    checkpoint_seconds: float = 180.0
+    threads: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def smoke(cls) -> SmallLMConfig:
+        """A run of seconds that passes through every stage."""
+        return cls(n_docs=64, vocab_size=300, hidden=32, layers=1, heads=2, ffn=64, context=512, steps=3, batch=4,
+                   warmup=1, n_eval=8)
+
+
+def _lr(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def build_model(cfg: SmallLMConfig, tokenizer: Any):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.ffn,
+                         num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+                         max_position_embeddings=cfg.context, rope_theta=10_000.0, tie_word_embeddings=False,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.eos_token_id)
+    return LlamaForCausalLM(config)
+
+
+def encode(tokenizer: Any, docs: Sequence[str], context: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Documents -> (N, context) ids (BOS doc EOS, padded with EOS) and (N,) lengths; too long is an error."""
+    eos = tokenizer.eos_token_id
+    rows = [tokenizer(d).input_ids + [eos] for d in docs]
+    longest = max(len(r) for r in rows)
+    if longest > context:
+        raise ValueError(f"a document is {longest} tokens long; the context is {context}")
+    ids = torch.full((len(rows), context), eos, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+    return ids, torch.tensor([len(r) for r in rows])
+
+
+def _batch_loss(model: Any, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    width = int(lengths.max())
+    x = ids[:, :width]  # (B, T)
+    labels = x.clone()
+    labels[torch.arange(width)[None, :] >= lengths[:, None]] = -100  # no loss on padding
+    return model(input_ids=x, labels=labels).loss
+
+
+@torch.no_grad()
+def validation_loss(model: Any, ids: torch.Tensor, lengths: torch.Tensor, batch: int = 64) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    for i in range(0, len(ids), batch):
+        total += float(_batch_loss(model, ids[i: i + batch], lengths[i: i + batch])) * len(ids[i: i + batch])
+        n += len(ids[i: i + batch])
+    model.train()
+    return total / max(1, n)
+
+
+def train_small_lm(cfg: SmallLMConfig, name: str, documents: Documents, special: Sequence[str], work: Path,
+                   out: Path, progress: Progress | None = None, stop: Callable[[int], bool] | None = None,
+                   files: Mapping[str, str] | None = None, chat_template: str | None = None) -> Path | None:
+    """Train and export; returns the exported folder, or None when `stop(step)` asked to stop.
+
+    `files`: extra text files written into the exported folder (e.g. presample.json).
+    """
+    from t2i.train.lm_tokenizer import build_bpe_tokenizer
+
+    torch.set_num_threads(cfg.threads)
+    claim_work_folder(work, {"model": name, **asdict(cfg)}, {"steps"}, {"threads", "checkpoint_seconds"})
+    docs_path = work / "docs.jsonl"
+    if not docs_path.exists():
+        docs = documents(cfg.n_docs, cfg.seed)
+        tmp = docs_path.with_suffix(".tmp")
+        tmp.write_text("\n".join(json.dumps(d) for d in docs), encoding="utf-8")
+        tmp.replace(docs_path)
+    docs = [json.loads(line) for line in docs_path.read_text(encoding="utf-8").splitlines()]
+    held_out = documents(cfg.n_eval, cfg.seed + 1)
+    tok_dir = work / "tokenizer"
+    if not (tok_dir / "tokenizer.json").exists():
+        build_bpe_tokenizer(docs, cfg.vocab_size, special, cfg.context, chat_template).save_pretrained(tok_dir)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+    ids, lengths = encode(tokenizer, docs, cfg.context)
+    eval_ids, eval_lengths = encode(tokenizer, held_out, cfg.context)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, tokenizer)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    ckpt = work / "lm.ckpt"
+    start, losses = 0, []
+    state = load_checkpoint(ckpt)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start, losses = state["step"], list(state["losses"])
+        if start > cfg.steps:
+            raise ValueError(f"{ckpt} is at step {start}, beyond steps={cfg.steps}")
+
+    def save(step: int) -> None:
+        save_checkpoint(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                               "losses": losses})
+
+    model.train()
+    last = time.monotonic()
+    for step in range(start, cfg.steps):
+        if stop is not None and stop(step):
+            return None
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 17 + step)
+        idx = torch.randint(len(ids), (cfg.batch,), generator=g)
+        loss = _batch_loss(model, ids[idx], lengths[idx])
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        if progress:
+            progress(name, step + 1, cfg.steps, sum(losses[-50:]) / len(losses[-50:]))
+        if time.monotonic() - last > cfg.checkpoint_seconds:
+            save(step + 1)
+            last = time.monotonic()
+    save(cfg.steps)
+    figures = {"train_loss_mean_last_50": round(sum(losses[-50:]) / max(1, len(losses[-50:])), 4),
+               "validation_loss": round(validation_loss(model, eval_ids, eval_lengths), 4),
+               "parameters": sum(p.numel() for p in model.parameters())}
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    for fname, text in (files or {}).items():
+        (out / fname).write_text(text, encoding="utf-8")
+    (out / "RECIPE.json").write_text(json.dumps({"model": name, "config": asdict(cfg), "figures": figures},
+                                                indent=1), encoding="utf-8")
+    return out

@@ -1,0 +1,16 @@
+"""tipo-tiny: the small-LM recipe on shapes-world documents in TIPO's layout (`t2i train tipo-tiny`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from t2i.train.lm_tokenizer import TIPO_SPECIAL_TOKENS
+from t2i.train.small_lm import Progress, SmallLMConfig, train_small_lm
+from t2i.train.tipo_data import TINY_TARGETS, tipo_documents
+
+
+def train_tipo_tiny(cfg: SmallLMConfig, work: Path, out: Path, progress: Progress | None = None) -> Path | None:
+    """Train tipo-tiny; the exported folder carries its length targets in presample.json."""
+    return train_small_lm(cfg, "tipo-tiny", tipo_documents, TIPO_SPECIAL_TOKENS, work, out, progress,
+                          files={"presample.json": json.dumps(TINY_TARGETS.to_dict(), indent=1)})
