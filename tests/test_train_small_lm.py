@@ -1,0 +1,76 @@
+"""The small-LM recipe (tipo-tiny; omost-tiny later): smoke run, resume, loss goes down, export loads."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from t2i.llm import SamplingSettings, load_llm
+from t2i.presample import LengthTargets, parse_output, targets_for
+from t2i.train.small_lm import SmallLMConfig, train_small_lm
+from t2i.train.tipo_data import BUCKETS, TINY_TARGETS, tipo_document, tipo_documents
+from t2i.train.tipo_tiny import train_tipo_tiny
+from t2i.world.scene import sample_scene
+from t2i.world.text import parse_sentence, parse_tag
+
+
+def test_tipo_documents_are_valid_tipo_layout_and_shapes_world_text():
+    for doc in tipo_documents(200, 3):
+        out = parse_output(doc)
+        assert out.fields["target"].startswith("<|") and out.tags
+        assert all(parse_tag(t) is not None for t in out.tags)
+        assert BUCKETS[len(out.tags)] in out.fields["target"]
+        if out.generated and "long_to_tag" not in out.fields["target"]:
+            assert all(parse_sentence(s) is not None for s in out.generated.split(". "))
+    assert tipo_documents(5, 1) == tipo_documents(5, 1)
+
+
+def test_the_task_that_starts_from_a_caption_lists_its_objects_first():
+    rng = random.Random(0)
+    for _ in range(200):
+        doc = tipo_document(sample_scene(rng), rng)
+        if "<|short_to_tag|>" in doc:
+            out = parse_output(doc)
+            first = parse_tag(out.tags[0])
+            assert first is not None
+            break
+    else:
+        pytest.fail("no short_to_tag document in 200")
+
+
+def test_smoke_run_exports_a_loadable_presampler(tmp_path):
+    out = train_tipo_tiny(SmallLMConfig.smoke(), tmp_path / "work", tmp_path / "model")
+    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    assert targets_for(out) == LengthTargets.from_dict(json.loads((out / "presample.json").read_text()))
+    assert targets_for(out).pick("auto", 0) in BUCKETS.values()
+    recipe = json.loads((out / "RECIPE.json").read_text())
+    assert recipe["figures"]["validation_loss"] > 0
+    llm = load_llm(str(out))
+    assert llm.tokenizer.convert_tokens_to_ids("<|tag_to_long|>") != llm.tokenizer.unk_token_id
+    assert llm.complete("target: <|long|>\ntag:", SamplingSettings(max_tokens=4)).n_tokens >= 1
+
+
+def _docs(n: int, seed: int) -> list[str]:
+    return tipo_documents(n, seed)
+
+
+def test_kill_and_resume_equals_one_run_and_loss_goes_down(tmp_path):
+    cfg = SmallLMConfig.smoke()
+    cfg.steps, cfg.checkpoint_seconds = 30, 0.0
+    straight = train_small_lm(cfg, "t", _docs, (), tmp_path / "a", tmp_path / "ma")
+    assert train_small_lm(cfg, "t", _docs, (), tmp_path / "b", tmp_path / "mb", stop=lambda s: s == 17) is None
+    resumed = train_small_lm(cfg, "t", _docs, (), tmp_path / "b", tmp_path / "mb")
+    from safetensors.torch import load_file
+
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = torch.load(tmp_path / "a" / "lm.ckpt", weights_only=True)["losses"]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+
+
+def test_tiny_targets_fit_the_world():
+    assert TINY_TARGETS.min_tags["very_short"] == 2 and TINY_TARGETS.max_tags["very_long"] == 5
+    assert abs(sum(TINY_TARGETS.target_weights.values()) - 1) < 0.01
