@@ -112,3 +112,23 @@ def test_natural_language_input_goes_through_the_nl_plan():
     out = Presampler(llm, SMALL).expand("a red circle above a blue square")
     assert llm.requests[0][0] == "target: <|long|> <|long_to_tag|>\nlong: a red circle above a blue square"
     assert out.extended.startswith("a red circle above a blue square")
+
+
+def test_the_cap_on_new_tags_is_the_tag_maximum_not_the_sentence_maximum():
+    # the reference caps tags with the sentence maximum (3 here); ours uses max_tags["long"] = 5
+    out = Presampler(ScriptedLLM(n_new=6), SMALL).expand("red circle", want_nl=False)
+    assert len(out.tags) == SMALL.max_tags["long"]
+
+
+def test_tag_lists_of_an_installed_tipo_kgen_are_used(tmp_path, monkeypatch):
+    from t2i.presample import TagDatabase, categorize
+
+    pkg = tmp_path / "kgen"
+    (pkg / "tag-list").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tag-list" / "artist.txt").write_text("some artist\n")
+    (pkg / "tag-list" / "copyrights.txt").write_text("vocaloid\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    db = TagDatabase.default()
+    cats = categorize(["some_artist", "vocaloid", "smile"], db)
+    assert cats["artist"] == ["some_artist"] and cats["copyrights"] == ["vocaloid"] and cats["general"] == ["smile"]

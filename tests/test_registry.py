@@ -431,3 +431,24 @@ def test_pickled_checkpoints_are_refused(tmp_path, registry: ModelRegistry, suff
 def test_is_registered(registry: ModelRegistry) -> None:
     assert registry.is_registered("koala-700m") and registry.is_registered("etri-vilab/koala-700m")
     assert not registry.is_registered("package:shapes-xl") and not registry.is_registered("/tmp/x")
+
+
+def test_tipo_entries_name_their_gguf_files_and_local_llm_folders_resolve(tmp_path):
+    import json as _json
+
+    from t2i.registry import ModelRegistry
+
+    reg = ModelRegistry()
+    spec = reg.get("tipo-500m-ft")
+    assert spec.kind == "llm" and spec.role == "presample" and spec.source == "KBlueLeaf/TIPO-500M-ft"
+    assert spec.files == ("TIPO-500M-ft-F16.gguf",)
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    (folder / "config.json").write_text(_json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    assert reg.resolve(str(folder)).spec.kind == "llm"
+    (folder / "config.json").write_text(_json.dumps({"architectures": ["BertModel"]}))
+    with pytest.raises(ModelError, match="ForCausalLM"):
+        reg.resolve(str(folder))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert reg.resolve(str(gguf)).spec.kind == "llm"
