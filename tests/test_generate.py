@@ -12,7 +12,7 @@ from t2i.generate import MAX_RANDOM_SEED, generate, resolve_request, save_result
 from t2i.metadata import read_image_metadata, replay_request
 from t2i.outputs import OutputWriter
 from t2i.registry import Cancelled, Licence, ModelRegistry, ModelSpec
-from t2i.types import ComposeOptions, GenerationRequest, PresampleOptions, RequestError
+from t2i.types import ComposeOptions, GenerationRequest, RequestError
 
 from .fake_backend import NoiseBackend, fake_registry
 
@@ -120,14 +120,9 @@ def test_generate_calls_back_every_step(registry: ModelRegistry) -> None:
     assert calls == [(i, 6) for i in range(1, 7)]
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [{"presample": PresampleOptions(enabled=True)}, {"compose": ComposeOptions(enabled=True)}],
-    ids=["presample", "compose"],
-)
-def test_presample_and_compose_are_refused(registry: ModelRegistry, changes: dict) -> None:
+def test_compose_without_a_program_is_refused(registry: ModelRegistry) -> None:
     backend = NoiseBackend()
-    request = GenerationRequest(prompt="p", model="fake", seed=1).with_(**changes)
+    request = GenerationRequest(prompt="p", model="fake", seed=1).with_(compose=ComposeOptions(enabled=True))
     with pytest.raises(RequestError, match="not available"):
         generate(request, registry, backend=backend)
     assert backend.requests == []

@@ -52,8 +52,9 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
     given (so replaying it expands again, the same way) and records the expansion.
     """
     request.validate()
-    if request.compose.enabled:
-        raise RequestError("composition is not available in this version of t2i (no composer is installed)")
+    if request.compose.enabled and request.compose.program is None:
+        raise RequestError("composition by an LLM is not available in this version of t2i yet; give the Canvas "
+                           "program in compose.program")
     t0 = time.perf_counter()
     if backend is None:
         resolved, backend = registry.load(request.model, request.model_options)

@@ -30,7 +30,7 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ddim": ("DDIMScheduler", {}, "DDIM"),
 }
 OPTIONS = {"device", "dtype", "cpu_offload", "vae_tiling", "attention_slicing", "config", "variant",
-           "zero_pooled", "batch_size"}
+           "zero_pooled", "batch_size", "region_mode"}
 BLACK_LEVEL = 2.0 / 255  # an image whose every pixel is below this counts as black
 
 
@@ -170,9 +170,16 @@ class SDXLBackend:
         unknown = set(request.model_options) - OPTIONS
         if unknown:
             raise RequestError(f"unknown SDXL options {sorted(unknown)} (known: {', '.join(sorted(OPTIONS))})")
+        layout = None
+        if request.compose.enabled:
+            if request.compose.program is None:
+                raise RequestError("compose is on but the request carries no Canvas program (compose first)")
+            from t2i.compose import parse_canvas
+
+            layout = parse_canvas(request.compose.program).process()  # parsed, never executed
         self.pipe.scheduler = self._scheduler(request.sampler or "euler")
         negative = request.negative_prompt or None  # None: SDXL's zero embedding for "no negative prompt"
-        warnings = [w for w in (self.truncation_warning(request.prompt),) if w]
+        warnings = [w for w in (self.truncation_warning(request.prompt),) if w] if layout is None else []
         total = request.steps
         cancelled = False
 
@@ -190,12 +197,15 @@ class SDXLBackend:
             ks = list(range(start, min(start + batch, request.n_images)))
             gens = [torch.Generator("cpu").manual_seed(request.seed + k) for k in ks]
             t0 = time.perf_counter()
-            extra = self._zero_pooled_embeds(request.prompt, negative, len(ks), request.guidance) \
-                if opts.get("zero_pooled") else {"prompt": request.prompt, "negative_prompt": negative,
-                                                 "num_images_per_prompt": len(ks)}
-            out = self.pipe(num_inference_steps=total, guidance_scale=request.guidance,
-                            height=request.height, width=request.width, generator=gens, output_type="np",
-                            callback_on_step_end=on_step, **extra).images  # (b, H, W, 3) float in [0, 1]
+            run = {"num_inference_steps": total, "guidance_scale": request.guidance, "height": request.height,
+                   "width": request.width, "generator": gens, "output_type": "np", "callback_on_step_end": on_step}
+            if layout is not None:
+                out = self._regional(layout, negative, len(ks), request, str(opts.get("region_mode", "omost")), run)
+            else:
+                extra = self._zero_pooled_embeds(request.prompt, negative, len(ks), request.guidance) \
+                    if opts.get("zero_pooled") else {"prompt": request.prompt, "negative_prompt": negative,
+                                                     "num_images_per_prompt": len(ks)}
+                out = self.pipe(**run, **extra).images  # (b, H, W, 3) float in [0, 1]
             if cancelled:
                 raise Cancelled(f"cancelled after {done} steps")
             per_image += [(time.perf_counter() - t0) / len(ks)] * len(ks)
@@ -205,8 +215,22 @@ class SDXLBackend:
                 seeds.append(request.seed + k)
         return GenerationResult(request=request, images=images, seeds=seeds, prompt_used=request.prompt,
                                 negative_prompt_used=request.negative_prompt or "",
+                                canvas_program=request.compose.program if layout is not None else None,
                                 timings={"generate": float(sum(per_image)), "per_image": float(np.mean(per_image))},
                                 warnings=warnings)
+
+    def _regional(self, layout: Any, negative: str | None, n: int, request: GenerationRequest, mode: str,
+                  run: dict[str, Any]) -> np.ndarray:
+        """One pipeline call with the layout's regional conditioning (Omost's renderer)."""
+        from t2i.render.regional import encode_layout, regional_processors
+
+        cfg = request.guidance > 1 and self.pipe.unet.config.time_cond_proj_dim is None
+        extra, token_region = encode_layout(self.pipe, layout, negative, n, cfg)
+        try:
+            with regional_processors(self.pipe, layout, token_region, request.height, request.width, cfg, mode):
+                return self.pipe(**run, **extra).images
+        except ValueError as e:
+            raise RequestError(f"regional rendering: {e}") from e
 
     def _zero_pooled_embeds(self, prompt: str, negative: str | None, n: int, guidance: float) -> dict[str, Any]:
         """Prompt embeddings with the pooled text embedding zeroed (diagnostic: is cross-attention enough?)."""
