@@ -1,0 +1,136 @@
+"""Composing with an LLM: a conversation whose last answer is parsed (never executed) into a Canvas.
+
+The system prompt follows the model: Omost's fine-tuned models get Omost's one-sentence prompt plus the
+Canvas stub (their behaviour comes from fine-tuning); generic chat models get a stronger prompt with the
+vocabularies and a worked example; our tiny models ship their own in `compose.json`.  A program that
+does not parse is answered once with the error, and the model writes the whole program again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from t2i.compose.canvas import Canvas, CanvasError
+from t2i.compose.parse import parse_canvas
+from t2i.grid import AREAS, LOCATIONS, OFFSETS
+from t2i.llm.base import LLM, Message, SamplingSettings, TokenCallback
+
+# Omost's defaults (spec-omost.md): temperature 0.6, top_p 0.9, 4096 new tokens, seed 12345.
+OMOST_SETTINGS = SamplingSettings(temperature=0.6, top_p=0.9, max_tokens=4096, seed=12345)
+
+
+def _stub() -> str:
+    def listing(words: Sequence[str]) -> str:
+        return "[" + ", ".join(f'"{w}"' for w in words) + "]"
+
+    return (
+        "class Canvas:\n"
+        "    def set_global_description(self, description: str, detailed_descriptions: list[str], tags: str,\n"
+        "                               HTML_web_color_name: str):\n"
+        "        pass\n\n"
+        "    def add_local_description(self, location: str, offset: str, area: str, distance_to_viewer: float,\n"
+        "                              description: str, detailed_descriptions: list[str], tags: str,\n"
+        "                              atmosphere: str, style: str, quality_meta: str, HTML_web_color_name: str):\n"
+        f"        assert location in {listing(list(LOCATIONS))}\n"
+        f"        assert offset in {listing(list(OFFSETS))}\n"
+        f"        assert area in {listing(list(AREAS))}\n"
+        "        assert distance_to_viewer > 0\n"
+        "        pass"
+    )
+
+
+OMOST_SYSTEM = ("You are a helpful AI assistant to compose images using the below python class `Canvas`:\n\n```python\n"
+                + _stub() + "\n```")
+
+
+def _example() -> str:
+    c = Canvas()
+    c.set_global_description("A red circle above a blue square on a gray background.", [], "red circle, blue "
+                             "square, gray background", "gray")
+    c.add_local_description("on the top", "no offset", "a small square area", 3.0, "A red circle.",
+                            ["A flat red circle."], "red circle", "Calm.", "Flat.", "Sharp edges.", "red")
+    c.add_local_description("on the bottom", "no offset", "a small square area", 2.0, "A blue square.",
+                            ["A flat blue square."], "blue square", "Calm.", "Flat.", "Sharp edges.", "blue")
+    return c.to_program()
+
+
+GENERIC_SYSTEM = (
+    OMOST_SYSTEM + "\n\nAnswer with one ```python block that starts with `canvas = Canvas()`, then calls "
+    "`canvas.set_global_description(...)` once and `canvas.add_local_description(...)` once per object, with "
+    "keyword arguments whose values are plain strings, numbers or lists of strings (no variables, no other "
+    "code). location, offset and area must be exactly one of the listed phrases; HTML_web_color_name is a CSS "
+    "colour name; larger distance_to_viewer means farther away. When the user asks for a change, write the "
+    "whole program again.\n\nExample for 'a red circle above a blue square':\n```python\n" + _example() + "\n```"
+)
+
+OMOST_MODELS = ("omost-llama-3-8b", "omost-dolphin-2.9-llama3-8b", "omost-phi-3-mini-128k")
+
+
+def system_prompt_for(name: str, folder: Path | None = None) -> str:
+    """The model's own (compose.json beside its weights), Omost's for Omost models, else the generic one."""
+    if folder is not None and folder.is_dir() and (folder / "compose.json").is_file():
+        data = json.loads((folder / "compose.json").read_text(encoding="utf-8"))
+        if not isinstance(data.get("system"), str):
+            raise CanvasError(f"{folder / 'compose.json'}: no 'system' prompt")
+        return data["system"]
+    low = name.lower()
+    return OMOST_SYSTEM if any(m in low for m in OMOST_MODELS) else GENERIC_SYSTEM
+
+
+@dataclass
+class Composition:
+    """A composed canvas with the conversation that made it."""
+
+    canvas: Canvas
+    program: str  # the canvas written back as a clean program
+    answer: str  # the model's last raw answer
+    messages: list[Message]  # system, users and assistants, the last answer included
+    retried: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+class Composer:
+    """An LLM you own plus its system prompt.  `compose(prompt, history)` for one round of editing."""
+
+    def __init__(self, llm: LLM, system: str, settings: SamplingSettings = OMOST_SETTINGS,
+                 correct_words: bool = True) -> None:
+        self.llm = llm
+        self.system = system
+        self.settings = settings
+        self.correct_words = correct_words
+
+    def compose(self, prompt: str, history: Sequence[Message] = (), seed: int | None = None,
+                on_token: TokenCallback | None = None) -> Composition:
+        """Ask for a Canvas for `prompt` (or an edit of the last one, given `history` without the system
+        message); raises CanvasError when the second answer does not parse either."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise CanvasError("a composition needs a prompt")
+        settings = self.settings if seed is None else _with_seed(self.settings, seed)
+        messages = [Message("system", self.system), *history, Message("user", prompt)]
+        answer = self.llm.chat(messages, settings, on_token).text
+        messages.append(Message("assistant", answer))
+        try:
+            return self._finish(answer, messages, retried=False)
+        except CanvasError as first:
+            messages.append(Message("user", f"That program cannot be used: {first}. Write the whole program "
+                                            "again, following the Canvas class exactly."))
+            answer = self.llm.chat(messages, _with_seed(settings, settings.seed + 1), on_token).text
+            messages.append(Message("assistant", answer))
+            return self._finish(answer, messages, retried=True, first_error=str(first))
+
+    def _finish(self, answer: str, messages: list[Message], retried: bool, first_error: str = "") -> Composition:
+        fixes: list[str] | None = [] if self.correct_words else None
+        canvas = parse_canvas(answer, corrections=fixes)
+        warnings = [f"corrected {f}" for f in fixes or []]
+        if retried:
+            warnings.insert(0, f"the first program was rejected ({first_error}); the model wrote it again")
+        return Composition(canvas, canvas.to_program(), answer, messages, retried, warnings)
+
+
+def _with_seed(s: SamplingSettings, seed: int) -> SamplingSettings:
+    from dataclasses import replace
+
+    return replace(s, seed=seed)
