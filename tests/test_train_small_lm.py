@@ -74,3 +74,23 @@ def test_kill_and_resume_equals_one_run_and_loss_goes_down(tmp_path):
 def test_tiny_targets_fit_the_world():
     assert TINY_TARGETS.min_tags["very_short"] == 2 and TINY_TARGETS.max_tags["very_long"] == 5
     assert abs(sum(TINY_TARGETS.target_weights.values()) - 1) < 0.01
+
+
+def test_omost_tiny_smoke_exports_a_chat_model_whose_documents_parse(tmp_path):
+    from t2i.compose import parse_canvas
+    from t2i.compose.conversation import system_prompt_for
+    from t2i.train.omost_data import TINY_SYSTEM, omost_documents
+    from t2i.train.omost_tiny import train_omost_tiny
+
+    for doc in omost_documents(20, 0):
+        assert parse_canvas(doc.split("<|assistant|>\n", 1)[1]).components
+    cfg = SmallLMConfig.smoke()
+    cfg.context = 2048
+    out = train_omost_tiny(cfg, tmp_path / "w", tmp_path / "m")
+    assert system_prompt_for("omost-tiny", out) == TINY_SYSTEM
+    llm = load_llm(str(out))
+    from t2i.llm import Message
+
+    answer = llm.chat([Message("system", TINY_SYSTEM), Message("user", "a red circle")],
+                      SamplingSettings(max_tokens=3))
+    assert answer.n_prompt_tokens > 5

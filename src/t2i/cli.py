@@ -171,12 +171,12 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
                        epilog="example:\n  t2i train shapes-xl --work runs/shapes-xl --out runs/shapes-xl/model",
                        formatter_class=fmt)
-    t.add_argument("recipe", choices=["shapes-xl", "tipo-tiny"])
+    t.add_argument("recipe", choices=["shapes-xl", "tipo-tiny", "omost-tiny"])
     t.add_argument("--work", type=Path, required=True, help="work folder: data, checkpoints (resumable)")
     t.add_argument("--out", type=Path, required=True, help="where the trained diffusers folder goes")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--unet-steps", type=int, help="shapes-xl: U-Net steps")
-    t.add_argument("--steps", type=int, help="tipo-tiny: training steps")
+    t.add_argument("--steps", type=int, help="tipo-tiny / omost-tiny: training steps")
     t.add_argument("--threads", type=int, help="CPU threads (default 2); 1 leaves a core free for other work")
     t.add_argument("--vae-steps", type=int)
     t.add_argument("--decoder-steps", type=int, help="then fine-tune the VAE decoder alone for this many steps")
@@ -473,15 +473,21 @@ def _eval(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    if args.recipe == "tipo-tiny":
+    if args.recipe in ("tipo-tiny", "omost-tiny"):
+        from t2i.train.omost_tiny import omost_tiny_config, train_omost_tiny
         from t2i.train.small_lm import SmallLMConfig
         from t2i.train.tipo_tiny import train_tipo_tiny
 
-        cfg = SmallLMConfig.smoke() if args.smoke else SmallLMConfig()
+        if args.smoke:
+            cfg = SmallLMConfig.smoke()
+            if args.recipe == "omost-tiny":
+                cfg.context = 2048
+        else:
+            cfg = SmallLMConfig() if args.recipe == "tipo-tiny" else omost_tiny_config()
         settings = (("steps", args.steps), ("n_docs", args.scenes), ("threads", args.threads))
         bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
                                     ("--decoder-steps", args.decoder_steps)) if v is not None]
-        run = train_tipo_tiny
+        run = train_tipo_tiny if args.recipe == "tipo-tiny" else train_omost_tiny
     else:
         from t2i.train.shapes_xl import ShapesXLConfig, train_shapes_xl
 
