@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from t2i.llm.base import LLMError
 
 if TYPE_CHECKING:
     from t2i.registry import ModelRegistry
@@ -24,6 +27,10 @@ EXAMPLES = {
   t2i generate "two yellow stars" --n 4 --out stars/
   t2i generate "red circle" --presample          # a TIPO model expands the prompt first
   t2i generate --from outputs/2026-11-23/00000-42.png   # reproduce an image from its metadata""",
+    "compose": """examples:
+  t2i compose "a red circle above a blue square"
+  t2i compose "a red circle above a blue square" --edit "now make the square green"
+  t2i compose "a cat on a sofa" --model http://127.0.0.1:8080/v1""",
     "presample": """examples:
   t2i presample "red circle"
   t2i presample "a red circle above a blue square" --seed 3 --json
@@ -88,8 +95,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="model option, repeatable")
     g.add_argument("--presample", action="store_true", help="expand the prompt with a TIPO model first")
     _presample_flags(g)
+    g.add_argument("--compose", action="store_true",
+                   help="an LLM writes an Omost Canvas program; the regional renderer follows it")
+    g.add_argument("--compose-model", help="composer: registered name, folder, .gguf or http(s) URL "
+                                           "(default omost-tiny)")
+    g.add_argument("--program", type=Path, metavar="FILE",
+                   help="render this Canvas program (parsed, never executed) instead of asking an LLM")
+    g.add_argument("--region-mode", choices=["omost", "couple", "off"],
+                   help="regional attention: omost (score manipulation, default), couple (masks only), off")
     g.add_argument("--out", type=Path, help="output file (.png) or folder (default outputs/YYYY-MM-DD/)")
     g.add_argument("--outputs-root", type=Path, default=Path("outputs"), help=argparse.SUPPRESS)
+
+    co = sub.add_parser("compose", help="an LLM writes an Omost Canvas program; print it, save a preview",
+                        epilog=EXAMPLES["compose"], formatter_class=fmt)
+    co.add_argument("prompt")
+    co.add_argument("--model", dest="compose_model", help="composer (default omost-tiny)")
+    co.add_argument("--seed", type=int, default=12345)
+    co.add_argument("--edit", action="append", default=[], metavar="INSTRUCTION",
+                    help="then edit the canvas with this instruction (repeatable: one round each)")
+    co.add_argument("--preview", type=Path, help="preview PNG (default outputs/YYYY-MM-DD/canvas-NNNNN.png)")
+    co.add_argument("--llm-option", type=_option, action="append", default=[], metavar="KEY=VALUE")
 
     ps = sub.add_parser("presample", help="expand a prompt with a TIPO model and print it",
                         epilog=EXAMPLES["presample"], formatter_class=fmt)
@@ -201,6 +226,36 @@ def _presample_flags(p: argparse.ArgumentParser, prefix: str = "presample-") -> 
 
 # ---------------------------------------------------------------------------- commands
 
+def _compose(args: argparse.Namespace) -> int:
+    from t2i.backends import default_registry
+    from t2i.stages import open_composer
+
+    _quiet_libraries()
+    registry = args.registry or default_registry()
+    composer = open_composer(args.compose_model, registry, dict(args.llm_option))
+    out = composer.compose(args.prompt, seed=args.seed)
+    for k, instruction in enumerate(args.edit, start=1):
+        out = composer.compose(instruction, history=out.messages[1:], seed=args.seed + k)
+    for w in out.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(out.program)
+    path = args.preview or _numbered(Path("outputs") / datetime.date.today().isoformat(), "canvas", ".png")
+    if path.exists():
+        raise FileExistsError(f"{path} exists; t2i never overwrites")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.canvas.process().preview().save(path)
+    print(f"preview: {path}", file=sys.stderr)
+    return 0
+
+
+def _numbered(folder: Path, stem: str, suffix: str) -> Path:
+    """folder/stem-NNNNN.suffix with the next free number."""
+    n = 0
+    while (folder / f"{stem}-{n:05d}{suffix}").exists():
+        n += 1
+    return folder / f"{stem}-{n:05d}{suffix}"
+
+
 def _presample(args: argparse.Namespace) -> int:
     from t2i.backends import default_registry
     from t2i.stages import open_presampler, presample
@@ -256,6 +311,14 @@ def _generate(args: argparse.Namespace) -> int:
         changes["width"], changes["height"] = args.size
     if args.option:
         changes["model_options"] = {**request.model_options, **dict(args.option)}
+    if args.compose or args.program is not None:
+        from t2i.types import ComposeOptions
+
+        program = args.program.read_text(encoding="utf-8") if args.program is not None else None
+        changes["compose"] = ComposeOptions(enabled=True, model=args.compose_model, program=program)
+    if args.region_mode:
+        changes["model_options"] = {**changes.get("model_options", request.model_options),
+                                    "region_mode": args.region_mode}
     if args.presample:
         from t2i.types import PresampleOptions
 
@@ -279,8 +342,13 @@ def _generate(args: argparse.Namespace) -> int:
         from t2i.stages import open_presampler
 
         presampler = open_presampler(request.presample.model, registry, dict(args.llm_option))
+    composer = None
+    if request.compose.enabled and request.compose.program is None:
+        from t2i.stages import open_composer
+
+        composer = open_composer(request.compose.model, registry, dict(args.llm_option))
     try:
-        result = generate(request, registry, callback=step, presampler=presampler)
+        result = generate(request, registry, callback=step, presampler=presampler, composer=composer)
     except Cancelled:
         print("cancelled; nothing was written", file=sys.stderr)
         return 130
@@ -519,7 +587,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eval": _eval, "train": _train, "generate": _generate, "presample": _presample,
+COMMANDS = {"eval": _eval, "train": _train, "generate": _generate, "presample": _presample, "compose": _compose,
             "info": _info, "models": _models, "world": _world}
 
 
@@ -534,7 +602,7 @@ def main(argv: Sequence[str] | None = None, registry: ModelRegistry | None = Non
         return 130
     except BrokenPipeError:
         return 0  # output piped into a command that stopped reading (e.g. head)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, LLMError) as e:
         if args.debug:
             raise
         print(f"t2i: error: {e}", file=sys.stderr)

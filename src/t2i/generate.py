@@ -7,18 +7,19 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from t2i.metadata import build_pnginfo
 from t2i.outputs import OutputWriter
 from t2i.registry import Backend, ModelRegistry, ModelSpec
-from t2i.types import GenerationRequest, GenerationResult, RequestError
+from t2i.types import GenerationRequest, GenerationResult
 
 if TYPE_CHECKING:
     from t2i.presample import Presampler
 
 MAX_RANDOM_SEED = 2**32 - 1
 # Used when neither the request nor the model's registry entry says (local folders, unregistered hub ids).
+REGIONAL_KINDS = ("sdxl",)  # model kinds whose backend renders a Canvas region by region
 FALLBACK_DEFAULTS = {"steps": 25, "guidance": 5.0, "sampler": "euler", "negative_prompt": ""}
 
 
@@ -45,16 +46,16 @@ def resolve_request(request: GenerationRequest, spec: ModelSpec, seed: int | Non
 
 def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backend | None = None,
              callback: Callable[[int, int], bool | None] | None = None,
-             presampler: Presampler | None = None) -> GenerationResult:
-    """Generate the images of `request`.  Pass `backend` / `presampler` to reuse loaded models.
+             presampler: Presampler | None = None, composer: Any = None) -> GenerationResult:
+    """Generate the images of `request`.  Pass `backend` / `presampler` / `composer` to reuse loaded models.
 
     With presampling on, the backend draws from the expanded prompt; the result keeps the request as
-    given (so replaying it expands again, the same way) and records the expansion.
+    given (so replaying it expands again, the same way) and records the expansion.  With composition on
+    and no program in the request, the composer writes one (from the presampled prompt when there is
+    one); the result's request carries the program, so a replay needs no LLM.  Backends without a
+    regional renderer get the canvas flattened into one prompt, with a warning.
     """
     request.validate()
-    if request.compose.enabled and request.compose.program is None:
-        raise RequestError("composition by an LLM is not available in this version of t2i yet; give the Canvas "
-                           "program in compose.program")
     t0 = time.perf_counter()
     if backend is None:
         resolved, backend = registry.load(request.model, request.model_options)
@@ -69,13 +70,34 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
 
         presampler = presampler or open_presampler(resolved.presample.model, registry)
         expansion = presample(resolved, presampler)
+    t_presample = time.perf_counter()
+    notes: list[str] = []
+    if resolved.compose.enabled and resolved.compose.program is None:
+        from t2i.stages import compose, open_composer
+
+        composer = composer or open_composer(resolved.compose.model, registry)
+        composition = compose(resolved, composer, expansion.prompt if expansion is not None else None)
+        resolved = resolved.with_(compose=replace(resolved.compose, program=composition.program))
+        notes += [f"compose: {w}" for w in composition.warnings]
     t2 = time.perf_counter()
     drawn = resolved.with_(prompt=expansion.prompt) if expansion is not None else resolved
+    if drawn.compose.enabled and spec.kind not in REGIONAL_KINDS:
+        from t2i.compose import parse_canvas
+
+        flat = parse_canvas(drawn.compose.program).process().flat_prompt()
+        drawn = drawn.with_(prompt=flat, compose=replace(drawn.compose, enabled=False))
+        notes.append(f"compose: {spec.kind} models have no regional renderer; the canvas was flattened into "
+                     "one prompt")
     result = backend.generate(drawn, callback=callback)
+    if notes or resolved.compose.program is not None:
+        result = replace(result, request=resolved, warnings=[*result.warnings, *notes],
+                         canvas_program=result.canvas_program or resolved.compose.program)
+        if resolved.compose.enabled and request.compose.program is None:
+            result.timings["compose"] = t2 - t_presample
     if expansion is not None:
         result = replace(result, request=resolved, presampled_prompt=expansion.prompt,
                          warnings=[*result.warnings, *(f"presample: {w}" for w in expansion.warnings)])
-        result.timings["presample"] = t2 - t1
+        result.timings["presample"] = t_presample - t1
     result.timings.setdefault("load", t1 - t0)
     result.timings.setdefault("total", time.perf_counter() - t0)
     return result

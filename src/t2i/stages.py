@@ -44,3 +44,28 @@ def presample(request: GenerationRequest, presampler: Presampler, tags: list[str
                         presampler.max_retries, presampler.max_same)
     return runner.expand(request.prompt, tags=tags, nl=nl, seed=seed, target=opts.target, width=request.width,
                          height=request.height, fmt=opts.format)
+
+
+DEFAULT_COMPOSER = "omost-tiny"
+
+
+def open_composer(name: str | None, registry: ModelRegistry, llm_options: Mapping[str, Any] | None = None):
+    """Load the composer `name` (default omost-tiny) with the system prompt its model expects."""
+    from t2i.compose.conversation import Composer, system_prompt_for
+    from t2i.llm.loading import load_llm
+
+    name = name or DEFAULT_COMPOSER
+    llm = load_llm(name, registry, llm_options)
+    location = None if name.startswith(("http://", "https://")) else registry.resolve(name).location
+    return Composer(llm, system_prompt_for(name, location))
+
+
+def compose(request: GenerationRequest, composer: Any, prompt: str | None = None):
+    """A Composition for the request's prompt (or `prompt`, e.g. the presampled one) with its options."""
+    from t2i.compose.conversation import OMOST_SETTINGS
+
+    opts = request.compose
+    settings = replace(OMOST_SETTINGS, temperature=opts.temperature, top_p=opts.top_p,
+                       max_tokens=opts.max_new_tokens, seed=opts.seed if opts.seed is not None else 12345)
+    composer = type(composer)(composer.llm, composer.system, settings, composer.correct_words)
+    return composer.compose(prompt if prompt is not None else request.prompt)
