@@ -1,0 +1,79 @@
+"""Cost of Omost's regional attention: one U-Net forward of the real KOALA-700M shape (random weights).
+
+    python bench/regional_attention.py [--latent 32] [--repeats 3]
+
+Three ways over the same conditioning (3 regions = 3 x 77 tokens, batch 2 = negative + positive):
+ordinary attention over the concatenated tokens (diffusers' AttnProcessor2_0), our regional
+processors (scaled keys + additive mask in fused attention), and a reference-style implementation that
+materialises the full score matrix.  Runs alternate; prints median seconds and the ratios (goal:
+regional / ordinary <= 1.15; regional faster than materialised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from diffusers import UNet2DConditionModel
+from diffusers.models.attention_processor import AttnProcessor2_0
+
+from t2i.render.attention import MaterialisedRegionalAttnProcessor, RegionalAttnProcessor, RegionalState
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from koala_unet_latency import COMMON, CONFIGS  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--latent", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    extra, published = CONFIGS["koala-700m"]
+    unet = UNet2DConditionModel(**COMMON, **extra).eval()
+    assert sum(p.numel() for p in unet.parameters()) == published
+    s = args.latent
+    masks = torch.zeros(3, s, s)
+    masks[0] = 1
+    masks[1, :, : s // 2] = 1
+    masks[2, s // 4: 3 * s // 4, s // 2:] = 1
+    state = RegionalState(torch.arange(3).repeat_interleave(77), masks, cfg=True)
+    b = 2
+    x = torch.randn(b, 4, s, s)
+    t = torch.tensor([500] * b)
+    ctx = torch.randn(b, 3 * 77, 2048)
+    cond = {"text_embeds": torch.randn(b, 1280),
+            "time_ids": torch.tensor([[s * 8, s * 8, 0, 0, s * 8, s * 8]] * b, dtype=torch.float32)}
+    names = list(unet.attn_processors)
+
+    def use(kind: str) -> None:
+        cross = {"ordinary": AttnProcessor2_0(), "regional": RegionalAttnProcessor(state),
+                 "materialised": MaterialisedRegionalAttnProcessor(state)}[kind]
+        unet.set_attn_processor({n: cross if n.endswith("attn2.processor") else AttnProcessor2_0() for n in names})
+
+    times: dict[str, list[float]] = {"ordinary": [], "regional": [], "materialised": []}
+    with torch.no_grad():
+        for kind in times:  # warm-up (and mask caches)
+            use(kind)
+            unet(x, t, ctx, added_cond_kwargs=cond)
+        for _ in range(args.repeats):
+            for kind in times:
+                use(kind)
+                t0 = time.perf_counter()
+                unet(x, t, ctx, added_cond_kwargs=cond)
+                times[kind].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"KOALA-700M U-Net forward, batch 2, latent {s}x{s}, 3 regions x 77 tokens, float32, "
+          f"{torch.get_num_threads()} threads, median of {args.repeats}")
+    for k, v in med.items():
+        print(f"{k:<13} {v:7.3f} s")
+    print(f"regional / ordinary     {med['regional'] / med['ordinary']:.3f}  (goal <= 1.15)")
+    print(f"regional / materialised {med['regional'] / med['materialised']:.3f}  (goal < 1)")
+
+
+if __name__ == "__main__":
+    main()
