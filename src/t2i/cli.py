@@ -191,6 +191,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--sampler")
     e.add_argument("--size", type=_size)
     e.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE")
+    e.add_argument("--presample", action="store_true", help="presample every prompt (default tipo-tiny)")
+    e.add_argument("--presample-model")
+    e.add_argument("--compose", action="store_true", help="compose every prompt with an LLM (default omost-tiny)")
+    e.add_argument("--compose-model")
+    e.add_argument("--gt-program", action="store_true",
+                   help="render each line's own scene as a Canvas program (the renderer alone)")
+    e.add_argument("--region-mode", choices=["omost", "couple", "off"])
     e.add_argument("--out", type=Path, required=True)
 
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
@@ -526,11 +533,29 @@ def _eval(args: argparse.Namespace) -> int:
                                         ("sampler", args.sampler)) if v is not None}
     if args.size is not None:
         settings["width"], settings["height"] = args.size
-    if args.option:
-        settings["model_options"] = dict(args.option)
+    if args.option or args.region_mode:
+        settings["model_options"] = dict(args.option) | ({"region_mode": args.region_mode} if args.region_mode else {})
+    if args.compose and args.gt_program:
+        raise ValueError("give --compose (an LLM writes programs) or --gt-program (the scenes' own), not both")
     registry = args.registry or default_registry()
+    presampler = composer = None
+    if args.presample:
+        from t2i.stages import open_presampler
+        from t2i.types import PresampleOptions
+
+        settings["presample"] = PresampleOptions(enabled=True, model=args.presample_model)
+        presampler = open_presampler(args.presample_model, registry)
+    if args.compose:
+        from t2i.stages import open_composer
+        from t2i.types import ComposeOptions
+
+        settings["compose"] = ComposeOptions(enabled=True, model=args.compose_model)
+        composer = open_composer(args.compose_model, registry)
+    from t2i.evaluation.runner import ground_truth_program
+
     run = run_suite(_load_suite(args.suite), registry, args.model, args.out, args.images_per_prompt, args.seed,
-                    settings, progress=True)
+                    settings, progress=True, program_for=ground_truth_program if args.gt_program else None,
+                    presampler=presampler, composer=composer)
     for problem in run.score.problems:
         print(f"warning: {problem}", file=sys.stderr)
     print(run.score.table())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from t2i.generate import generate
 from t2i.metadata import build_pnginfo
 from t2i.outputs import save_png_atomic
 from t2i.registry import ModelRegistry
-from t2i.types import GenerationRequest
+from t2i.types import ComposeOptions, GenerationRequest
 from t2i.world.suite import SuiteLine, SuiteScore, score_folder
 
 
@@ -31,9 +31,24 @@ class EvalRun:
     seconds: float
 
 
+def ground_truth_program(line: SuiteLine) -> str:
+    """The Canvas program of a suite line's own scene (the renderer-alone column)."""
+    from t2i.world.captions import canvas_program
+
+    if line.scene is None:
+        raise ValueError(f"suite line {line.prompt!r} has no scene, so no ground-truth program")
+    return canvas_program(line.scene)
+
+
 def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: Path, images_per_prompt: int = 1,
-              seed: int = 0, settings: Mapping[str, Any] | None = None, progress: bool = False) -> EvalRun:
-    """Generate (resuming) and score `lines` with `model`; `settings` are GenerationRequest fields."""
+              seed: int = 0, settings: Mapping[str, Any] | None = None, progress: bool = False,
+              program_for: Callable[[SuiteLine], str] | None = None, presampler: Any = None,
+              composer: Any = None) -> EvalRun:
+    """Generate (resuming) and score `lines` with `model`; `settings` are GenerationRequest fields.
+
+    `program_for(line)` gives each line a Canvas program to render (e.g. `ground_truth_program`);
+    `presampler` / `composer` are reused across lines when the settings turn those stages on.
+    """
     from tqdm import tqdm
 
     if images_per_prompt < 1:
@@ -56,7 +71,9 @@ def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: 
             _, backend = registry.load(model, settings.get("model_options"))
         request = GenerationRequest(prompt=line.prompt, model=model, seed=seed + i * images_per_prompt,
                                     n_images=images_per_prompt, **settings)
-        result = generate(request, registry, backend=backend)
+        if program_for is not None:
+            request = request.with_(compose=ComposeOptions(enabled=True, program=program_for(line)))
+        result = generate(request, registry, backend=backend, presampler=presampler, composer=composer)
         for k, (image, s) in enumerate(zip(result.images, result.seeds, strict=True)):
             if k in todo:
                 info = build_pnginfo(result.request, s, k, result.prompt_used, result.negative_prompt_used)
@@ -67,7 +84,10 @@ def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: 
     with open(out / "results.jsonl", "w", encoding="utf-8") as f:
         for v in score.verdicts:
             f.write(json.dumps(v.to_dict()) + "\n")
-    summary = {"model": model, "images_per_prompt": images_per_prompt, "seed": seed, "settings": settings,
+    shown = {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in settings.items()}
+    if program_for is not None:
+        shown["programs"] = getattr(program_for, "__name__", "given")
+    summary = {"model": model, "images_per_prompt": images_per_prompt, "seed": seed, "settings": shown,
                "per_task": score.per_task, "overall": score.overall, "counts": score.counts}
     (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return EvalRun(score, generated, seconds)
