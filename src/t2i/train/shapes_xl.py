@@ -65,6 +65,9 @@ class ShapesXLConfig:
     checkpoint_seconds: float = 180.0
     checkpoint_steps: int = 0  # >0: also checkpoint every this many steps (tests)
     threads: int = 2
+    vae_channels: tuple[int, ...] = (16, 32, 32)  # 3 levels: 64x64 images -> 16x16x4 latents
+    vae_layers: int = 1
+    vae_l1: float = 0.0  # weight of an L1 term beside the VAE's MSE (sharper small shapes)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -76,12 +79,14 @@ class ShapesXLConfig:
 
 # ---------------------------------------------------------------------------- model construction
 
-def build_vae():
+def build_vae(cfg: ShapesXLConfig | None = None):
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
-                         up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(16, 32, 32),
-                         layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=SIZE)
+    cfg = cfg or ShapesXLConfig()
+    n = len(cfg.vae_channels)
+    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
+                         up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=tuple(cfg.vae_channels),
+                         layers_per_block=cfg.vae_layers, latent_channels=4, norm_num_groups=8, sample_size=SIZE)
 
 
 def build_text_encoders(cfg: ShapesXLConfig, tokenizer):
@@ -211,19 +216,21 @@ def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: 
 
 
 def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Progress | None = None):
-    """Train (or resume, or load) the VAE: MSE + 1e-6 KL on seeded batches."""
+    """Train (or resume, or load) the VAE: MSE (+ optional L1) + 1e-6 KL on seeded batches."""
     from diffusers import AutoencoderKL
 
     final = work / "vae"
     if (final / "config.json").exists():
         return AutoencoderKL.from_pretrained(final)
     torch.manual_seed(cfg.seed)
-    vae = build_vae()
+    vae = build_vae(cfg)
 
     def loss_fn(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         post = vae.encode(x).latent_dist
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
-        return F.mse_loss(vae.decode(z).sample, x) + 1e-6 * post.kl().mean()
+        rec = vae.decode(z).sample
+        l1 = cfg.vae_l1 * F.l1_loss(rec, x) if cfg.vae_l1 else 0.0
+        return F.mse_loss(rec, x) + l1 + 1e-6 * post.kl().mean()
 
     _image_loop(cfg, vae, list(vae.parameters()), work / "vae.ckpt", cfg.vae_steps, cfg.vae_lr, 0, loss_fn, "vae",
                 images, progress)
