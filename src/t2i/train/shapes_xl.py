@@ -18,7 +18,6 @@ Cross-attention sits at every U-Net level, the highest-resolution one included, 
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from t2i.train.checkpoint import EMA, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.schedule import cosine_lr
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
 
 SIZE = 64
@@ -142,12 +142,6 @@ EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may change between ru
 MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run uses the machine; may change
 
 
-def _lr(step: int, total: int, base: float, warmup: int) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    frac = (step - warmup) / max(1, total - warmup)
-    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-
 
 def stage_data(cfg: ShapesXLConfig, work: Path) -> tuple[np.ndarray, list[dict]]:
     """(images (N, 64, 64, 3) uint8, scene dicts) of the run's dataset, written on first use."""
@@ -202,7 +196,7 @@ def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: 
         idx = torch.randint(len(images), (cfg.vae_batch,), generator=g)
         loss = loss_fn(_to_pixels(images[idx.numpy()]), g)
         for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, lr, cfg.warmup)
+            group["lr"] = cosine_lr(step, steps, lr, cfg.warmup)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -346,7 +340,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         weight = torch.clamp(snr[t], max=cfg.min_snr_gamma) / snr[t]  # min-SNR-gamma for epsilon targets
         loss = (weight * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
         for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup)
+            group["lr"] = cosine_lr(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

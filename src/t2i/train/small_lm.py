@@ -9,7 +9,6 @@ equals an uninterrupted one.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 
 from t2i.train.checkpoint import claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.schedule import cosine_lr
 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
 Documents = Callable[[int, int], list[str]]  # (n, seed) -> documents
@@ -49,12 +49,6 @@ class SmallLMConfig:
         return cls(n_docs=64, vocab_size=300, hidden=32, layers=1, heads=2, ffn=64, context=512, steps=3, batch=4,
                    warmup=1, n_eval=8)
 
-
-def _lr(step: int, total: int, base: float, warmup: int) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    frac = (step - warmup) / max(1, total - warmup)
-    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def build_model(cfg: SmallLMConfig, tokenizer: Any):
@@ -154,7 +148,7 @@ def train_small_lm(cfg: SmallLMConfig, name: str, documents: Documents, special:
         idx = torch.randint(len(ids), (cfg.batch,), generator=g)
         loss = _batch_loss(model, ids[idx], lengths[idx])
         for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg.steps, cfg.lr, cfg.warmup)
+            group["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, floor=0.05)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
