@@ -120,10 +120,13 @@ def test_generate_calls_back_every_step(registry: ModelRegistry) -> None:
     assert calls == [(i, 6) for i in range(1, 7)]
 
 
-def test_compose_without_a_program_is_refused(registry: ModelRegistry) -> None:
+def test_compose_with_an_unknown_composer_fails_before_drawing(registry: ModelRegistry) -> None:
+    from t2i.llm import LLMError
+
     backend = NoiseBackend()
-    request = GenerationRequest(prompt="p", model="fake", seed=1).with_(compose=ComposeOptions(enabled=True))
-    with pytest.raises(RequestError, match="not available"):
+    request = GenerationRequest(prompt="p", model="fake", seed=1).with_(
+        compose=ComposeOptions(enabled=True, model="no-such-composer"))
+    with pytest.raises(LLMError, match="no-such-composer"):
         generate(request, registry, backend=backend)
     assert backend.requests == []
 

@@ -66,11 +66,14 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None,
                     reason="llama-cpp-python's server extra not installed")
-def test_http_client_against_the_llama_cpp_server():
+def test_http_client_against_the_llama_cpp_server(tmp_path):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(GGUF), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "512", "--model_alias", "smollm"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The server logs a lot: to a file, never to a pipe nobody drains (a full pipe blocks the server).
+    log = tmp_path / "server.log"
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(GGUF), "--host", "127.0.0.1",
+                                 "--port", str(port), "--n_ctx", "512", "--model_alias", "smollm"],
+                                stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
@@ -80,8 +83,9 @@ def test_http_client_against_the_llama_cpp_server():
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
                     raise AssertionError("the llama.cpp server did not start: "
-                                         + proc.stderr.read().decode()[-2000:]) from None
+                                         + log.read_text(errors="replace")[-2000:]) from None
                 time.sleep(0.5)
         client = load_llm(url, options={"model": "smollm", "timeout": 60})
         s = SamplingSettings(temperature=0, max_tokens=12, seed=2)
@@ -92,4 +96,8 @@ def test_http_client_against_the_llama_cpp_server():
         assert chat.text.strip() and chat.finish_reason in ("stop", "length")
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
