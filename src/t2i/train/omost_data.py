@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from t2i.world.captions import canvas_program, natural_caption, tags_caption
+from t2i.world.captions import canvas_program, detailed_caption, natural_caption, tags_caption
 from t2i.world.scene import sample_scene
 
 # Our tiny composer's system prompt (Omost's own is ~1,300 characters: too long for a tiny context).
@@ -17,9 +17,18 @@ ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
 
 
 def omost_conversation(rng: random.Random) -> tuple[str, str]:
-    """(user prompt, assistant program) of one random scene."""
+    """(user prompt, assistant program) of one random scene.
+
+    Prompt mix: 45% detailed (colour, place and size of every object: the program follows exactly),
+    40% natural captions (places, relations or nothing: the rest is a plausible guess), 15% tags."""
     scene = sample_scene(rng)
-    prompt = tags_caption(scene, rng) if rng.random() < 0.2 else natural_caption(scene, rng)
+    u = rng.random()
+    if u < 0.45:
+        prompt = detailed_caption(scene, rng)
+    elif u < 0.85:
+        prompt = natural_caption(scene, rng)
+    else:
+        prompt = tags_caption(scene, rng)
     return prompt, canvas_program(scene)
 
 

@@ -11,7 +11,7 @@ from t2i.train.small_lm import Progress, SmallLMConfig, train_small_lm
 
 def omost_tiny_config() -> SmallLMConfig:
     """Programs are ~450 tokens: a longer context and a larger vocabulary than tipo-tiny's."""
-    return SmallLMConfig(vocab_size=1024, context=1024, batch=16, steps=4000, lr=1.5e-3)
+    return SmallLMConfig(vocab_size=1024, context=1024, batch=8, steps=3000, lr=1.5e-3)
 
 
 def train_omost_tiny(cfg: SmallLMConfig, work: Path, out: Path, progress: Progress | None = None) -> Path | None:

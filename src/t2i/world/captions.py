@@ -35,6 +35,19 @@ RELATION_PHRASES: dict[str, tuple[str, ...]] = {
     "below": ("below", "under", "beneath"),
 }
 
+# Omost's area words as the adjectives a user writes: (size, aspect); a square area has no aspect word.
+AREA_PHRASES: dict[str, tuple[str, str]] = {
+    "a small square area": ("small", ""),
+    "a small vertical area": ("small", "tall"),
+    "a small horizontal area": ("small", "wide"),
+    "a medium-sized square area": ("medium-sized", ""),
+    "a medium-sized vertical area": ("medium-sized", "tall"),
+    "a medium-sized horizontal area": ("medium-sized", "wide"),
+    "a large square area": ("large", ""),
+    "a large vertical area": ("large", "tall"),
+    "a large horizontal area": ("large", "wide"),
+}
+
 PREFIXES = ("", "", "", "a photo of ", "a picture of ", "an image of ", "a drawing of ")
 BACKGROUND_PHRASES = ("on a {} background", "against a {} background", "with a {} background")
 
@@ -118,6 +131,23 @@ def natural_caption(scene: Scene, rng: random.Random) -> str:
             parts.append(f"The background is {scene.background}.")
         return " ".join(parts)
     return f"{text} {background}".strip() if background else text
+
+
+def sized_noun(o: SceneObject) -> str:
+    """'large tall red circle': the object's Omost area as size and aspect words, then colour and shape."""
+    size, aspect = AREA_PHRASES[o.area]
+    return " ".join(w for w in (size, aspect, o.color, o.shape) if w)
+
+
+def detailed_caption(scene: Scene, rng: random.Random) -> str:
+    """A caption that fixes every object's colour, place (location) and size (area): what a composer
+    needs to write the scene's program exactly. Two phrasings: one sentence, or a sentence per object."""
+    items = [f"{count_phrase(1, sized_noun(o))} {_place(o, rng)}" for o in scene.objects]
+    if rng.random() < 0.5:
+        parts = [f"There is {item}." for item in items] + [f"The background is {scene.background}."]
+        return " ".join(parts)
+    background = rng.choice(BACKGROUND_PHRASES).format(scene.background)
+    return f"{rng.choice(PREFIXES)}{_join(items)} {background}"
 
 
 def _q(text: str) -> str:
