@@ -1,0 +1,88 @@
+"""The composer-alone score: prompts fix the program; matching is one to one, exact matches first."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from t2i.compose import CanvasError, parse_canvas
+from t2i.evaluation.composer import ObjectScores, composer_alone, composer_prompts, perfect_compose, score_canvas
+from t2i.world.captions import AREA_PHRASES, canvas_program
+from t2i.world.scene import Scene
+
+
+def test_prompts_are_seeded_and_say_every_colour_place_and_size() -> None:
+    a, b = composer_prompts(20, 5), composer_prompts(20, 5)
+    assert [p for p, _ in a] == [p for p, _ in b]
+    assert [p for p, _ in a] != [p for p, _ in composer_prompts(20, 6)]
+    for prompt, scene in a:
+        for o in scene.objects:
+            size, aspect = AREA_PHRASES[o.area]
+            assert " ".join(w for w in (size, aspect, o.color, o.shape) if w) in prompt
+
+
+def test_the_ground_truth_program_scores_exactly_right() -> None:
+    prompts = composer_prompts(30, 1)
+    r = composer_alone(perfect_compose(prompts), 30, 1).rates()
+    assert r["parse_rate"] == r["first_try_parse_rate"] == 1.0
+    assert r["found"] == r["location"] == r["area"] == r["exact"] == 1.0
+    assert r["extra_regions_per_program"] == 0.0
+
+
+def _changed(scene: Scene, **change: str):
+    """The scene's program with every region's fields replaced by `change`."""
+    canvas = parse_canvas(canvas_program(scene))
+    canvas.components = [dataclasses.replace(c, **change) for c in canvas.components]
+    return canvas
+
+
+def _score(canvas, scene: Scene) -> ObjectScores:
+    scores = ObjectScores()
+    score_canvas(canvas, scene, scores)
+    return scores
+
+
+def test_wrong_places_sizes_colours_and_extra_regions_are_counted() -> None:
+    _, scene = next((p, s) for p, s in composer_prompts(50, 2) if len(s.objects) == 2)
+    for key, value in (("location", "on the left"), ("area", "a large square area")):
+        scores = _score(_changed(scene, **{key: value}), scene)
+        right = sum(getattr(o, key) == value for o in scene.objects)
+        assert scores.found == 2 and getattr(scores, key) == right and scores.exact <= right
+    color = "red" if "red" not in {o.color for o in scene.objects} else "blue"
+    scores = _score(_changed(scene, color=color, tags=f"{color} blob"), scene)
+    assert scores.found == 0 and scores.extra_regions == 2
+    canvas = parse_canvas(canvas_program(scene))
+    canvas.components.append(canvas.components[0])
+    scores = _score(canvas, scene)
+    assert scores.exact == 2 and scores.extra_regions == 1
+
+
+def test_a_region_without_a_colour_word_takes_its_colour_name() -> None:
+    _, scene = composer_prompts(1, 4)[0]
+    o = scene.objects[0]
+    canvas = parse_canvas(canvas_program(scene))
+    canvas.components[0] = dataclasses.replace(canvas.components[0], tags=o.shape)
+    assert _score(canvas, scene).exact == len(scene.objects)
+
+
+def test_unparsed_programs_count_against_every_object() -> None:
+    def broken(prompt: str, seed: int):
+        raise CanvasError("line 1: not a Canvas call")
+
+    scores = composer_alone(broken, 10, 3)
+    r = scores.rates()
+    assert r["parse_rate"] == 0.0 and r["exact"] == 0.0 and scores.objects > 0
+    assert len(scores.failures) == 10
+
+
+def test_retried_programs_parse_but_not_on_the_first_try() -> None:
+    prompts = composer_prompts(4, 9)
+    perfect = perfect_compose(prompts)
+    r = composer_alone(lambda p, s: (perfect(p, s)[0], True), 4, 9).rates()
+    assert r["parse_rate"] == 1.0 and r["first_try_parse_rate"] == 0.0
+
+
+@pytest.mark.parametrize("n", [0])
+def test_empty_runs_do_not_divide_by_zero(n: int) -> None:
+    assert composer_alone(perfect_compose([]), n, 0).rates()["exact"] == 0.0
