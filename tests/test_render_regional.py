@@ -62,3 +62,39 @@ def test_bad_programs_and_modes_are_clear_errors(backend):
         backend.generate(bad)
     with pytest.raises(RequestError, match="no Canvas program"):
         backend.generate(request(3.0).with_(compose=ComposeOptions(enabled=True)))
+
+
+def test_start_from_the_colour_image_and_hires_fix(backend):
+    seen: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+
+    steps = 4
+    plain = backend.generate(request(3.0).with_(steps=steps))
+    init = backend.generate(request(3.0, init_strength=0.5).with_(steps=steps), progress)
+    assert seen[-1] == (2, 2)  # int(4 * 0.5) steps from the colour image
+    assert np.abs(np.asarray(init.images[0], dtype=np.int16) - np.asarray(plain.images[0], dtype=np.int16)).max() > 0
+    seen.clear()
+    hires = backend.generate(request(3.0, hires_scale=1.5, hires_strength=0.5).with_(steps=steps), progress)
+    assert hires.images[0].size == (96, 96)  # 64 * 1.5, a multiple of the model's 16
+    assert seen[-1] == (6, 6)  # 4 steps, then 2 at the larger size
+    again = backend.generate(request(3.0, hires_scale=1.5, hires_strength=0.5).with_(steps=steps))
+    assert np.array_equal(np.asarray(hires.images[0]), np.asarray(again.images[0]))
+
+
+@pytest.mark.parametrize(("opts", "match"), [({"init_strength": 1.5}, "init_strength must be in"),
+                                             ({"init_strength": "much"}, "init_strength must be a number"),
+                                             ({"hires_scale": 9}, "hires_scale must be in"),
+                                             ({"hires_scale": 2, "hires_strength": 0.1}, "leaves no denoising step")])
+def test_bad_init_and_hires_settings_are_clear_errors(backend, opts, match):
+    with pytest.raises(RequestError, match=match):
+        backend.generate(request(3.0, **opts).with_(steps=4))
+
+
+def test_colour_start_needs_a_canvas(backend):
+    plain = request(3.0, init_strength=0.5).with_(compose=ComposeOptions())
+    with pytest.raises(RequestError, match="needs --compose"):
+        backend.generate(plain)
+    hires = backend.generate(request(3.0, hires_scale=2).with_(compose=ComposeOptions(), steps=2))
+    assert hires.images[0].size == (128, 128)

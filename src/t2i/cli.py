@@ -103,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="render this Canvas program (parsed, never executed) instead of asking an LLM")
     g.add_argument("--region-mode", choices=["omost", "couple", "off"],
                    help="regional attention: omost (score manipulation, default), couple (masks only), off")
+    g.add_argument("--color-start", type=float, metavar="STRENGTH",
+                   help="with a canvas: start from its coarse colour image at this strength (0-1, e.g. 0.9)")
+    g.add_argument("--hires", type=float, metavar="SCALE",
+                   help="hi-res fix: upscale by SCALE (e.g. 1.5), then denoise again at --hires-strength")
+    g.add_argument("--hires-strength", type=float, metavar="S", help="hi-res fix denoising strength (default 0.5)")
     g.add_argument("--out", type=Path, help="output file (.png) or folder (default outputs/YYYY-MM-DD/)")
     g.add_argument("--outputs-root", type=Path, default=Path("outputs"), help=argparse.SUPPRESS)
 
@@ -323,9 +328,11 @@ def _generate(args: argparse.Namespace) -> int:
 
         program = args.program.read_text(encoding="utf-8") if args.program is not None else None
         changes["compose"] = ComposeOptions(enabled=True, model=args.compose_model, program=program)
-    if args.region_mode:
+    flags = {"region_mode": args.region_mode, "init_strength": args.color_start, "hires_scale": args.hires,
+             "hires_strength": args.hires_strength}
+    if any(v is not None for v in flags.values()):
         changes["model_options"] = {**changes.get("model_options", request.model_options),
-                                    "region_mode": args.region_mode}
+                                    **{k: v for k, v in flags.items() if v is not None}}
     if args.presample:
         from t2i.types import PresampleOptions
 

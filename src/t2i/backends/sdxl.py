@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ddim": ("DDIMScheduler", {}, "DDIM"),
 }
 OPTIONS = {"device", "dtype", "cpu_offload", "vae_tiling", "attention_slicing", "config", "variant",
-           "zero_pooled", "batch_size", "region_mode"}
+           "zero_pooled", "batch_size", "region_mode", "init_strength", "hires_scale", "hires_strength"}
 BLACK_LEVEL = 2.0 / 255  # an image whose every pixel is below this counts as black
 
 
@@ -89,6 +89,7 @@ class SDXLBackend:
     resolved: ResolvedModel
     device: str
     options: dict[str, Any]
+    _img2img_pipe: Any = field(default=None, repr=False)  # made on first use, sharing the modules
 
     @classmethod
     def load(cls, resolved: ResolvedModel, options: Mapping[str, Any]) -> SDXLBackend:
@@ -180,38 +181,54 @@ class SDXLBackend:
         self.pipe.scheduler = self._scheduler(request.sampler or "euler")
         negative = request.negative_prompt or None  # None: SDXL's zero embedding for "no negative prompt"
         warnings = [w for w in (self.truncation_warning(request.prompt),) if w] if layout is None else []
-        total = request.steps
+        passes = _passes(request, opts, layout is not None, m)
+        total = sum(steps for steps, _ in passes)  # denoising steps per image over all passes
         cancelled = False
+        done = 0
 
         def on_step(pipe, i, t, kwargs):  # diffusers' callback_on_step_end
-            nonlocal cancelled
-            if callback is not None and callback(done + i + 1, total * request.n_images) is False:
+            nonlocal cancelled, done
+            done += 1
+            if callback is not None and callback(done, total * request.n_images) is False:
                 cancelled = True
                 pipe._interrupt = True
             return kwargs
 
         images, seeds, per_image = [], [], []
         batch = int(opts.get("batch_size") or 1)
+        mode = str(opts.get("region_mode", "omost"))
         for start in range(0, request.n_images, batch):
-            done = start * total
             ks = list(range(start, min(start + batch, request.n_images)))
             gens = [torch.Generator("cpu").manual_seed(request.seed + k) for k in ks]
             t0 = time.perf_counter()
-            run = {"num_inference_steps": total, "guidance_scale": request.guidance, "height": request.height,
-                   "width": request.width, "generator": gens, "output_type": "np", "callback_on_step_end": on_step}
+            run = {"num_inference_steps": request.steps, "guidance_scale": request.guidance,
+                   "generator": gens, "output_type": "np", "callback_on_step_end": on_step}
             if layout is not None:
-                out = self._regional(layout, negative, len(ks), request, str(opts.get("region_mode", "omost")), run)
+                cfg = request.guidance > 1 and self.pipe.unet.config.time_cond_proj_dim is None
+                from t2i.render.regional import encode_layout
+
+                extra, token_region = encode_layout(self.pipe, layout, negative, len(ks), cfg)
             else:
+                cfg, token_region = False, None
                 extra = self._zero_pooled_embeds(request.prompt, negative, len(ks), request.guidance) \
                     if opts.get("zero_pooled") else {"prompt": request.prompt, "negative_prompt": negative,
                                                      "num_images_per_prompt": len(ks)}
-                out = self.pipe(**run, **extra).images  # (b, H, W, 3) float in [0, 1]
-            if cancelled:
-                raise Cancelled(f"cancelled after {done} steps")
+            start_image = None
+            if opts.get("init_strength"):  # Omost: start from the canvas's coarse colour image
+                colours = Image.fromarray(layout.color_image()).resize((request.width, request.height), Image.BICUBIC)
+                start_image = [colours] * len(ks)
+            out = None
+            for (_, strength), (height, width) in zip(passes, _pass_sizes(request, opts, m), strict=True):
+                if out is not None:  # hi-res fix: upscale the last pass's images, then denoise them partly
+                    start_image = [Image.fromarray(_to_uint8(a)).resize((width, height), Image.LANCZOS) for a in out]
+                out = self._pass(run, extra, layout, token_region, cfg, mode, height, width,
+                                 start_image if strength < 1 else None, strength)
+                if cancelled:
+                    raise Cancelled(f"cancelled after {done} steps")
             per_image += [(time.perf_counter() - t0) / len(ks)] * len(ks)
             for k, arr in zip(ks, out, strict=True):
                 warnings += _check_image(arr, request.seed + k)
-                images.append(Image.fromarray((np.nan_to_num(arr).clip(0, 1) * 255).round().astype(np.uint8)))
+                images.append(Image.fromarray(_to_uint8(arr)))
                 seeds.append(request.seed + k)
         return GenerationResult(request=request, images=images, seeds=seeds, prompt_used=request.prompt,
                                 negative_prompt_used=request.negative_prompt or "",
@@ -219,18 +236,32 @@ class SDXLBackend:
                                 timings={"generate": float(sum(per_image)), "per_image": float(np.mean(per_image))},
                                 warnings=warnings)
 
-    def _regional(self, layout: Any, negative: str | None, n: int, request: GenerationRequest, mode: str,
-                  run: dict[str, Any]) -> np.ndarray:
-        """One pipeline call with the layout's regional conditioning (Omost's renderer)."""
-        from t2i.render.regional import encode_layout, regional_processors
+    def _pass(self, run: dict[str, Any], extra: dict[str, Any], layout: Any, token_region: Any, cfg: bool, mode: str,
+              height: int, width: int, image: list[Image.Image] | None, strength: float) -> np.ndarray:
+        """One denoising pass -> (b, H, W, 3) floats in [0, 1]: text-to-image, or image-to-image from
+        `image` at `strength`; with the layout's regional processors installed when there is a layout."""
+        if image is None:
+            pipe, kwargs = self.pipe, {**run, **extra, "height": height, "width": width}
+        else:
+            pipe, kwargs = self._img2img(), {**run, **extra, "image": image, "strength": strength}
+        if layout is None:
+            return pipe(**kwargs).images
+        from t2i.render.regional import regional_processors
 
-        cfg = request.guidance > 1 and self.pipe.unet.config.time_cond_proj_dim is None
-        extra, token_region = encode_layout(self.pipe, layout, negative, n, cfg)
         try:
-            with regional_processors(self.pipe, layout, token_region, request.height, request.width, cfg, mode):
-                return self.pipe(**run, **extra).images
+            with regional_processors(self.pipe, layout, token_region, height, width, cfg, mode):
+                return pipe(**kwargs).images
         except ValueError as e:
             raise RequestError(f"regional rendering: {e}") from e
+
+    def _img2img(self):
+        """The image-to-image pipeline over the same modules (no copy of the weights)."""
+        from diffusers import StableDiffusionXLImg2ImgPipeline
+
+        if self._img2img_pipe is None:
+            self._img2img_pipe = StableDiffusionXLImg2ImgPipeline.from_pipe(self.pipe)
+            self._img2img_pipe.set_progress_bar_config(disable=True)
+        return self._img2img_pipe
 
     def _zero_pooled_embeds(self, prompt: str, negative: str | None, n: int, guidance: float) -> dict[str, Any]:
         """Prompt embeddings with the pooled text embedding zeroed (diagnostic: is cross-attention enough?)."""
@@ -241,6 +272,64 @@ class SDXLBackend:
         if guidance > 1:
             out |= {"negative_prompt_embeds": ne, "negative_pooled_prompt_embeds": npooled * 0}
         return out
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    return (np.nan_to_num(arr).clip(0, 1) * 255).round().astype(np.uint8)
+
+
+def _fraction(opts: Mapping[str, Any], key: str, default: float) -> float:
+    value = opts.get(key)
+    value = default if value is None else value
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"{key} must be a number in (0, 1], got {value!r}") from None
+    if not 0 < value <= 1:
+        raise RequestError(f"{key} must be in (0, 1], got {value}")
+    return value
+
+
+def _hires_scale(opts: Mapping[str, Any]) -> float | None:
+    value = opts.get("hires_scale")
+    if value in (None, 0, 1, "0", "1"):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"hires_scale must be a number in (1, 4], got {value!r}") from None
+    if not 1 < value <= 4:
+        raise RequestError(f"hires_scale must be in (1, 4], got {value}")
+    return value
+
+
+def _passes(request: GenerationRequest, opts: Mapping[str, Any], has_layout: bool, m: int) -> list[tuple[int, float]]:
+    """[(denoising steps, strength)] of each pass: the first (from noise, or from the canvas's colour image
+    at init_strength), then the hi-res fix's (hires_strength, default 0.5) when hires_scale is set.
+    Image-to-image runs int(steps * strength) of the schedule's steps, as diffusers does."""
+    steps = int(request.steps)
+    first = 1.0
+    if opts.get("init_strength") is not None:
+        if not has_layout:
+            raise RequestError("init_strength starts from the canvas's colour image: it needs --compose")
+        first = _fraction(opts, "init_strength", 1.0)
+    passes = [(steps if first == 1 else int(steps * first), first)]
+    if _hires_scale(opts) is not None:
+        strength = _fraction(opts, "hires_strength", 0.5)
+        passes.append((int(steps * strength), strength))
+    for n, strength in passes:
+        if n < 1:
+            raise RequestError(f"strength {strength} leaves no denoising step of {steps}; raise steps or strength")
+    return passes
+
+
+def _pass_sizes(request: GenerationRequest, opts: Mapping[str, Any], m: int) -> list[tuple[int, int]]:
+    """(height, width) of each pass; the hi-res pass's sides are rounded to the model's multiple m."""
+    sizes = [(int(request.height), int(request.width))]
+    scale = _hires_scale(opts)
+    if scale is not None:
+        sizes.append(tuple(max(m, round(side * scale / m) * m) for side in sizes[0]))
+    return sizes
 
 
 def _check_image(arr: np.ndarray, seed: int) -> list[str]:
