@@ -1,0 +1,144 @@
+"""PaellaPipeline: token model + VQGAN + byte-level text encoder (+ optional CLIP), saved and loaded as a
+folder like a diffusers pipeline:
+
+    model_index.json        {"_class_name": "PaellaPipeline", "max_length": ..., "components": [...]}
+    generator/              config.json + model.safetensors   (the token model)
+    vqgan/                  config.json + model.safetensors
+    text_encoder/           a transformers T5EncoderModel (ByT5; the tokenizer is bytes, no files)
+    clip_text_encoder/, clip_tokenizer/   optional transformers CLIPTextModelWithProjection + tokenizer
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from t2i.paella.checkpoints import load_strict, read_state_dict
+from t2i.paella.model import Paella, PaellaConfig
+from t2i.paella.sampler import SamplerSettings, sample_tokens
+from t2i.paella.text import byte_tokenizer, encode_bytes
+from t2i.paella.vqgan import VQGANConfig, VQModel
+
+CLASS_NAME = "PaellaPipeline"
+
+
+@dataclass
+class PaellaPipeline:
+    model: Paella
+    vqgan: VQModel
+    text_encoder: Any  # T5EncoderModel over bytes
+    max_length: int = 128  # bytes of prompt read (the released model: 768)
+    clip_text_encoder: Any = None
+    clip_tokenizer: Any = None
+
+    def __post_init__(self) -> None:
+        self.tokenizer = byte_tokenizer()
+        for m in self.modules():
+            m.eval()
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [m for m in (self.model, self.vqgan, self.text_encoder, self.clip_text_encoder) if m is not None]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> PaellaPipeline:
+        for m in self.modules():
+            m.to(device)
+        return self
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this: VQGAN factor x the token model's grid multiple."""
+        return self.vqgan.cfg.factor * self.model.cfg.grid_multiple
+
+    # ------------------------------------------------------------------ conditioning
+
+    @torch.no_grad()
+    def condition(self, texts: list[str], clip_image: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+        """The token model's byt5 / clip / clip_image inputs for `texts` (B of them)."""
+        byt5 = encode_bytes(self.text_encoder, self.tokenizer, texts, self.max_length)
+        clip = None
+        if self.clip_text_encoder is not None:
+            ids = self.clip_tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids
+            clip = self.clip_text_encoder(input_ids=ids.to(self.device)).text_embeds
+        return {"byt5": byt5, "clip": clip, "clip_image": clip_image}
+
+    # ------------------------------------------------------------------ generation
+
+    @torch.no_grad()
+    def __call__(self, prompt: str, negative_prompt: str = "", seeds: list[int] | None = None, height: int = 64,
+                 width: int = 64, settings: SamplerSettings | None = None,
+                 progress: Callable[[int, int], bool | None] | None = None,
+                 clip_image: torch.Tensor | None = None) -> list[Image.Image]:
+        """One image per seed (image k from generator seed k; the same alone or in a batch).
+        `clip_image` (1, clip_embd): a CLIP image embedding to vary (image variations)."""
+        m = self.size_multiple
+        if height % m or width % m:
+            raise ValueError(f"{width}x{height} does not fit this model: sides must be multiples of {m}")
+        seeds = [0] if seeds is None else seeds
+        settings = settings or SamplerSettings()
+        b = len(seeds)
+        image_embeds = None if clip_image is None else clip_image.to(self.device).expand(b, -1)
+        cond = self.condition([prompt] * b, image_embeds)
+        uncond = self.condition([negative_prompt] * b)
+        f = self.vqgan.cfg.factor
+        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        tokens = sample_tokens(self.model, cond, uncond, (height // f, width // f), settings, gens, progress)
+        pixels = self.vqgan.decode(tokens).permute(0, 2, 3, 1).float().cpu().numpy()  # (B, H, W, 3) in [0, 1]
+        return [Image.fromarray((p * 255).round().astype(np.uint8)) for p in pixels]
+
+    # ------------------------------------------------------------------ save / load
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        for name, module, cfg in (("generator", self.model, self.model.cfg), ("vqgan", self.vqgan, self.vqgan.cfg)):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            (folder / name / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+            save_file({k: v.contiguous() for k, v in module.state_dict().items()},
+                      str(folder / name / "model.safetensors"))
+        self.text_encoder.save_pretrained(folder / "text_encoder")
+        components = ["generator", "vqgan", "text_encoder"]
+        if self.clip_text_encoder is not None:
+            self.clip_text_encoder.save_pretrained(folder / "clip_text_encoder")
+            self.clip_tokenizer.save_pretrained(folder / "clip_tokenizer")
+            components += ["clip_text_encoder", "clip_tokenizer"]
+        index = {"_class_name": CLASS_NAME, "max_length": self.max_length, "components": components}
+        (folder / "model_index.json").write_text(json.dumps(index, indent=1))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32
+                        ) -> PaellaPipeline:
+        from transformers import T5EncoderModel
+
+        folder = Path(folder)
+        index_file = folder / "model_index.json"
+        if not index_file.is_file():
+            raise FileNotFoundError(f"{folder}: no model_index.json (not a saved PaellaPipeline)")
+        index = json.loads(index_file.read_text())
+        if index.get("_class_name") != CLASS_NAME:
+            raise ValueError(f"{folder}: model_index.json is for {index.get('_class_name')!r}, not {CLASS_NAME}")
+        model = Paella(PaellaConfig.from_dict(json.loads((folder / "generator" / "config.json").read_text())))
+        load_strict(model, read_state_dict(folder / "generator" / "model.safetensors"), "generator")
+        vqgan = VQModel(VQGANConfig.from_dict(json.loads((folder / "vqgan" / "config.json").read_text())))
+        load_strict(vqgan, read_state_dict(folder / "vqgan" / "model.safetensors"), "vqgan")
+        text = T5EncoderModel.from_pretrained(folder / "text_encoder", local_files_only=True)
+        clip = clip_tok = None
+        if "clip_text_encoder" in index.get("components", []):
+            from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
+            clip = CLIPTextModelWithProjection.from_pretrained(folder / "clip_text_encoder", local_files_only=True)
+            clip_tok = CLIPTokenizer.from_pretrained(folder / "clip_tokenizer", local_files_only=True)
+        pipe = cls(model.to(dtype), vqgan, text.to(dtype), int(index.get("max_length", 128)), clip, clip_tok)
+        return pipe.to(device)

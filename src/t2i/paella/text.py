@@ -1,0 +1,32 @@
+"""Paella's text conditioning: ByT5 encoder states (bytes in, no vocabulary file), optional CLIP
+text and image embeddings (transformers' CLIP classes; the real ones are CLIP ViT-H/14 laion2b)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def byte_tokenizer() -> Any:
+    """ByT5's tokenizer: UTF-8 bytes + 3 (pad 0, eos 1, unk 2); it needs no files."""
+    from transformers import ByT5Tokenizer
+
+    return ByT5Tokenizer()
+
+
+def tiny_byt5_encoder(d_model: int = 64, layers: int = 2, heads: int = 2, d_ff: int = 128) -> Any:
+    """A small T5 encoder over ByT5's 384-entry byte vocabulary (for paella-tiny and tests)."""
+    from transformers import T5Config, T5EncoderModel
+
+    cfg = T5Config(vocab_size=384, d_model=d_model, d_kv=d_model // heads, d_ff=d_ff, num_layers=layers,
+                   num_heads=heads, feed_forward_proj="gated-gelu", dropout_rate=0.0, pad_token_id=0,
+                   eos_token_id=1)
+    return T5EncoderModel(cfg)
+
+
+def encode_bytes(encoder: Any, tokenizer: Any, texts: list[str], max_length: int) -> torch.Tensor:
+    """texts -> (B, max_length, d_model) last hidden states (padded with the pad byte, as Paella does)."""
+    ids = tokenizer(texts, padding="max_length", max_length=max_length, truncation=True,
+                    return_tensors="pt").input_ids.to(encoder.device)
+    return encoder(input_ids=ids).last_hidden_state

@@ -1,0 +1,126 @@
+"""Paella's own f4 VQGAN (not taming's): images (B, 3, H, W) in [0, 1] <-> token grids (B, H/4, W/4).
+
+Encoder: pixel-unshuffle 2 -> 1x1 conv -> ResBlocks with one strided 4x4 conv between levels -> 1x1 conv
+to c_latent + BatchNorm; nearest-codebook quantisation.  Decoder: 1x1 conv -> bottleneck ResBlocks ->
+transposed 4x4 convs -> 1x1 conv + pixel-shuffle 2.  Names follow the released `vqgan_f4.pt` (18.4M
+parameters with the defaults).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class VQGANConfig:
+    levels: int = 2
+    bottleneck_blocks: int = 12
+    c_hidden: int = 384
+    c_latent: int = 4
+    codebook_size: int = 8192
+    scale_factor: float = 0.3764
+
+    @property
+    def factor(self) -> int:
+        """Pixels per token side: 2 (pixel-unshuffle) x 2 per extra level."""
+        return 2 ** self.levels
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VQGANConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown VQGAN config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class VQResBlock(nn.Module):
+    """Pre-norm depthwise conv (replication padded) then channel MLP, each scaled by learnt gammas:
+    gammas = (scale1, shift1, gate1, scale2, shift2, gate2), all zero at init (the block starts as identity)."""
+
+    def __init__(self, c: int, c_hidden: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(c, elementwise_affine=False, eps=1e-6)
+        self.depthwise = nn.Sequential(nn.ReplicationPad2d(1), nn.Conv2d(c, c, kernel_size=3, groups=c))
+        self.norm2 = nn.LayerNorm(c, elementwise_affine=False, eps=1e-6)
+        self.channelwise = nn.Sequential(nn.Linear(c, c_hidden), nn.GELU(), nn.Linear(c_hidden, c))
+        self.gammas = nn.Parameter(torch.zeros(6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.gammas
+        h = self.norm1(x.permute(0, 2, 3, 1)) * (1 + g[0]) + g[1]  # channels last
+        x = x + self.depthwise(h.permute(0, 3, 1, 2)) * g[2]
+        h = self.norm2(x.permute(0, 2, 3, 1)) * (1 + g[3]) + g[4]
+        return x + self.channelwise(h).permute(0, 3, 1, 2) * g[5]
+
+
+class Quantizer(nn.Module):
+    """Nearest-neighbour codebook (key `codebook.weight`, (K, c_latent))."""
+
+    def __init__(self, c_latent: int, k: int) -> None:
+        super().__init__()
+        self.codebook = nn.Embedding(k, c_latent)
+
+    def indices(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> (B, h, w) index of the nearest code (squared L2)."""
+        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        cb = self.codebook.weight
+        d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ cb.T + cb.pow(2).sum(1)[None]
+        return d.argmin(dim=1).view(z.shape[0], z.shape[2], z.shape[3])
+
+    def lookup(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) -> (B, C, h, w)."""
+        return self.codebook(idx).permute(0, 3, 1, 2)
+
+
+class VQModel(nn.Module):
+    def __init__(self, cfg: VQGANConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = [cfg.c_hidden // 2 ** i for i in reversed(range(cfg.levels))]  # e.g. [192, 384]
+        self.in_block = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, c[0], kernel_size=1))
+        down: list[nn.Module] = []
+        for i in range(cfg.levels):
+            if i > 0:
+                down.append(nn.Conv2d(c[i - 1], c[i], kernel_size=4, stride=2, padding=1))
+            down.append(VQResBlock(c[i], 4 * c[i]))
+        down.append(nn.Sequential(nn.Conv2d(c[-1], cfg.c_latent, kernel_size=1, bias=False),
+                                  nn.BatchNorm2d(cfg.c_latent)))
+        self.down_blocks = nn.Sequential(*down)
+        self.vquantizer = Quantizer(cfg.c_latent, cfg.codebook_size)
+        up: list[nn.Module] = [nn.Sequential(nn.Conv2d(cfg.c_latent, c[-1], kernel_size=1))]
+        for i in range(cfg.levels):
+            ci = c[cfg.levels - 1 - i]
+            up.extend(VQResBlock(ci, 4 * ci) for _ in range(cfg.bottleneck_blocks if i == 0 else 1))
+            if i < cfg.levels - 1:
+                up.append(nn.ConvTranspose2d(ci, c[cfg.levels - 2 - i], kernel_size=4, stride=2, padding=1))
+        self.up_blocks = nn.Sequential(*up)
+        self.out_block = nn.Sequential(nn.Conv2d(c[0], 12, kernel_size=1), nn.PixelShuffle(2))
+
+    def check_size(self, h: int, w: int) -> None:
+        f = self.cfg.factor
+        if h % f or w % f:
+            raise ValueError(f"image size {w}x{h} is not a multiple of {f} (the VQGAN's factor)")
+
+    def encode_latents(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, c_latent, H/f, W/f) before quantisation."""
+        self.check_size(images.shape[2], images.shape[3])
+        return self.down_blocks(self.in_block(images))
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> tokens (B, H/f, W/f)."""
+        return self.vquantizer.indices(self.encode_latents(images))
+
+    def decode_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, c_latent, h, w) -> (B, 3, f*h, f*w), not clamped (training reads it raw)."""
+        return self.out_block(self.up_blocks(z))
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, h, w) -> images (B, 3, f*h, f*w) clamped to [0, 1]."""
+        return self.decode_latents(self.vquantizer.lookup(tokens)).clamp(0, 1)
