@@ -105,6 +105,7 @@ TIPO = Licence("Kohaku License 1.0", "https://huggingface.co/KBlueLeaf/TIPO-500M
 OMOST = Licence("Base-model licences (Llama 3 / Phi-3)", "https://huggingface.co/lllyasviel",
                 "Omost LLMs inherit the licences of Llama 3 and Phi-3; follow them.")
 
+DEFAULT_KEYS = ("steps", "guidance", "width", "height", "sampler", "negative_prompt")
 _KOALA_DEFAULTS = {"steps": 25, "guidance": 7.5, "width": 1024, "height": 1024, "sampler": "euler",
                    "negative_prompt": "worst quality, low quality, illustration, low resolution"}
 _LIGHTNING_DEFAULTS = {"steps": 10, "guidance": 3.5, "width": 1024, "height": 1024, "sampler": "euler-trailing",
@@ -121,7 +122,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
               {"steps": 25, "guidance": 1.0, "width": 64, "height": 64, "sampler": "euler", "negative_prompt": ""}),
     ModelSpec("paella-tiny", "paella", "image", "package:paella-tiny", OURS,
               "Tiny Paella token model trained on shapes world",
-              {"steps": 12, "guidance": 3.0, "width": 64, "height": 64, "negative_prompt": ""}),
+              {"steps": 12, "guidance": 3.0, "width": 64, "height": 64, "sampler": "paella", "negative_prompt": ""}),
     _koala("koala-700m", _KOALA_DEFAULTS, "KOALA-700M: SDXL with a compressed U-Net"),
     _koala("koala-1b", _KOALA_DEFAULTS, "KOALA-1B: SDXL with a compressed U-Net"),
     _koala("koala-700m-llava-cap", _KOALA_DEFAULTS, "KOALA-700M trained on LLaVA captions"),
@@ -135,7 +136,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
               "Karlo unCLIP: prior, decoder, super-resolution (256x256)",
               {"steps": 25, "guidance": 8.0, "width": 256, "height": 256}),
     ModelSpec("paella-v3", "paella", "image", "dome272/Paella", PAELLA, "Paella v3 token sampler over a VQGAN",
-              {"steps": 12, "guidance": 8.0, "width": 256, "height": 256,
+              {"steps": 12, "guidance": 8.0, "width": 256, "height": 256, "sampler": "paella",
                "negative_prompt": "low quality, low resolution, bad image, blurry, blur"},
               files=("paella_v3.pt", "vqgan_f4.pt", "prior_v1.pt")),
     ModelSpec("tipo-tiny", "llm", "presample", "package:tipo-tiny", OURS, "Tiny TIPO presampler (shapes world)"),
@@ -250,14 +251,18 @@ def _local_spec(path: Path) -> ModelSpec:
         if not index.is_file():
             raise ModelError(f"{path}: not a model folder (no model_index.json, no config.json)")
         try:
-            cls = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+            index_data = json.loads(index.read_text(encoding="utf-8"))
+            cls = index_data.get("_class_name")
         except (OSError, ValueError, AttributeError) as e:
             raise ModelError(f"{index}: unreadable model_index.json ({e})") from e
+        # our own pipelines may carry their sampling defaults (a model's defaults belong to the model)
+        defaults = index_data.get("defaults")
+        defaults = {k: v for k, v in defaults.items() if k in DEFAULT_KEYS} if isinstance(defaults, dict) else {}
         kind = _PIPELINE_KINDS.get(cls) if isinstance(cls, str) else None
         if kind is None:
             raise ModelError(f"{path}: pipeline class {cls!r} is not supported "
                              f"(supported: {', '.join(_PIPELINE_KINDS)})")
-        return ModelSpec(name, kind, "image", name, _LOCAL, f"local {cls} folder")
+        return ModelSpec(name, kind, "image", name, _LOCAL, f"local {cls} folder", defaults)
     suffix = path.suffix.lower()
     if suffix in (".ckpt", ".pt", ".pth", ".bin"):
         raise ModelError(f"{path}: pickled checkpoints are not loaded (they can run code); convert it to "

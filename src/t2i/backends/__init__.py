@@ -17,8 +17,15 @@ def _load_sdxl(resolved: ResolvedModel, options: Mapping[str, Any]) -> Backend:
     return SDXLBackend.load(resolved, options)
 
 
+def _load_paella(resolved: ResolvedModel, options: Mapping[str, Any]) -> Backend:
+    from t2i.backends.paella import PaellaBackend
+
+    return PaellaBackend.load(resolved, options)
+
+
 def default_registry() -> ModelRegistry:
     """A registry with the built-in models and a loader for every backend t2i has."""
     registry = ModelRegistry()
     registry.register_loader("sdxl", _load_sdxl)
+    registry.register_loader("paella", _load_paella)
     return registry

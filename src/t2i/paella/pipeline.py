@@ -98,7 +98,9 @@ class PaellaPipeline:
 
     # ------------------------------------------------------------------ save / load
 
-    def save_pretrained(self, folder: str | Path) -> Path:
+    def save_pretrained(self, folder: str | Path, defaults: dict[str, Any] | None = None) -> Path:
+        """Write the folder; `defaults` (steps, guidance, width, height, negative_prompt) go into
+        model_index.json, where t2i's registry reads them."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
@@ -113,7 +115,8 @@ class PaellaPipeline:
             self.clip_text_encoder.save_pretrained(folder / "clip_text_encoder")
             self.clip_tokenizer.save_pretrained(folder / "clip_tokenizer")
             components += ["clip_text_encoder", "clip_tokenizer"]
-        index = {"_class_name": CLASS_NAME, "max_length": self.max_length, "components": components}
+        index = {"_class_name": CLASS_NAME, "max_length": self.max_length, "components": components,
+                 "defaults": {"sampler": "paella", **(defaults or {})}}
         (folder / "model_index.json").write_text(json.dumps(index, indent=1))
         return folder
 

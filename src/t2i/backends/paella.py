@@ -1,0 +1,142 @@
+"""Paella backend: a saved PaellaPipeline folder (paella-tiny, or any folder written by
+`PaellaPipeline.save_pretrained`), or the released v3 weights (paella_v3.pt + vqgan_f4.pt, with ByT5-XL
+and CLIP ViT-H/14 text encoders from their hubs).
+
+Settings: request.steps, request.guidance (CFG), negative prompt; options `renoise_steps` (default
+steps - 1), `temperature` ("T0,T1", default 0.7,0.3), `cfg_steps` (CFG only for the first k steps),
+`batch_size`, `device`.  Image k comes from seed + k, the same alone or in a batch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from t2i.registry import ModelError, ResolvedModel
+from t2i.types import GenerationRequest, GenerationResult, RequestError
+
+OPTIONS = {"device", "renoise_steps", "temperature", "cfg_steps", "batch_size", "byt5", "clip"}
+RELEASED_FILES = ("paella_v3.pt", "vqgan_f4.pt")
+BYT5_XL = "google/byt5-xl"
+CLIP_H = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+
+
+def _released(resolved: ResolvedModel, options: Mapping[str, Any], device: str):
+    """The released v3 pipeline from the hub cache (or downloaded when online)."""
+    from huggingface_hub import hf_hub_download
+    from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5EncoderModel
+
+    from t2i.paella.checkpoints import load_strict, read_state_dict
+    from t2i.paella.model import Paella, PaellaConfig
+    from t2i.paella.pipeline import PaellaPipeline
+    from t2i.paella.vqgan import VQGANConfig, VQModel
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    repo = resolved.spec.source
+    try:
+        paths = [hf_hub_download(repo, f, local_files_only=offline) for f in RELEASED_FILES]
+        byt5 = T5EncoderModel.from_pretrained(options.get("byt5", BYT5_XL), local_files_only=offline)
+        clip_src = options.get("clip", CLIP_H)
+        clip = CLIPTextModelWithProjection.from_pretrained(clip_src, local_files_only=offline)
+        clip_tok = CLIPTokenizer.from_pretrained(clip_src, local_files_only=offline)
+    except OSError as e:
+        hint = " (HF_HUB_OFFLINE is set: fetch them once with network, e.g. `huggingface-cli download " \
+               f"{repo} {' '.join(RELEASED_FILES)}`)" if offline else ""
+        raise ModelError(f"{repo}: the Paella v3 weights or its text encoders are not available{hint}: {e}") from e
+    model, vqgan = Paella(PaellaConfig()), VQModel(VQGANConfig())
+    load_strict(model, read_state_dict(paths[0]), "paella_v3.pt")
+    load_strict(vqgan, read_state_dict(paths[1]), "vqgan_f4.pt")
+    return PaellaPipeline(model, vqgan, byt5, 768, clip, clip_tok).to(device)
+
+
+@dataclass
+class PaellaBackend:
+    pipe: Any  # PaellaPipeline
+    resolved: ResolvedModel
+    options: dict[str, Any]
+
+    @classmethod
+    def load(cls, resolved: ResolvedModel, options: Mapping[str, Any]) -> PaellaBackend:
+        import torch
+
+        unknown = set(options) - OPTIONS
+        if unknown:
+            raise ModelError(f"unknown Paella options {sorted(unknown)} (known: {', '.join(sorted(OPTIONS))})")
+        device = str(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+        loc = resolved.location
+        if loc is not None and (loc / "model_index.json").is_file():
+            from t2i.paella.pipeline import PaellaPipeline
+
+            try:
+                pipe = PaellaPipeline.from_pretrained(loc, device=device)
+            except (OSError, ValueError) as e:
+                raise ModelError(f"{loc}: cannot load a Paella pipeline: {e}") from e
+        elif loc is None:
+            pipe = _released(resolved, options, device)
+        else:
+            raise ModelError(f"{loc}: not a PaellaPipeline folder (no model_index.json)")
+        return cls(pipe, resolved, dict(options))
+
+    def _settings(self, request: GenerationRequest, opts: Mapping[str, Any]):
+        from t2i.paella.sampler import SamplerSettings
+
+        try:
+            temps = tuple(float(t) for t in str(opts.get("temperature", "0.7,0.3")).split(","))
+            renoise = int(opts.get("renoise_steps", request.steps - 1))
+            cfg_steps = None if opts.get("cfg_steps") is None else int(opts["cfg_steps"])
+        except ValueError as e:
+            raise RequestError(f"bad Paella option: {e}") from None
+        if len(temps) != 2:
+            raise RequestError("temperature is two numbers, start and end: e.g. 0.7,0.3")
+        try:
+            return SamplerSettings(request.steps, renoise, temps, float(request.guidance), cfg_steps).validate()
+        except ValueError as e:
+            raise RequestError(str(e)) from None
+
+    def generate(self, request: GenerationRequest,
+                 callback: Callable[[int, int], bool | None] | None = None) -> GenerationResult:
+        request.validate()
+        if request.seed is None or request.steps is None or request.guidance is None:
+            raise RequestError("the Paella backend needs a resolved request (seed, steps and guidance set)")
+        if request.compose.enabled:
+            raise RequestError("Paella has no regional renderer: flatten the canvas first (t2i.generate does)")
+        if request.sampler not in (None, "paella"):
+            raise RequestError(f"Paella has its own sampler ('paella'; tune it with renoise_steps, temperature, "
+                               f"cfg_steps), not {request.sampler!r}")
+        unknown = set(request.model_options) - OPTIONS
+        if unknown:
+            raise RequestError(f"unknown Paella options {sorted(unknown)} (known: {', '.join(sorted(OPTIONS))})")
+        opts = {**self.options, **request.model_options}
+        settings = self._settings(request, opts)
+        width, height = request.width or 256, request.height or 256
+        m = self.pipe.size_multiple
+        for side, v in (("width", width), ("height", height)):
+            if v % m:
+                raise RequestError(f"{side} {v} is not a multiple of {m}; this model takes sizes in multiples of {m}")
+        warnings = []
+        n_bytes = len(request.prompt.encode("utf-8")) + 1
+        if n_bytes > self.pipe.max_length:
+            warnings.append(f"prompt is {n_bytes} bytes; the text encoder reads {self.pipe.max_length}, so the "
+                            "rest is cut")
+        batch = int(opts.get("batch_size") or 4)
+        done, total = 0, settings.steps * request.n_images
+
+        def progress(i: int, n: int) -> bool | None:
+            return None if callback is None else callback(done + i, total)
+
+        images, seeds = [], []
+        t0 = time.perf_counter()
+        for start in range(0, request.n_images, batch):
+            ks = list(range(start, min(start + batch, request.n_images)))
+            done = start * settings.steps
+            images += self.pipe(request.prompt, request.negative_prompt or "", [request.seed + k for k in ks],
+                                height, width, settings, progress)
+            seeds += [request.seed + k for k in ks]
+        elapsed = time.perf_counter() - t0
+        return GenerationResult(request=request.with_(width=width, height=height), images=images, seeds=seeds,
+                                prompt_used=request.prompt, negative_prompt_used=request.negative_prompt or "",
+                                timings={"generate": elapsed, "per_image": elapsed / request.n_images},
+                                warnings=warnings)

@@ -1,0 +1,74 @@
+"""The Paella backend through the registry, the API and the CLI, on a tiny saved pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from t2i.backends import default_registry
+from t2i.cli import main
+from t2i.generate import generate
+from t2i.metadata import read_image_metadata
+from t2i.paella import Paella, VQModel
+from t2i.paella.pipeline import PaellaPipeline
+from t2i.paella.text import tiny_byt5_encoder
+from t2i.registry import Cancelled, ModelError
+from t2i.types import GenerationRequest, RequestError
+
+from .test_paella import TINY, TINY_VQ
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    torch.manual_seed(0)
+    pipe = PaellaPipeline(Paella(TINY), VQModel(TINY_VQ), tiny_byt5_encoder(16, 1, 2, 32), max_length=16)
+    return pipe.save_pretrained(tmp_path_factory.mktemp("paella") / "tiny",
+                                {"steps": 3, "guidance": 2.0, "width": 32, "height": 32})
+
+
+def test_a_saved_pipeline_is_a_paella_model_with_its_defaults(folder):
+    registry = default_registry()
+    resolved = registry.resolve(str(folder))
+    assert resolved.spec.kind == "paella" and resolved.spec.defaults["steps"] == 3
+    result = generate(GenerationRequest("a red circle", model=str(folder), seed=4, n_images=3), registry)
+    assert [im.size for im in result.images] == [(32, 32)] * 3 and result.seeds == [4, 5, 6]
+    assert result.request.steps == 3 and result.request.sampler == "paella"
+    alone = generate(GenerationRequest("a red circle", model=str(folder), seed=5), registry)
+    assert np.array_equal(np.asarray(alone.images[0]), np.asarray(result.images[1]))
+
+
+def test_options_errors_and_cancel(folder):
+    registry = default_registry()
+    _, backend = registry.load(str(folder))
+    req = GenerationRequest("x", model=str(folder), seed=1, steps=3, guidance=2.0, width=32, height=32)
+    for opts, match in (({"temperature": "1"}, "two numbers"), ({"renoise_steps": 5}, "renoise_steps"),
+                        ({"what": 1}, "unknown Paella options")):
+        with pytest.raises(RequestError, match=match):
+            backend.generate(req.with_(model_options=opts))
+    with pytest.raises(RequestError, match="multiple of 16"):
+        backend.generate(req.with_(width=40))
+    with pytest.raises(RequestError, match="own sampler"):
+        backend.generate(req.with_(sampler="euler"))
+    with pytest.raises(Cancelled):
+        backend.generate(req.with_(n_images=2), lambda done, total: done < 2)
+    long = backend.generate(req.with_(prompt="a very long prompt that runs past sixteen bytes"))
+    assert any("cut" in w for w in long.warnings)
+    with pytest.raises(ModelError, match="unknown Paella options"):
+        registry.load(str(folder), {"nope": 1})
+
+
+def test_cli_generates_with_a_paella_folder(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("T2I_HOME", str(tmp_path / "home"))
+    out = tmp_path / "a.png"
+    assert main(["generate", "a blue star", "--model", str(folder), "--seed", "3", "--option", "renoise_steps=1",
+                 "--out", str(out)]) == 0
+    meta = read_image_metadata(out)
+    assert meta.request.model == str(folder) and meta.request.model_options == {"renoise_steps": 1}
+
+
+def test_released_weights_offline_say_how_to_get_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelError, match="huggingface-cli download dome272/Paella"):
+        default_registry().load("paella-v3")
