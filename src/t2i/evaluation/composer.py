@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from t2i.compose import Canvas, CanvasError
 from t2i.compose.canvas import Component
-from t2i.world.captions import detailed_caption
+from t2i.world.captions import sized_caption
 from t2i.world.scene import Scene, SceneObject, sample_scene
 from t2i.world.text import Mention, parse_tag
 
@@ -25,7 +25,7 @@ def composer_prompts(n: int, seed: int) -> list[tuple[str, Scene]]:
     out = []
     for _ in range(n):
         scene = sample_scene(rng)
-        out.append((detailed_caption(scene, rng), scene))
+        out.append((sized_caption(scene, rng), scene))
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from t2i.world.captions import canvas_program, detailed_caption, natural_caption, tags_caption
+from t2i.world.captions import canvas_program, natural_caption, sized_caption, tags_caption
 from t2i.world.scene import sample_scene
 
 # Our tiny composer's system prompt (Omost's own is ~1,300 characters: too long for a tiny context).
@@ -24,7 +24,7 @@ def omost_conversation(rng: random.Random) -> tuple[str, str]:
     scene = sample_scene(rng)
     u = rng.random()
     if u < 0.45:
-        prompt = detailed_caption(scene, rng)
+        prompt = sized_caption(scene, rng)
     elif u < 0.85:
         prompt = natural_caption(scene, rng)
     else:

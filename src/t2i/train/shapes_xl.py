@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from t2i.train.checkpoint import EMA, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.schedule import cosine_lr
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
+from t2i.train.world_data import training_caption, world_images
 
 SIZE = 64
 TIME_IDS = (SIZE, SIZE, 0, 0, SIZE, SIZE)  # original size, crop top-left, target size (SDXL micro-conditioning)
@@ -145,15 +146,7 @@ MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run use
 
 def stage_data(cfg: ShapesXLConfig, work: Path) -> tuple[np.ndarray, list[dict]]:
     """(images (N, 64, 64, 3) uint8, scene dicts) of the run's dataset, written on first use."""
-    from t2i.world.dataset import iter_dataset, write_dataset
-
-    folder = work / "data"
-    write_dataset(folder, cfg.n_scenes, seed=cfg.seed, size=SIZE, shard_size=2000)
-    images, scenes = [], []
-    for img, rec in iter_dataset(folder):
-        images.append(img)
-        scenes.append(rec["scene"])
-    return np.stack(images), scenes
+    return world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
 
 
 def stage_tokenizer(work: Path, scenes: list[dict]):
@@ -277,14 +270,6 @@ def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, prog
     return vae
 
 
-def _caption(scene: dict, rng: random.Random, tags_fraction: float) -> str:
-    from t2i.world.captions import natural_caption, tags_caption
-    from t2i.world.scene import Scene
-
-    s = Scene.from_dict(scene)
-    return tags_caption(s, rng) if rng.random() < tags_fraction else natural_caption(s, rng)
-
-
 def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor, scenes: list[dict],
                progress: Progress | None = None, stop: Callable[[int], bool] | None = None):
     """Train U-Net and text encoders together; returns (unet, te1, te2) with EMA weights, or None if stopped."""
@@ -327,7 +312,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         b = cfg.unet_batch
         idx = torch.randint(len(latents), (b,), generator=g)
         x0 = latents[idx]  # (B, 4, 16, 16)
-        prompts = [_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
+        prompts = [training_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (b,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
         drop_all = torch.rand(b, generator=g) < cfg.cond_dropout

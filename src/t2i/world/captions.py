@@ -139,7 +139,7 @@ def sized_noun(o: SceneObject) -> str:
     return " ".join(w for w in (size, aspect, o.color, o.shape) if w)
 
 
-def detailed_caption(scene: Scene, rng: random.Random) -> str:
+def sized_caption(scene: Scene, rng: random.Random) -> str:
     """A caption that fixes every object's colour, place (location) and size (area): what a composer
     needs to write the scene's program exactly. Two phrasings: one sentence, or a sentence per object."""
     items = [f"{count_phrase(1, sized_noun(o))} {_place(o, rng)}" for o in scene.objects]
