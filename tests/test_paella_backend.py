@@ -72,3 +72,15 @@ def test_released_weights_offline_say_how_to_get_them(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(ModelError, match="huggingface-cli download dome272/Paella"):
         default_registry().load("paella-v3")
+
+
+def test_cli_convert_writes_safetensors_and_refuses_to_overwrite(tmp_path, capsys):
+    from t2i.paella.checkpoints import read_state_dict
+
+    src = tmp_path / "w.pt"
+    torch.save({"a": torch.ones(2), "b": torch.zeros(3)}, src)
+    dst = tmp_path / "w.safetensors"
+    assert main(["convert", str(src), str(dst)]) == 0
+    assert torch.equal(read_state_dict(dst)["a"], torch.ones(2)) and "2 tensors" in capsys.readouterr().out
+    assert main(["convert", str(src), str(dst)]) == 2 and "not overwriting" in capsys.readouterr().err
+    assert main(["convert", str(src), str(tmp_path / "x.bin")]) == 2

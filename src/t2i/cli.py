@@ -208,17 +208,22 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
                        epilog="example:\n  t2i train shapes-xl --work runs/shapes-xl --out runs/shapes-xl/model",
                        formatter_class=fmt)
-    t.add_argument("recipe", choices=["shapes-xl", "tipo-tiny", "omost-tiny"])
+    t.add_argument("recipe", choices=["shapes-xl", "tipo-tiny", "omost-tiny", "paella-tiny"])
     t.add_argument("--work", type=Path, required=True, help="work folder: data, checkpoints (resumable)")
     t.add_argument("--out", type=Path, required=True, help="where the trained diffusers folder goes")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--unet-steps", type=int, help="shapes-xl: U-Net steps")
-    t.add_argument("--steps", type=int, help="tipo-tiny / omost-tiny: training steps")
+    t.add_argument("--steps", type=int, help="tipo-tiny / omost-tiny / paella-tiny: training steps")
     t.add_argument("--threads", type=int, help="CPU threads (default 2); 1 leaves a core free for other work")
-    t.add_argument("--vae-steps", type=int)
+    t.add_argument("--vae-steps", type=int, help="shapes-xl: VAE steps; paella-tiny: VQGAN steps")
     t.add_argument("--decoder-steps", type=int, help="then fine-tune the VAE decoder alone for this many steps")
     t.add_argument("--scenes", type=int, help="scenes (shapes-xl) or documents (tipo-tiny) to train on")
     t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
+
+    cv = sub.add_parser("convert", help="a pickled state dict (.pt/.pth/.bin/.ckpt) to .safetensors",
+                        epilog="example:\n  t2i convert paella_v3.pt paella_v3.safetensors", formatter_class=fmt)
+    cv.add_argument("src", type=Path, help="read with weights_only=True: code in the file is never run")
+    cv.add_argument("dst", type=Path)
     return p
 
 
@@ -588,6 +593,17 @@ def _train(args: argparse.Namespace) -> int:
         bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
                                     ("--decoder-steps", args.decoder_steps)) if v is not None]
         run = train_tipo_tiny if args.recipe == "tipo-tiny" else train_omost_tiny
+    elif args.recipe == "paella-tiny":
+        from functools import partial
+
+        from t2i.train.paella_tiny import PaellaTinyConfig, train_paella_tiny
+
+        cfg = PaellaTinyConfig.smoke() if args.smoke else PaellaTinyConfig()
+        settings = (("steps", args.steps), ("vq_steps", args.vae_steps), ("n_scenes", args.scenes),
+                    ("threads", args.threads))
+        bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--decoder-steps", args.decoder_steps))
+               if v is not None]
+        run = partial(train_paella_tiny, command="t2i " + " ".join(sys.argv[1:]))
     else:
         from t2i.train.shapes_xl import ShapesXLConfig, train_shapes_xl
 
@@ -619,8 +635,20 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eval": _eval, "train": _train, "generate": _generate, "presample": _presample, "compose": _compose,
-            "info": _info, "models": _models, "world": _world}
+def _convert(args: argparse.Namespace) -> int:
+    from t2i.paella.checkpoints import convert_to_safetensors
+
+    if args.dst.suffix != ".safetensors":
+        raise ValueError(f"{args.dst}: the output must be a .safetensors file")
+    if args.dst.exists():
+        raise ValueError(f"{args.dst} exists; not overwriting it")
+    n = convert_to_safetensors(args.src, args.dst)
+    print(f"{args.dst}: {n} tensors")
+    return 0
+
+
+COMMANDS = {"eval": _eval, "train": _train, "convert": _convert, "generate": _generate, "presample": _presample,
+            "compose": _compose, "info": _info, "models": _models, "world": _world}
 
 
 def main(argv: Sequence[str] | None = None, registry: ModelRegistry | None = None) -> int:

@@ -75,11 +75,17 @@ class Attention2D(nn.Module):
         super().__init__()
         self.attn = nn.MultiheadAttention(c, nhead, dropout=dropout, bias=True, batch_first=True)
 
-    def forward(self, x: torch.Tensor, kv: torch.Tensor, self_attn: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: torch.Tensor, self_attn: bool,
+                kv_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """`kv_bias` (S,): added to the attention logits of the kv tokens (log of a reweighting factor)."""
         b, c, h, w = x.shape
         q = x.flatten(2).transpose(1, 2)  # (B, H*W, C)
         keys = torch.cat([q, kv], dim=1) if self_attn else kv
-        return self.attn(q, keys, keys, need_weights=False)[0].transpose(1, 2).reshape(b, c, h, w)
+        mask = None
+        if kv_bias is not None:  # (H*W, [H*W +] S) float mask, broadcast over batch and heads
+            own = torch.zeros(h * w if self_attn else 0, dtype=q.dtype, device=q.device)
+            mask = torch.cat([own, kv_bias.to(q)])[None].expand(h * w, -1)
+        return self.attn(q, keys, keys, need_weights=False, attn_mask=mask)[0].transpose(1, 2).reshape(b, c, h, w)
 
 
 class AttnBlock(nn.Module):
@@ -92,5 +98,5 @@ class AttnBlock(nn.Module):
         self.attention = Attention2D(c, nhead, dropout)
         self.kv_mapper = nn.Sequential(nn.SiLU(), nn.Linear(c_cond, c))
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return x + self.attention(self.norm(x), self.kv_mapper(cond), self.self_attn)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, cond_bias: torch.Tensor | None = None) -> torch.Tensor:
+        return x + self.attention(self.norm(x), self.kv_mapper(cond), self.self_attn, cond_bias)

@@ -159,11 +159,20 @@ class Paella(nn.Module):
                              f"(e.g. {max(m, h // m * m)}x{max(m, w // m * m)})")
 
     def forward(self, tokens: torch.Tensor, r: torch.Tensor, byt5: torch.Tensor, clip: torch.Tensor | None = None,
-                clip_image: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (B, H, W) long, r (B,) -> logits (B, num_labels, H, W)."""
+                clip_image: torch.Tensor | None = None, clip_image_weight: float = 1.0) -> torch.Tensor:
+        """tokens (B, H, W) long, r (B,) -> logits (B, num_labels, H, W).
+
+        `clip_image_weight`: attention reweighting of the CLIP image-embedding tokens (their attention
+        weights multiplied by this before renormalisation; 1 = off)."""
         self.check_grid(tokens.shape[1], tokens.shape[2])
         r_emb = self.r_embedding(r)
         cond = self.conditioning(byt5, clip, clip_image)
+        bias = None
+        if clip_image is not None and clip_image_weight != 1.0:
+            if clip_image_weight <= 0:
+                raise ValueError(f"clip_image_weight must be positive, got {clip_image_weight}")
+            bias = torch.zeros(cond.shape[1], device=cond.device)
+            bias[-self.cfg.clip_seq_len:] = math.log(clip_image_weight)  # the image tokens come last
         x = self.embedding(self.in_mapper(tokens).permute(0, 3, 1, 2))
 
         def run(b: nn.Module, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
@@ -172,7 +181,7 @@ class Paella(nn.Module):
             if isinstance(b, TimestepBlock):
                 return b(x, r_emb)
             if isinstance(b, AttnBlock):
-                return b(x, cond)
+                return b(x, cond, bias)
             return b(x)  # down/up sampler
 
         levels = []  # each level's output, deepest first

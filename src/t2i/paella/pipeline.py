@@ -78,9 +78,10 @@ class PaellaPipeline:
     def __call__(self, prompt: str, negative_prompt: str = "", seeds: list[int] | None = None, height: int = 64,
                  width: int = 64, settings: SamplerSettings | None = None,
                  progress: Callable[[int, int], bool | None] | None = None,
-                 clip_image: torch.Tensor | None = None) -> list[Image.Image]:
+                 clip_image: torch.Tensor | None = None, clip_image_weight: float = 1.0) -> list[Image.Image]:
         """One image per seed (image k from generator seed k; the same alone or in a batch).
-        `clip_image` (1, clip_embd): a CLIP image embedding to vary (image variations)."""
+        `clip_image` (1, clip_embd): a CLIP image embedding to vary (image variations), its tokens'
+        attention reweighted by `clip_image_weight`."""
         m = self.size_multiple
         if height % m or width % m:
             raise ValueError(f"{width}x{height} does not fit this model: sides must be multiples of {m}")
@@ -88,7 +89,9 @@ class PaellaPipeline:
         settings = settings or SamplerSettings()
         b = len(seeds)
         image_embeds = None if clip_image is None else clip_image.to(self.device).expand(b, -1)
-        cond = self.condition([prompt] * b, image_embeds)
+        cond: dict[str, Any] = self.condition([prompt] * b, image_embeds)
+        if image_embeds is not None:
+            cond["clip_image_weight"] = clip_image_weight
         uncond = self.condition([negative_prompt] * b)
         f = self.vqgan.cfg.factor
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]

@@ -1,0 +1,238 @@
+"""paella-tiny: Paella's recipe on the shapes world (`t2i train paella-tiny`).
+
+Stage 1, the VQGAN: 64x64 renders -> 16x16 tokens from a small codebook (flat colours need few codes);
+L1 + MSE reconstruction, codebook and commitment (0.25) losses with the straight-through estimator;
+codes unused for a while are restarted on random encoder outputs (no dead codebook).
+Stage 2, the token model and its byte-level text encoder together, with Paella's loss: t ~ U(0.001, 1];
+each token replaced by a random one with probability t; cross-entropy with label smoothing 0.1, weight
+1 on replaced tokens and 0.3 + 0.7 t on kept ones; captions dropped to "" with probability cond_dropout
+(for classifier-free guidance); AdamW with warmup then a cosine decay.  Seeded, resumable, atomic
+checkpoints; the exported folder is a PaellaPipeline with RECIPE.json.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from t2i.paella.model import Paella, PaellaConfig
+from t2i.paella.pipeline import PaellaPipeline
+from t2i.paella.text import byte_tokenizer, encode_bytes, tiny_byt5_encoder
+from t2i.paella.vqgan import VQGANConfig, VQModel
+from t2i.train.checkpoint import claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.schedule import cosine_lr
+from t2i.train.world_data import training_caption, world_images
+
+Progress = Callable[[str, int, int, float], None]
+SIZE = 64
+
+
+@dataclass
+class PaellaTinyConfig:
+    seed: int = 0
+    n_scenes: int = 30_000
+    vq: dict[str, Any] = field(default_factory=lambda: {"levels": 2, "bottleneck_blocks": 2, "c_hidden": 64,
+                                                        "c_latent": 4, "codebook_size": 256, "scale_factor": 1.0})
+    vq_steps: int = 3_000
+    vq_batch: int = 32
+    vq_lr: float = 1e-3
+    restart_every: int = 100  # steps between restarts of unused codes
+    model: dict[str, Any] = field(default_factory=lambda: {
+        "c_in": 32, "c_out": 32, "num_labels": 256, "c_r": 32, "c_cond": 64, "c_hidden": [64, 128],
+        "nhead": [2, 4], "blocks": [2, 3], "level_config": ["CTA", "CTA"], "clip_embd": 8, "byt5_embd": 64,
+        "clip_seq_len": 1, "dropout": 0.0})
+    text: dict[str, int] = field(default_factory=lambda: {"d_model": 64, "layers": 2, "heads": 4, "d_ff": 128})
+    max_length: int = 128
+    steps: int = 6_000
+    batch: int = 32
+    lr: float = 1e-3
+    warmup: int = 200
+    label_smoothing: float = 0.1
+    cond_dropout: float = 0.1
+    tags_fraction: float = 0.25
+    checkpoint_seconds: float = 180.0
+    threads: int = 2
+
+    @classmethod
+    def smoke(cls) -> PaellaTinyConfig:
+        return cls(n_scenes=64, vq={"levels": 2, "bottleneck_blocks": 1, "c_hidden": 16, "c_latent": 4,
+                                    "codebook_size": 16, "scale_factor": 1.0}, vq_steps=3, vq_batch=4,
+                   restart_every=2,
+                   model={"c_in": 8, "c_out": 8, "num_labels": 16, "c_r": 8, "c_cond": 16, "c_hidden": [16, 32],
+                          "nhead": [2, 2], "blocks": [1, 1], "level_config": ["CTA", "CTA"], "clip_embd": 8,
+                          "byt5_embd": 16, "clip_seq_len": 1, "dropout": 0.0},
+                   text={"d_model": 16, "layers": 1, "heads": 2, "d_ff": 32}, max_length=32, steps=4, batch=4,
+                   warmup=1, checkpoint_seconds=1e9)
+
+
+def _pixels(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, H, W) in [0, 1]
+
+
+def vq_loss(vq: VQModel, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, code indices (B, h, w)) of one VQGAN training step on images x in [0, 1]."""
+    z = vq.encode_latents(x)  # (B, C, h, w)
+    idx = vq.vquantizer.indices(z.detach())
+    q = vq.vquantizer.lookup(idx)
+    codebook = F.mse_loss(q, z.detach())
+    commit = F.mse_loss(z, q.detach())
+    rec = vq.decode_latents(z + (q - z).detach())  # straight-through: gradients skip the rounding
+    return F.l1_loss(rec, x) + F.mse_loss(rec, x) + codebook + 0.25 * commit, idx
+
+
+@torch.no_grad()
+def restart_dead_codes(vq: VQModel, used: torch.Tensor, latents: torch.Tensor, g: torch.Generator) -> int:
+    """Move codes never used since the last restart onto random encoder outputs -> how many moved."""
+    dead = (used == 0).nonzero()[:, 0]
+    if len(dead):
+        flat = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
+        pick = torch.randint(len(flat), (len(dead),), generator=g)
+        vq.vquantizer.codebook.weight[dead] = flat[pick]
+    return len(dead)
+
+
+def _resume(path: Path, modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer, steps: int) -> int:
+    state = load_checkpoint(path)
+    if state is None:
+        return 0
+    for name, m in modules.items():
+        m.load_state_dict(state[name])
+    opt.load_state_dict(state["opt"])
+    if state["step"] > steps:
+        raise ValueError(f"{path} is at step {state['step']}, beyond the {steps} steps asked for")
+    return int(state["step"])
+
+
+def stage_vqgan(cfg: PaellaTinyConfig, work: Path, images: np.ndarray, progress: Progress | None = None) -> VQModel:
+    final = work / "vqgan.safetensors"
+    vq = VQModel(VQGANConfig.from_dict(cfg.vq))
+    if final.exists():
+        from t2i.paella.checkpoints import load_strict, read_state_dict
+
+        load_strict(vq, read_state_dict(final), "vqgan")
+        return vq.eval()
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(vq.parameters(), lr=cfg.vq_lr, weight_decay=0.0)
+    ckpt = work / "vqgan.ckpt"
+    start = _resume(ckpt, {"vq": vq}, opt, cfg.vq_steps)
+    used = torch.zeros(vq.cfg.codebook_size)
+    last = time.monotonic()
+    vq.train()
+    for step in range(start, cfg.vq_steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        x = _pixels(images[torch.randint(len(images), (cfg.vq_batch,), generator=g).numpy()])
+        if step == start == 0:  # start the codebook on real encoder outputs
+            restart_dead_codes(vq, used, vq.encode_latents(x).detach(), g)
+        loss, idx = vq_loss(vq, x)
+        used += torch.bincount(idx.flatten(), minlength=len(used))
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, cfg.vq_steps, cfg.vq_lr, cfg.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if (step + 1) % cfg.restart_every == 0 and step + 1 < cfg.vq_steps * 0.9:
+            restart_dead_codes(vq, used, vq.encode_latents(x).detach(), g)
+            used.zero_()
+        if progress:
+            progress("vqgan", step + 1, cfg.vq_steps, loss.item())
+        if time.monotonic() - last > cfg.checkpoint_seconds:
+            save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": step + 1})
+            last = time.monotonic()
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in vq.state_dict().items()}, str(final))
+    ckpt.unlink(missing_ok=True)
+    return vq.eval()
+
+
+@torch.no_grad()
+def stage_tokens(work: Path, vq: VQModel, images: np.ndarray) -> torch.Tensor:
+    """Every image's tokens (N, 16, 16), computed once."""
+    path = work / "tokens.pt"
+    state = load_checkpoint(path)
+    if state is None:
+        state = {"tokens": torch.cat([vq.encode(_pixels(images[i:i + 256])) for i in range(0, len(images), 256)])}
+        save_checkpoint(path, state)
+    return state["tokens"]
+
+
+def token_loss(model: Paella, text: Any, tokenizer: Any, tokens: torch.Tensor, captions: list[str],
+               max_length: int, label_smoothing: float, g: torch.Generator) -> torch.Tensor:
+    """Paella's training loss on a batch of token grids (B, h, w) and their captions."""
+    b = tokens.shape[0]
+    t = (1 - torch.rand(b, generator=g) + 0.001).clamp(0.001, 1.0)  # (B,) noise levels in (0, 1]
+    noised, mask = model.add_noise(tokens, t, generator=g)
+    logits = model(noised, t, encode_bytes(text, tokenizer, captions, max_length))  # (B, K, h, w)
+    ce = F.cross_entropy(logits, tokens, label_smoothing=label_smoothing, reduction="none")  # (B, h, w)
+    weight = torch.where(mask, torch.ones_like(ce), (0.3 + 0.7 * t)[:, None, None].expand_as(ce))
+    return (ce * weight).sum() / weight.sum()
+
+
+def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes: list[dict],
+                progress: Progress | None = None) -> tuple[Paella, Any, list[float]]:
+    """Train the token model and text encoder together -> (model, text encoder, recent losses)."""
+    torch.manual_seed(cfg.seed + 1)
+    model = Paella(PaellaConfig.from_dict(cfg.model))
+    text = tiny_byt5_encoder(**cfg.text)
+    tokenizer = byte_tokenizer()
+    params = list(model.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    ckpt = work / "model.ckpt"
+    start = _resume(ckpt, {"model": model, "text": text}, opt, cfg.steps)
+    model.train()
+    text.train()
+    losses: list[float] = []
+    last = time.monotonic()
+    for step in range(start, cfg.steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 500_000 + step)
+        rng = random.Random(cfg.seed * 1_000_003 + step)
+        idx = torch.randint(len(tokens), (cfg.batch,), generator=g)
+        captions = ["" if rng.random() < cfg.cond_dropout else
+                    training_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
+        loss = token_loss(model, text, tokenizer, tokens[idx], captions, cfg.max_length, cfg.label_smoothing, g)
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses = (losses + [loss.item()])[-200:]
+        if progress:
+            progress("paella", step + 1, cfg.steps, loss.item())
+        if time.monotonic() - last > cfg.checkpoint_seconds:
+            save_checkpoint(ckpt, {"model": model.state_dict(), "text": text.state_dict(), "opt": opt.state_dict(),
+                                   "step": step + 1})
+            last = time.monotonic()
+    save_checkpoint(ckpt, {"model": model.state_dict(), "text": text.state_dict(), "opt": opt.state_dict(),
+                           "step": cfg.steps})
+    return model.eval(), text.eval(), losses
+
+
+def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Progress | None = None,
+                      command: str = "") -> Path:
+    """The whole recipe; resumes from `work`; writes the pipeline folder `out` with RECIPE.json."""
+    torch.set_num_threads(cfg.threads)
+    claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_steps"), machine=("threads", "checkpoint_seconds"))
+    images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
+    vq = stage_vqgan(cfg, work, images, progress)
+    tokens = stage_tokens(work, vq, images)
+    model, text, losses = stage_model(cfg, work, tokens, scenes, progress)
+    pipe = PaellaPipeline(model, vq, text, cfg.max_length)
+    pipe.save_pretrained(out, {"steps": 12, "guidance": 3.0, "width": SIZE, "height": SIZE, "negative_prompt": ""})
+    figures = {"train_loss_mean_last_200": round(float(np.mean(losses)), 4) if losses else None,
+               "parameters": {"token_model": sum(p.numel() for p in model.parameters()),
+                              "text_encoder": sum(p.numel() for p in text.parameters()),
+                              "vqgan": sum(p.numel() for p in vq.parameters())}}
+    (out / "RECIPE.json").write_text(json.dumps({"model": "paella-tiny", "config": asdict(cfg), "seed": cfg.seed,
+                                                 "figures": figures, "commands": [command] if command else []},
+                                                indent=1))
+    return out
