@@ -208,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
                        epilog="example:\n  t2i train shapes-xl --work runs/shapes-xl --out runs/shapes-xl/model",
                        formatter_class=fmt)
-    t.add_argument("recipe", choices=["shapes-xl", "tipo-tiny", "omost-tiny", "paella-tiny"])
+    t.add_argument("recipe", choices=["shapes-xl", "tipo-tiny", "omost-tiny", "paella-tiny", "distill"])
     t.add_argument("--work", type=Path, required=True, help="work folder: data, checkpoints (resumable)")
     t.add_argument("--out", type=Path, required=True, help="where the trained diffusers folder goes")
     t.add_argument("--seed", type=int, default=0)
@@ -219,6 +219,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--decoder-steps", type=int, help="then fine-tune the VAE decoder alone for this many steps")
     t.add_argument("--scenes", type=int, help="scenes (shapes-xl) or documents (tipo-tiny) to train on")
     t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
+    t.add_argument("--teacher", help="distill: the SDXL-family teacher (default shapes-xl)")
+    t.add_argument("--student", choices=["koala-1b", "koala-700m"], help="distill: the student recipe")
+    t.add_argument("--features", choices=["self_attention", "cross_attention", "block", "resnet", "none"],
+                   help="distill: which features to match (default self_attention, KOALA's finding)")
 
     cv = sub.add_parser("convert", help="a pickled state dict (.pt/.pth/.bin/.ckpt) to .safetensors",
                         epilog="example:\n  t2i convert paella_v3.pt paella_v3.safetensors", formatter_class=fmt)
@@ -593,6 +597,19 @@ def _train(args: argparse.Namespace) -> int:
         bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
                                     ("--decoder-steps", args.decoder_steps)) if v is not None]
         run = train_tipo_tiny if args.recipe == "tipo-tiny" else train_omost_tiny
+    elif args.recipe == "distill":
+        from functools import partial
+
+        from t2i.backends import default_registry
+        from t2i.distill.recipe import DistillConfig, train_distill
+
+        cfg = DistillConfig(n_scenes=16, steps=3, batch=4, warmup=1) if args.smoke else DistillConfig()
+        settings = (("steps", args.steps), ("n_scenes", args.scenes), ("threads", args.threads),
+                    ("teacher", args.teacher), ("student", args.student), ("features", args.features))
+        bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
+                                    ("--decoder-steps", args.decoder_steps)) if v is not None]
+        registry = args.registry or default_registry()
+        run = partial(train_distill, registry=registry, command="t2i " + " ".join(sys.argv[1:]))
     elif args.recipe == "paella-tiny":
         from functools import partial
 
@@ -612,6 +629,9 @@ def _train(args: argparse.Namespace) -> int:
                     ("decoder_steps", args.decoder_steps), ("threads", args.threads))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
+    if args.recipe != "distill":
+        bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
+                                     ("--features", args.features)) if v is not None]
     if bad:
         print(f"t2i train {args.recipe}: {', '.join(bad)} does not apply to this recipe", file=sys.stderr)
         return 2

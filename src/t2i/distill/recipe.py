@@ -1,0 +1,176 @@
+"""The distillation recipe (`t2i train distill`): a KOALA-style student learns from a frozen SDXL-family
+teacher on shapes-world images with three losses (Lee et al. 2023, KOALA):
+
+    task      MSE(student eps, true noise)
+    output    MSE(student eps, teacher eps)
+    feature   mean over matched layers of MSE(student feature, teacher feature)   (self-attention by default)
+
+The student starts from the teacher's kept blocks; the teacher's VAE and text encoders are shared and
+frozen.  Seeded, resumable, atomic checkpoints; the output is the teacher's pipeline folder with the
+student's U-Net, plus RECIPE.json.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from t2i.distill.features import KINDS, capture, feature_layers
+from t2i.distill.student import StudentRecipe, build_student, koala_recipe
+from t2i.train.checkpoint import claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.schedule import cosine_lr
+from t2i.train.world_data import training_caption, world_images
+
+Progress = Callable[[str, int, int, float], None]
+
+
+@dataclass
+class DistillConfig:
+    teacher: str = "shapes-xl"  # registry name, hub id or local diffusers SDXL folder
+    student: str = "koala-700m"  # koala-1b | koala-700m | custom (then student_* below)
+    student_layers_per_block: int = 1
+    student_transformer_layers: tuple[int, ...] | None = None
+    student_mid_block: bool = True
+    features: str = "self_attention"  # one of features.KINDS, or "none" (output distillation only)
+    seed: int = 0
+    n_scenes: int = 30_000
+    size: int = 64
+    steps: int = 3_000
+    batch: int = 32
+    lr: float = 3e-4
+    warmup: int = 100
+    w_task: float = 1.0
+    w_output: float = 1.0
+    w_feature: float = 1.0
+    tags_fraction: float = 0.25
+    checkpoint_seconds: float = 180.0
+    threads: int = 2
+
+    def recipe(self, teacher_config: Any) -> StudentRecipe:
+        if self.student == "custom":
+            return StudentRecipe(self.student_layers_per_block, self.student_transformer_layers,
+                                 self.student_mid_block)
+        return koala_recipe(self.student, teacher_config)
+
+
+def load_teacher(name: str, registry: Any) -> Any:
+    """The teacher's StableDiffusionXLPipeline in float32, frozen."""
+    from diffusers import StableDiffusionXLPipeline
+
+    resolved = registry.resolve(name)
+    if resolved.spec.kind != "sdxl":
+        raise ValueError(f"{name} is a {resolved.spec.kind} model; the teacher must be an SDXL-family model")
+    source = str(resolved.location) if resolved.location is not None else resolved.spec.source
+    pipe = StableDiffusionXLPipeline.from_pretrained(source, dtype=torch.float32)
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+        module.requires_grad_(False).eval()
+    return pipe
+
+
+@torch.no_grad()
+def stage_latents(work: Path, pipe: Any, images: np.ndarray) -> torch.Tensor:
+    """The teacher VAE's scaled latent means of every image, computed once."""
+    path = work / "latents.pt"
+    state = load_checkpoint(path)
+    if state is None:
+        chunks = []
+        for i in range(0, len(images), 128):
+            x = torch.from_numpy(images[i:i + 128]).permute(0, 3, 1, 2).float() / 127.5 - 1
+            chunks.append(pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor)
+        state = {"latents": torch.cat(chunks)}
+        save_checkpoint(path, state)
+    return state["latents"]
+
+
+def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[str, str]], x0: torch.Tensor,
+                 prompts: list[str], g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    """(total loss, its parts) for one batch of latents x0 (B, C, h, w) and their prompts."""
+    b = x0.shape[0]
+    with torch.no_grad():
+        emb, _, pooled, _ = pipe.encode_prompt(prompts, device=x0.device, num_images_per_prompt=1,
+                                               do_classifier_free_guidance=False)
+    side = cfg.size
+    added = {"text_embeds": pooled, "time_ids": torch.tensor([[side, side, 0, 0, side, side]] * b,
+                                                             dtype=torch.float32)}
+    t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (b,), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    alphas = pipe.scheduler.alphas_cumprod[t].view(b, 1, 1, 1)
+    xt = alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise
+    with torch.no_grad(), capture(pipe.unet, [p[1] for p in pairs]) as t_feats:
+        t_eps = pipe.unet(xt, t, emb, added_cond_kwargs=added).sample
+    with capture(student, [p[0] for p in pairs]) as s_feats:
+        s_eps = student(xt, t, emb, added_cond_kwargs=added).sample
+    parts = {"task": F.mse_loss(s_eps, noise), "output": F.mse_loss(s_eps, t_eps)}
+    feature = sum((F.mse_loss(s_feats[s], t_feats[tn]) for s, tn in pairs), torch.zeros(()))
+    parts["feature"] = feature / max(len(pairs), 1)
+    total = cfg.w_task * parts["task"] + cfg.w_output * parts["output"] + cfg.w_feature * parts["feature"]
+    return total, {k: float(v) for k, v in parts.items()}
+
+
+def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, progress: Progress | None = None,
+                  command: str = "") -> Path:
+    if cfg.features != "none" and cfg.features not in KINDS:
+        raise ValueError(f"features must be one of {', '.join(KINDS)} or none, got {cfg.features!r}")
+    torch.set_num_threads(cfg.threads)
+    claim_work_folder(work, asdict(cfg), extendable=("steps",), machine=("threads", "checkpoint_seconds"))
+    pipe = load_teacher(cfg.teacher, registry)
+    images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, cfg.size)
+    latents = stage_latents(work, pipe, images)
+    torch.manual_seed(cfg.seed)
+    student, report = build_student(pipe.unet, cfg.recipe(pipe.unet.config))
+    student.train()
+    pairs = [] if cfg.features == "none" else feature_layers(student, pipe.unet, cfg.features)
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=1e-2)
+    ckpt = work / "student.ckpt"
+    start, history = 0, []
+    state = load_checkpoint(ckpt)
+    if state is not None:
+        student.load_state_dict(state["student"])
+        opt.load_state_dict(state["opt"])
+        start, history = int(state["step"]), list(state["history"])
+    last = time.monotonic()
+
+    def save(step: int) -> None:
+        save_checkpoint(ckpt, {"student": student.state_dict(), "opt": opt.state_dict(), "step": step,
+                               "history": history})
+
+    for step in range(start, cfg.steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        rng = random.Random(cfg.seed * 1_000_003 + step)
+        idx = torch.randint(len(latents), (cfg.batch,), generator=g)
+        prompts = [training_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
+        loss, parts = distill_loss(cfg, pipe, student, pairs, latents[idx], prompts, g)
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        history = (history + [parts])[-200:]
+        if progress:
+            progress("distill", step + 1, cfg.steps, float(loss))
+        if time.monotonic() - last > cfg.checkpoint_seconds:
+            save(step + 1)
+            last = time.monotonic()
+    save(cfg.steps)
+    student.eval()
+    pipe.register_modules(unet=student)
+    pipe.to(dtype=torch.float16)
+    pipe.save_pretrained(out, safe_serialization=True)
+    figures = {k: round(float(np.mean([h[k] for h in history])), 5) for k in ("task", "output", "feature")} \
+        if history else {}
+    recipe = {"model": "distilled student", "config": asdict(cfg), "seed": cfg.seed, "command": command,
+              "copied_from_teacher": len(report.copied), "fresh": len(report.fresh),
+              "feature_layers": [list(p) for p in pairs], "figures_mean_last_200": figures,
+              "parameters": {"student_unet": sum(p.numel() for p in student.parameters())}}
+    (out / "RECIPE.json").write_text(json.dumps(recipe, indent=1))
+    return out
