@@ -27,7 +27,7 @@ def test_the_full_prior_has_the_published_size() -> None:
 
 
 def test_cosine_schedule_ends() -> None:
-    assert float(alpha_bar(torch.tensor(0.0))) > 0.999 and float(alpha_bar(torch.tensor(1.0))) < 1e-6
+    assert float(alpha_bar(torch.tensor(0.0))) > 0.999 and 1e-4 < float(alpha_bar(torch.tensor(1.0))) < 2e-3
 
 
 def test_training_learns_a_text_to_image_map_and_sampling_follows_it() -> None:
@@ -47,13 +47,15 @@ def test_training_learns_a_text_to_image_map_and_sampling_follows_it() -> None:
     assert np.mean(losses[-30:]) < 0.6 * np.mean(losses[:30])
     text = torch.randn(4, 8, generator=torch.Generator().manual_seed(999))
     gens = [torch.Generator().manual_seed(s) for s in range(4)]
-    out = sample_prior(prior.eval(), text, gens, steps=20, cfg=1.0)
-    again = sample_prior(prior, text, [torch.Generator().manual_seed(s) for s in range(4)], steps=20, cfg=1.0)
+    out = sample_prior(prior.eval(), text, gens, steps=20, cfg=1.0, x0_clip=3.0)
+    again = sample_prior(prior, text, [torch.Generator().manual_seed(s) for s in range(4)], steps=20, cfg=1.0,
+                         x0_clip=3.0)
     assert torch.equal(out, again)
     target = text @ mix
     err = (out - target).pow(2).mean() / target.pow(2).mean()
     assert err < 0.5  # closer to the right embedding than to nothing
-    guided = sample_prior(prior, text, [torch.Generator().manual_seed(s) for s in range(4)], steps=20, cfg=3.0)
+    guided = sample_prior(prior, text, [torch.Generator().manual_seed(s) for s in range(4)], steps=20, cfg=3.0,
+                          x0_clip=3.0)
     assert not torch.equal(guided, out)
     with pytest.raises(Cancelled):
         sample_prior(prior, text, gens, steps=5, progress=lambda i, n: i < 2)
@@ -89,6 +91,7 @@ def test_kv_bias_reweights_attention_exactly() -> None:
 def test_image_token_weight_one_is_off_and_other_weights_change_the_logits() -> None:
     torch.manual_seed(0)
     model = Paella(TINY).eval()
+    torch.nn.init.normal_(model.clf[1].weight, std=0.2)  # zero at init: the logits would not depend on anything
     args = (torch.randint(0, 32, (1, 8, 8)), torch.rand(1), torch.randn(1, 5, 16))
     image = torch.randn(1, 8)
     base = model(*args, clip_image=image)

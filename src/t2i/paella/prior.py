@@ -78,9 +78,12 @@ class Prior(nn.Module):
         return self.out(h)
 
 
+R_MAX = 0.99  # the top level keeps a signal fraction of about 1e-3 (not 0: x0 = (x - ...) / sqrt(alpha_bar))
+
+
 def alpha_bar(r: torch.Tensor, s: float = 0.008) -> torch.Tensor:
-    """Cosine schedule: the signal fraction at level r in [0, 1] (1 at r = 0, ~0 at r = 1)."""
-    return torch.cos((r + s) / (1 + s) * math.pi / 2).clamp(min=0) ** 2
+    """Cosine schedule: the signal fraction at level r in [0, 1] (1 at r = 0, about 1e-3 at r = 1)."""
+    return torch.cos((r * R_MAX + s) / (1 + s) * math.pi / 2).clamp(min=0) ** 2
 
 
 def prior_loss(prior: Prior, image_emb: torch.Tensor, text_emb: torch.Tensor, g: torch.Generator,
@@ -97,9 +100,14 @@ def prior_loss(prior: Prior, image_emb: torch.Tensor, text_emb: torch.Tensor, g:
 
 @torch.no_grad()
 def sample_prior(prior: Prior, text_emb: torch.Tensor, generators: list[torch.Generator], steps: int = 60,
-                 cfg: float = 3.0, progress: Callable[[int, int], bool | None] | None = None) -> torch.Tensor:
+                 cfg: float = 3.0, progress: Callable[[int, int], bool | None] | None = None,
+                 x0_clip: float | None = None) -> torch.Tensor:
     """Deterministic DDIM from noise to an image embedding for each text embedding (B, c_clip); CFG
-    against the zero text embedding.  One generator per row."""
+    against the zero text embedding.  One generator per row.
+
+    At the top levels x0 = (x - sqrt(1 - a) eps) / sqrt(a) magnifies the model's error by 1 / sqrt(a)
+    (~60 at a = 2.4e-4): `x0_clip` bounds each predicted x0 value (as image diffusion clips to [-1, 1]);
+    set it from the range of the embeddings the prior was trained on."""
     if steps < 1:
         raise ValueError("the prior needs at least one step")
     x = torch.stack([torch.randn(text_emb.shape[1], generator=g) for g in generators]).to(text_emb)
@@ -110,8 +118,10 @@ def sample_prior(prior: Prior, text_emb: torch.Tensor, generators: list[torch.Ge
         eps = prior(x, r, text_emb)
         if cfg != 1:
             eps = torch.lerp(prior(x, r, torch.zeros_like(text_emb)), eps, cfg)
-        ab, ab_next = alpha_bar(r)[:, None].clamp(min=1e-5), alpha_bar(r_next)[:, None]
+        ab, ab_next = alpha_bar(r)[:, None], alpha_bar(r_next)[:, None]
         x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+        if x0_clip is not None:
+            x0 = x0.clamp(-x0_clip, x0_clip)
         x = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
         if progress is not None and progress(i + 1, steps) is False:
             raise Cancelled(f"prior cancelled after {i + 1} of {steps} steps")
