@@ -218,3 +218,44 @@ def test_pipeline_saves_and_loads_and_draws_the_same_images(tiny, tmp_path) -> N
     (tmp_path / "p" / "model_index.json").write_text('{"_class_name": "StableDiffusionXLPipeline"}')
     with pytest.raises(ValueError, match="not PaellaPipeline"):
         PaellaPipeline.from_pretrained(tmp_path / "p")
+
+
+def test_clip_text_and_image_conditioning_round_trip_and_image_variations(tiny, tmp_path) -> None:
+    import copy
+
+    from PIL import Image
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    from t2i.train.tokenizer import load_tokenizer, words_of, write_word_tokenizer
+
+    model, vq = copy.deepcopy(tiny[0]), tiny[1]
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.clf[1].weight, std=0.2)  # zero at init: make the logits depend on the input
+    tok = load_tokenizer(write_word_tokenizer(words_of(["a red circle"]), tmp_path / "tok"))
+    clip_text = CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                                                           num_hidden_layers=1, num_attention_heads=2,
+                                                           projection_dim=8, max_position_embeddings=77,
+                                                           bos_token_id=tok.bos_token_id,
+                                                           eos_token_id=tok.eos_token_id))
+    clip_vision = CLIPVisionModelWithProjection(CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=16,
+                                                                 intermediate_size=32, num_hidden_layers=1,
+                                                                 num_attention_heads=2, projection_dim=8))
+    pipe = PaellaPipeline(model, vq, tiny_byt5_encoder(16, 1, 2, 32), 16, clip_text, tok, clip_vision)
+    s = SamplerSettings(steps=2, renoise_steps=1, cfg=2.0)
+    emb = pipe.image_embedding(Image.new("RGB", (48, 40), (255, 0, 0)))
+    assert emb.shape == (1, 8)
+    plain = pipe("a red circle", seeds=[3], height=32, width=32, settings=s)[0]
+    varied = pipe("a red circle", seeds=[3], height=32, width=32, settings=s, clip_image=emb, clip_image_weight=2.0)[0]
+    assert not np.array_equal(np.asarray(plain), np.asarray(varied))
+    loaded = PaellaPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "p"))
+    assert loaded.clip_text_encoder is not None and loaded.clip_image_encoder is not None
+    again = loaded("a red circle", seeds=[3], height=32, width=32, settings=s, clip_image=loaded.image_embedding(
+        Image.new("RGB", (48, 40), (255, 0, 0))), clip_image_weight=2.0)[0]
+    assert np.array_equal(np.asarray(varied), np.asarray(again))
+    with pytest.raises(ValueError, match="no CLIP image encoder"):
+        PaellaPipeline(model, vq, tiny_byt5_encoder(16, 1, 2, 32), 16).image_embedding(Image.new("RGB", (8, 8)))

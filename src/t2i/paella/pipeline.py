@@ -6,6 +6,7 @@ folder like a diffusers pipeline:
     vqgan/                  config.json + model.safetensors
     text_encoder/           a transformers T5EncoderModel (ByT5; the tokenizer is bytes, no files)
     clip_text_encoder/, clip_tokenizer/   optional transformers CLIPTextModelWithProjection + tokenizer
+    clip_image_encoder/     optional transformers CLIPVisionModelWithProjection (image variations)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class PaellaPipeline:
     max_length: int = 128  # bytes of prompt read (the released model: 768)
     clip_text_encoder: Any = None
     clip_tokenizer: Any = None
+    clip_image_encoder: Any = None  # CLIPVisionModelWithProjection, for image variations
 
     def __post_init__(self) -> None:
         self.tokenizer = byte_tokenizer()
@@ -44,7 +46,8 @@ class PaellaPipeline:
             m.eval()
 
     def modules(self) -> list[torch.nn.Module]:
-        return [m for m in (self.model, self.vqgan, self.text_encoder, self.clip_text_encoder) if m is not None]
+        return [m for m in (self.model, self.vqgan, self.text_encoder, self.clip_text_encoder, self.clip_image_encoder)
+                if m is not None]
 
     @property
     def device(self) -> torch.device:
@@ -71,6 +74,17 @@ class PaellaPipeline:
             ids = self.clip_tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids
             clip = self.clip_text_encoder(input_ids=ids.to(self.device)).text_embeds
         return {"byt5": byt5, "clip": clip, "clip_image": clip_image}
+
+    @torch.no_grad()
+    def image_embedding(self, image: Image.Image) -> torch.Tensor:
+        """(1, clip_embd) CLIP image embedding of `image`: pass it as `clip_image` for variations."""
+        from t2i.paella.text import clip_pixels
+
+        if self.clip_image_encoder is None:
+            raise ValueError("this pipeline has no CLIP image encoder (image variations need one)")
+        size = int(self.clip_image_encoder.config.image_size)
+        pixels = clip_pixels([image], size).to(self.device)
+        return self.clip_image_encoder(pixel_values=pixels).image_embeds
 
     # ------------------------------------------------------------------ generation
 
@@ -118,6 +132,9 @@ class PaellaPipeline:
             self.clip_text_encoder.save_pretrained(folder / "clip_text_encoder")
             self.clip_tokenizer.save_pretrained(folder / "clip_tokenizer")
             components += ["clip_text_encoder", "clip_tokenizer"]
+        if self.clip_image_encoder is not None:
+            self.clip_image_encoder.save_pretrained(folder / "clip_image_encoder")
+            components.append("clip_image_encoder")
         index = {"_class_name": CLASS_NAME, "max_length": self.max_length, "components": components,
                  "defaults": {"sampler": "paella", **(defaults or {})}}
         (folder / "model_index.json").write_text(json.dumps(index, indent=1))
@@ -146,5 +163,12 @@ class PaellaPipeline:
 
             clip = CLIPTextModelWithProjection.from_pretrained(folder / "clip_text_encoder", local_files_only=True)
             clip_tok = CLIPTokenizer.from_pretrained(folder / "clip_tokenizer", local_files_only=True)
-        pipe = cls(model.to(dtype), vqgan, text.to(dtype), int(index.get("max_length", 128)), clip, clip_tok)
+        clip_image = None
+        if "clip_image_encoder" in index.get("components", []):
+            from transformers import CLIPVisionModelWithProjection
+
+            clip_image = CLIPVisionModelWithProjection.from_pretrained(folder / "clip_image_encoder",
+                                                                       local_files_only=True)
+        pipe = cls(model.to(dtype), vqgan, text.to(dtype), int(index.get("max_length", 128)), clip, clip_tok,
+                   clip_image)
         return pipe.to(device)

@@ -30,3 +30,25 @@ def encode_bytes(encoder: Any, tokenizer: Any, texts: list[str], max_length: int
     ids = tokenizer(texts, padding="max_length", max_length=max_length, truncation=True,
                     return_tensors="pt").input_ids.to(encoder.device)
     return encoder(input_ids=ids).last_hidden_state
+
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def clip_pixels(images: list[Any], size: int) -> torch.Tensor:
+    """PIL images -> (B, 3, size, size) CLIP inputs: shortest side to `size` (bicubic), centre crop,
+    CLIP's mean/std normalisation (the preprocessing of the OpenAI/LAION CLIP models)."""
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for im in images:
+        im = im.convert("RGB")
+        scale = size / min(im.size)
+        w, h = max(size, round(im.width * scale)), max(size, round(im.height * scale))
+        im = im.resize((w, h), Image.BICUBIC)
+        left, top = (w - size) // 2, (h - size) // 2
+        arr = np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.float32) / 255
+        out.append((arr - np.array(CLIP_MEAN, dtype=np.float32)) / np.array(CLIP_STD, dtype=np.float32))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
