@@ -113,7 +113,7 @@ def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[
     feature = sum((F.mse_loss(s_feats[s], t_feats[tn]) for s, tn in pairs), torch.zeros(()))
     parts["feature"] = feature / max(len(pairs), 1)
     total = cfg.w_task * parts["task"] + cfg.w_output * parts["output"] + cfg.w_feature * parts["feature"]
-    return total, {k: float(v) for k, v in parts.items()}
+    return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
 def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, progress: Progress | None = None,
@@ -157,7 +157,7 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
         opt.step()
         history = (history + [parts])[-200:]
         if progress:
-            progress("distill", step + 1, cfg.steps, float(loss))
+            progress("distill", step + 1, cfg.steps, float(loss.detach()))
         if time.monotonic() - last > cfg.checkpoint_seconds:
             save(step + 1)
             last = time.monotonic()
