@@ -278,29 +278,28 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return (np.nan_to_num(arr).clip(0, 1) * 255).round().astype(np.uint8)
 
 
-def _fraction(opts: Mapping[str, Any], key: str, default: float) -> float:
+def _number(opts: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    """Option `key` as a number in (low, high] (default when absent); a clear error otherwise."""
     value = opts.get(key)
     value = default if value is None else value
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise RequestError(f"{key} must be a number in (0, 1], got {value!r}") from None
-    if not 0 < value <= 1:
-        raise RequestError(f"{key} must be in (0, 1], got {value}")
+        raise RequestError(f"{key} must be a number in ({low:g}, {high:g}], got {value!r}") from None
+    if not low < value <= high:
+        raise RequestError(f"{key} must be in ({low:g}, {high:g}], got {value}")
     return value
+
+
+def _fraction(opts: Mapping[str, Any], key: str, default: float) -> float:
+    return _number(opts, key, default, 0.0, 1.0)
 
 
 def _hires_scale(opts: Mapping[str, Any]) -> float | None:
-    value = opts.get("hires_scale")
-    if value in (None, 0, 1, "0", "1"):
+    """The hi-res fix's upscale factor, or None when off (absent, 0 or 1)."""
+    if opts.get("hires_scale") in (None, 0, 1, "0", "1"):
         return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise RequestError(f"hires_scale must be a number in (1, 4], got {value!r}") from None
-    if not 1 < value <= 4:
-        raise RequestError(f"hires_scale must be in (1, 4], got {value}")
-    return value
+    return _number(opts, "hires_scale", 1.0, 1.0, 4.0)
 
 
 def _passes(request: GenerationRequest, opts: Mapping[str, Any], has_layout: bool, m: int) -> list[tuple[int, float]]:
