@@ -87,3 +87,13 @@ def test_cli_compose_prints_the_program_and_writes_a_preview(tmp_path, capsys, m
     out = capsys.readouterr().out
     assert "HTML_web_color_name=\"green\"" in out and (tmp_path / "p.png").exists()
     assert main(["compose", "a red square", "--preview", str(tmp_path / "p.png")]) == 2  # never overwrite
+
+
+def test_the_shipped_omost_tiny_composes_offline():
+    from t2i.backends import default_registry
+    from t2i.stages import open_composer
+
+    composer = open_composer(None, default_registry())  # omost-tiny, shipped in the package
+    c = composer.compose("There is a large red circle on the left. The background is gray.", seed=1)
+    colours = {(x.color, x.location) for x in c.canvas.components}
+    assert ("red", "on the left") in colours and c.canvas.color == "gray"
