@@ -218,6 +218,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--vae-steps", type=int, help="shapes-xl: VAE steps; paella-tiny: VQGAN steps")
     t.add_argument("--decoder-steps", type=int, help="then fine-tune the VAE decoder alone for this many steps")
     t.add_argument("--scenes", type=int, help="scenes (shapes-xl) or documents (tipo-tiny) to train on")
+    t.add_argument("--clip-steps", type=int,
+                   help="shapes-xl: pre-train the text encoders contrastively for this many steps first")
+    t.add_argument("--text-lr-scale", type=float,
+                   help="shapes-xl: text encoders' learning rate / the U-Net's (0 freezes them)")
+    t.add_argument("--unet-init", help="shapes-xl: a diffusers U-Net folder to start from")
     t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
     t.add_argument("--teacher", help="distill: the SDXL-family teacher (default shapes-xl)")
     t.add_argument("--student", choices=["koala-1b", "koala-700m"], help="distill: the student recipe")
@@ -626,9 +631,14 @@ def _train(args: argparse.Namespace) -> int:
 
         cfg = ShapesXLConfig.smoke() if args.smoke else ShapesXLConfig()
         settings = (("unet_steps", args.unet_steps), ("vae_steps", args.vae_steps), ("n_scenes", args.scenes),
-                    ("decoder_steps", args.decoder_steps), ("threads", args.threads))
+                    ("decoder_steps", args.decoder_steps), ("threads", args.threads),
+                    ("clip_steps", args.clip_steps), ("text_lr_scale", args.text_lr_scale),
+                    ("unet_init", args.unet_init))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
+    if args.recipe != "shapes-xl":
+        bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),
+                                     ("--unet-init", args.unet_init)) if v is not None]
     if args.recipe != "distill":
         bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
                                      ("--features", args.features)) if v is not None]

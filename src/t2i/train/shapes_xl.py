@@ -5,7 +5,10 @@ Stages (each resumable; a work folder keeps the state):
 2. tokenizer: word-level CLIP BPE over the captions' words (`t2i.train.tokenizer`);
 3. VAE: AutoencoderKL 64x64x3 -> 16x16x4, MSE + a small KL term;
 4. latents: every image encoded once (posterior mean), scaling factor = 1 / std;
-5. U-Net and both text encoders together: epsilon prediction, min-SNR-5 weighting (Hang et al. 2023),
+4b. clip (optional, `clip_steps`): both text encoders pre-trained contrastively against an image tower with
+   hard negatives (`t2i.train.shapes_clip`), as SDXL's come pre-trained; then frozen (`text_lr_scale` 0) or
+   trained further at a reduced rate;
+5. U-Net (optionally started from an earlier U-Net, `unet_init`) and both text encoders together: epsilon prediction, min-SNR-5 weighting (Hang et al. 2023),
    captions drawn fresh each step (natural language or tags), conditioning dropout (all embeddings
    zeroed, as SDXL's `force_zeros_for_empty_prompt` unconditional branch), and dropout of the pooled
    embedding alone so that object information must flow through cross-attention;
@@ -69,13 +72,20 @@ class ShapesXLConfig:
     vae_channels: tuple[int, ...] = (16, 32, 32)  # 3 levels: 64x64 images -> 16x16x4 latents
     vae_layers: int = 1
     vae_l1: float = 0.0  # weight of an L1 term beside the VAE's MSE (sharper small shapes)
+    clip_steps: int = 0  # >0: pre-train both text encoders contrastively first (`t2i.train.shapes_clip`)
+    clip_batch: int = 96
+    clip_lr: float = 1e-3
+    clip_negatives: int = 2
+    text_lr_scale: float = 1.0  # text encoders' learning rate / the U-Net's during U-Net training; 0 freezes them
+    unet_init: str = ""  # a diffusers U-Net folder to start from (e.g. an earlier shapes-xl's), "" = random
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def smoke(cls) -> ShapesXLConfig:
         """A few steps of everything, for tests."""
         return cls(n_scenes=64, vae_steps=3, vae_batch=4, decoder_steps=2, unet_steps=4, unet_batch=4, warmup=1,
-                   text_hidden=16, text_layers=1, unet_channels=(8, 16, 16), checkpoint_seconds=1e9)
+                   text_hidden=16, text_layers=1, unet_channels=(8, 16, 16), checkpoint_seconds=1e9, clip_steps=2,
+                   clip_batch=8, text_lr_scale=0.0)
 
 
 # ---------------------------------------------------------------------------- model construction
@@ -270,19 +280,67 @@ def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, prog
     return vae
 
 
+def stage_clip(cfg: ShapesXLConfig, work: Path, tokenizer, images: np.ndarray, scenes: list[dict],
+               progress: Progress | None = None):
+    """Both text encoders pre-trained contrastively (`t2i.train.shapes_clip`), or None when clip_steps is 0.
+
+    Writes work/clip/{text_encoder,text_encoder_2} (diffusers layout), image_tower.safetensors and
+    figures.json (held-out retrieval and hard-negative accuracy); later runs load them.
+    """
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    from t2i.train.shapes_clip import ClipSettings, clip_accuracy, train_clip
+
+    if cfg.clip_steps <= 0:
+        return None
+    final = work / "clip"
+    if (final / "figures.json").exists():
+        return (CLIPTextModel.from_pretrained(final / "text_encoder"),
+                CLIPTextModelWithProjection.from_pretrained(final / "text_encoder_2"))
+    torch.manual_seed(cfg.seed + 1)
+    te1, te2 = build_text_encoders(cfg, tokenizer)
+    settings = ClipSettings(steps=cfg.clip_steps, batch=cfg.clip_batch, lr=cfg.clip_lr, negatives=cfg.clip_negatives,
+                            checkpoint_seconds=cfg.checkpoint_seconds, checkpoint_steps=cfg.checkpoint_steps)
+    tower = train_clip(settings, te1, te2, tokenizer, images, scenes, work / "clip.ckpt", cfg.seed,
+                       cfg.tags_fraction, progress)
+    tower.eval()
+    figures = clip_accuracy(tower, te1.eval(), te2.eval(), tokenizer, images, scenes)
+    te1.save_pretrained(final / "text_encoder")
+    te2.save_pretrained(final / "text_encoder_2")
+    save_file(tower.state_dict(), str(final / "image_tower.safetensors"))
+    (final / "figures.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    (work / "clip.ckpt").unlink(missing_ok=True)
+    return te1, te2
+
+
 def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor, scenes: list[dict],
-               progress: Progress | None = None, stop: Callable[[int], bool] | None = None):
-    """Train U-Net and text encoders together; returns (unet, te1, te2) with EMA weights, or None if stopped."""
-    from diffusers import DDPMScheduler
+               progress: Progress | None = None, stop: Callable[[int], bool] | None = None, text=None):
+    """Train the U-Net (and the text encoders unless text_lr_scale is 0); returns (unet, te1, te2) with EMA
+    weights, or None if stopped.  `text`: pre-trained (te1, te2) to start from, else random ones."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
 
     torch.manual_seed(cfg.seed + 1)
     te1, te2 = build_text_encoders(cfg, tokenizer)
+    if text is not None:
+        te1.load_state_dict(text[0].state_dict())
+        te2.load_state_dict(text[1].state_dict())
     unet = build_unet(cfg)
+    if cfg.unet_init:
+        start_from = UNet2DConditionModel.from_pretrained(cfg.unet_init, torch_dtype=torch.float32)
+        unet.load_state_dict(start_from.state_dict())  # strict: the architecture must match
     noise_sched = DDPMScheduler.from_config(build_scheduler().config)
     alphas = noise_sched.alphas_cumprod  # (1000,)
     snr = alphas / (1 - alphas)
-    params = [*unet.parameters(), *te1.parameters(), *te2.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-2)
+    text_params = [*te1.parameters(), *te2.parameters()]
+    train_text = cfg.text_lr_scale > 0
+    te1.requires_grad_(train_text)
+    te2.requires_grad_(train_text)
+    params = [*unet.parameters(), *(text_params if train_text else [])]
+    groups = [{"params": list(unet.parameters()), "scale": 1.0}]
+    if train_text:
+        groups.append({"params": text_params, "scale": cfg.text_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=cfg.unet_lr, weight_decay=1e-2)
     ema = EMA(params, cfg.ema_decay)
     ckpt_path = work / "unet.ckpt"
     start, losses = 0, []
@@ -317,7 +375,8 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         noise = torch.randn(x0.shape, generator=g)
         drop_all = torch.rand(b, generator=g) < cfg.cond_dropout
         drop_pooled = torch.rand(b, generator=g) < cfg.pooled_dropout
-        emb, pooled = encode_text(tokenizer, te1, te2, prompts)  # (B, 77, 2h), (B, h)
+        with torch.set_grad_enabled(train_text):
+            emb, pooled = encode_text(tokenizer, te1, te2, prompts)  # (B, 77, 2h), (B, h)
         emb = emb * (~drop_all).float()[:, None, None]
         pooled = pooled * (~(drop_all | drop_pooled)).float()[:, None]
         xt = noise_sched.add_noise(x0, noise, t)
@@ -325,7 +384,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         weight = torch.clamp(snr[t], max=cfg.min_snr_gamma) / snr[t]  # min-SNR-gamma for epsilon targets
         loss = (weight * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup)
+            group["lr"] = group["scale"] * cosine_lr(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -369,7 +428,8 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     tokenizer = stage_tokenizer(work, scenes)
     vae = stage_vae(cfg, work, images, progress)
     latents = stage_latents(work, vae, images)
-    trained = stage_unet(cfg, work, tokenizer, latents, scenes, progress, stop)
+    text = stage_clip(cfg, work, tokenizer, images, scenes, progress)
+    trained = stage_unet(cfg, work, tokenizer, latents, scenes, progress, stop, text)
     if trained is None:
         return None
     unet, te1, te2 = trained
