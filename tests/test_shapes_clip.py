@@ -48,7 +48,7 @@ def test_a_perturbation_changes_exactly_one_attribute(kind: str) -> None:
         assert sorted(o.color for o in after.objects) == sorted(o.color for o in before.objects)
         assert pairs_after != pairs_before
     else:
-        changed = [(a, b) for a, b in zip(before.objects, after.objects) if a != b]
+        changed = [(a, b) for a, b in zip(before.objects, after.objects, strict=True) if a != b]
         assert len(changed) == 1
 
 
@@ -62,7 +62,7 @@ def test_a_swap_is_impossible_for_one_object() -> None:
 def test_hard_negatives_differ_from_the_positive_only_in_the_changed_words() -> None:
     pos, neg = caption_batch([_two_objects()] * 4, [1, 2, 3, 4], negatives=2, tags_fraction=0.0)
     assert len(neg) == 4 and all(len(row) == 2 for row in neg)
-    for p, row in zip(pos, neg):
+    for p, row in zip(pos, neg, strict=True):
         for n in row:
             assert n != p
             assert len(n.split()) == len(p.split())  # same template, one attribute's words swapped

@@ -55,7 +55,7 @@ class ImageTower(nn.Module):
         super().__init__()
         chans = (3, width, 2 * width, 4 * width, 4 * width)
         layers: list[nn.Module] = []
-        for k, (cin, cout) in enumerate(zip(chans[:-1], chans[1:])):
+        for k, (cin, cout) in enumerate(zip(chans[:-1], chans[1:], strict=False)):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.GroupNorm(8, cout), nn.SiLU()]
             if k:  # a second conv per stage, except at 32x32 where it would cost most
                 layers += [nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU()]
@@ -121,7 +121,7 @@ def caption_batch(scenes: list[dict], seeds: list[int], negatives: int, tags_fra
                   ) -> tuple[list[str], list[list[str]]]:
     """Positive captions and `negatives` hard-negative captions per scene (a fresh draw when none applies)."""
     pos, neg = [], []
-    for scene, seed in zip(scenes, seeds):
+    for scene, seed in zip(scenes, seeds, strict=True):
         pos.append(training_caption(scene, random.Random(seed), tags_fraction))
         rng = random.Random(seed + 1)
         mine: list[str] = []

@@ -8,8 +8,9 @@ Stages (each resumable; a work folder keeps the state):
 4b. clip (optional, `clip_steps`): both text encoders pre-trained contrastively against an image tower with
    hard negatives (`t2i.train.shapes_clip`), as SDXL's come pre-trained; then frozen (`text_lr_scale` 0) or
    trained further at a reduced rate;
-5. U-Net (optionally started from an earlier U-Net, `unet_init`) and both text encoders together: epsilon prediction, min-SNR-5 weighting (Hang et al. 2023),
-   captions drawn fresh each step (natural language or tags), conditioning dropout (all embeddings
+5. U-Net (optionally started from an earlier U-Net, `unet_init`) and both text encoders together:
+   epsilon prediction, min-SNR-5 weighting (Hang et al. 2023), captions drawn fresh each step (natural
+   language or tags), conditioning dropout (all embeddings
    zeroed, as SDXL's `force_zeros_for_empty_prompt` unconditional branch), and dropout of the pooled
    embedding alone so that object information must flow through cross-attention;
 6. decoder (optional): the VAE decoder fine-tuned alone (L1 + MSE), which sharpens small shapes without
