@@ -94,3 +94,18 @@ def test_omost_tiny_smoke_exports_a_chat_model_whose_documents_parse(tmp_path):
     answer = llm.chat([Message("system", TINY_SYSTEM), Message("user", "a red circle")],
                       SamplingSettings(max_tokens=3))
     assert answer.n_prompt_tokens > 5
+
+
+def test_fine_tuning_starts_from_the_exported_model_and_keeps_its_tokenizer(tmp_path):
+    from safetensors.torch import load_file
+
+    cfg = SmallLMConfig.smoke()
+    first = train_small_lm(cfg, "t", _docs, (), tmp_path / "a", tmp_path / "ma")
+    cfg.init, cfg.steps, cfg.lr = str(first), 1, 1e-9  # one step at a vanishing rate: weights barely move
+    second = train_small_lm(cfg, "t", _docs, (), tmp_path / "b", tmp_path / "mb")
+    assert (tmp_path / "ma" / "tokenizer.json").read_text() == (tmp_path / "mb" / "tokenizer.json").read_text()
+    a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a)
+    cfg.init = str(tmp_path / "missing")
+    with pytest.raises(OSError):
+        train_small_lm(cfg, "t", _docs, (), tmp_path / "c", tmp_path / "mc")

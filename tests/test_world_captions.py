@@ -53,3 +53,14 @@ def test_canvas_program_is_omost_format_and_exact():
         assert set(kw) == {"location", "offset", "area", "distance_to_viewer", "description",
                            "detailed_descriptions", "tags", "atmosphere", "style", "quality_meta",
                            "HTML_web_color_name"}
+
+
+def test_each_region_comment_names_the_size_its_area_gives():
+    s = Scene("white", (
+        SceneObject("circle", "orange", "on the left", "no offset", "a large vertical area"),
+        SceneObject("star", "red", "on the right", "no offset", "a small square area"),
+    ))
+    comments = [line for line in canvas_program(s).splitlines() if line.startswith("# Add")]
+    assert comments == ["# Add a large tall orange circle.", "# Add a small red star."]
+    s = Scene("white", (SceneObject("circle", "orange", "on the left", "no offset", "a small square area"),))
+    assert "# Add a small orange circle." in canvas_program(s)

@@ -223,6 +223,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--text-lr-scale", type=float,
                    help="shapes-xl: text encoders' learning rate / the U-Net's (0 freezes them)")
     t.add_argument("--unet-init", help="shapes-xl: a diffusers U-Net folder to start from")
+    t.add_argument("--init", help="tipo-tiny / omost-tiny: an exported model folder to fine-tune (keeps its tokenizer)")
     t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
     t.add_argument("--teacher", help="distill: the SDXL-family teacher (default shapes-xl)")
     t.add_argument("--student", choices=["koala-1b", "koala-700m"], help="distill: the student recipe")
@@ -598,7 +599,7 @@ def _train(args: argparse.Namespace) -> int:
                 cfg.context = 2048
         else:
             cfg = SmallLMConfig() if args.recipe == "tipo-tiny" else omost_tiny_config()
-        settings = (("steps", args.steps), ("n_docs", args.scenes), ("threads", args.threads))
+        settings = (("steps", args.steps), ("n_docs", args.scenes), ("threads", args.threads), ("init", args.init))
         bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
                                     ("--decoder-steps", args.decoder_steps)) if v is not None]
         run = train_tipo_tiny if args.recipe == "tipo-tiny" else train_omost_tiny
@@ -636,6 +637,8 @@ def _train(args: argparse.Namespace) -> int:
                     ("unet_init", args.unet_init))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
+    if args.recipe not in ("tipo-tiny", "omost-tiny") and args.init is not None:
+        bad.append("--init")
     if args.recipe != "shapes-xl":
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),
                                      ("--unet-init", args.unet_init)) if v is not None]

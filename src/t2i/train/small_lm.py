@@ -41,6 +41,7 @@ class SmallLMConfig:
     n_eval: int = 256  # held-out documents (drawn with seed + 1) for the validation loss
     checkpoint_seconds: float = 180.0
     threads: int = 1
+    init: str = ""  # an exported model folder to start from (its tokenizer too); "" = random weights
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -114,9 +115,13 @@ def train_small_lm(cfg: SmallLMConfig, name: str, documents: Documents, special:
     docs = [json.loads(line) for line in docs_path.read_text(encoding="utf-8").splitlines()]
     held_out = documents(cfg.n_eval, cfg.seed + 1)
     tok_dir = work / "tokenizer"
-    if not (tok_dir / "tokenizer.json").exists():
-        build_bpe_tokenizer(docs, cfg.vocab_size, special, cfg.context, chat_template).save_pretrained(tok_dir)
     from transformers import AutoTokenizer
+
+    if not (tok_dir / "tokenizer.json").exists():
+        if cfg.init:  # fine-tuning keeps the starting model's tokenizer
+            AutoTokenizer.from_pretrained(cfg.init).save_pretrained(tok_dir)
+        else:
+            build_bpe_tokenizer(docs, cfg.vocab_size, special, cfg.context, chat_template).save_pretrained(tok_dir)
 
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     ids, lengths = encode(tokenizer, docs, cfg.context)
@@ -124,6 +129,11 @@ def train_small_lm(cfg: SmallLMConfig, name: str, documents: Documents, special:
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, tokenizer)
+    if cfg.init:
+        from transformers import LlamaForCausalLM
+
+        start_from = LlamaForCausalLM.from_pretrained(cfg.init, torch_dtype=torch.float32)
+        model.load_state_dict(start_from.state_dict())  # strict: the settings must describe the same model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
     ckpt = work / "lm.ckpt"
     start, losses = 0, []

@@ -177,7 +177,7 @@ def canvas_program(scene: Scene, description: str | None = None) -> str:
     for o in scene.objects:
         noun = object_noun(o)
         lines += [
-            f"# Add a {noun}.",
+            f"# Add {count_phrase(1, sized_noun(o))}.",  # the size words, next to the area they decide
             "canvas.add_local_description(",
             f"    location={_q(o.location)},",
             f"    offset={_q(o.offset)},",
