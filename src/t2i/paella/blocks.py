@@ -6,8 +6,29 @@ Shapes: images-as-features are (B, C, H, W); conditioning sequences are (B, S, c
 
 from __future__ import annotations
 
+import math
+from typing import Any, TypeVar
+
 import torch
 from torch import nn
+
+C = TypeVar("C")
+
+
+def level_embedding(r: torch.Tensor, dim: int) -> torch.Tensor:
+    """(B,) noise levels in [0, 1] -> (B, dim): sinusoids of r * 10000 (sin ++ cos, zero-padded to odd dim)."""
+    half = dim // 2
+    freqs = torch.exp(torch.arange(half, device=r.device, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
+    angles = (r.float() * 10000)[:, None] * freqs[None]  # (B, half)
+    return nn.functional.pad(torch.cat([angles.sin(), angles.cos()], dim=1), (0, dim % 2))
+
+
+def config_from_dict(cls: type[C], d: dict[str, Any], what: str) -> C:
+    """A config dataclass from JSON data: unknown keys are an error, lists become tuples."""
+    unknown = set(d) - set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    if unknown:
+        raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 class LayerNorm2d(nn.LayerNorm):

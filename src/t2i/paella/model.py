@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from t2i.paella.blocks import AttnBlock, ResBlock, TimestepBlock, norm2d
+from t2i.paella.blocks import AttnBlock, ResBlock, TimestepBlock, config_from_dict, level_embedding, norm2d
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,7 @@ class PaellaConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PaellaConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown Paella config keys: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return config_from_dict(cls, d, "Paella")
 
 
 class Paella(nn.Module):
@@ -137,11 +134,7 @@ class Paella(nn.Module):
 
     def r_embedding(self, r: torch.Tensor) -> torch.Tensor:
         """(B,) noise levels in [0, 1] -> (B, c_r): sinusoids of r * 10000 (sin ++ cos)."""
-        half = self.cfg.c_r // 2
-        freqs = torch.exp(torch.arange(half, device=r.device, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
-        angles = (r.float() * 10000)[:, None] * freqs[None]
-        emb = torch.cat([angles.sin(), angles.cos()], dim=1)
-        return nn.functional.pad(emb, (0, self.cfg.c_r % 2))
+        return level_embedding(r, self.cfg.c_r)
 
     def conditioning(self, byt5: torch.Tensor, clip: torch.Tensor | None = None,
                      clip_image: torch.Tensor | None = None) -> torch.Tensor:

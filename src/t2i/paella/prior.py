@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from t2i.paella.blocks import level_embedding
 from t2i.registry import Cancelled
 
 # released-name prefix -> our prefix, applied in order by `rename_prior_keys` (fill in when the released
@@ -64,10 +65,8 @@ class Prior(nn.Module):
         nn.init.zeros_(self.out[1].bias)
 
     def r_embedding(self, r: torch.Tensor) -> torch.Tensor:
-        half = self.cfg.c_r // 2
-        freqs = torch.exp(torch.arange(half, device=r.device, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
-        angles = (r.float() * 10000)[:, None] * freqs[None]
-        return torch.cat([angles.sin(), angles.cos()], dim=1)
+        """(B,) levels -> (B, c_r) sinusoids."""
+        return level_embedding(r, self.cfg.c_r)
 
     def forward(self, x: torch.Tensor, r: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """noisy image embedding (B, c_clip), level r (B,) in [0, 1], text embedding (B, c_clip) -> eps."""

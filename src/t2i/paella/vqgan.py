@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from t2i.paella.blocks import config_from_dict
+
 
 @dataclass(frozen=True)
 class VQGANConfig:
@@ -34,10 +36,7 @@ class VQGANConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VQGANConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown VQGAN config keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "VQGAN")
 
 
 class VQResBlock(nn.Module):
