@@ -435,4 +435,6 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
         return None
     unet, te1, te2 = trained
     vae = stage_decoder(cfg, work, vae, images, progress)
-    return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg)
+    clip_figures = work / "clip" / "figures.json"
+    figures = {"clip": json.loads(clip_figures.read_text(encoding="utf-8"))} if clip_figures.exists() else None
+    return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg, figures)
