@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from t2i.backends import default_registry
@@ -72,3 +73,11 @@ def test_a_few_hundred_steps_lower_both_losses_clearly() -> None:
         losses.append(loss.item())
     assert np.mean(losses[-20:]) < 0.7 * np.mean(losses[:20])
     assert not torch.equal(before, model.out_mapper[1].weight)  # the weights were updated (the reference's bug)
+
+
+def test_a_token_model_that_cannot_predict_every_code_is_refused(tmp_path):
+    cfg = PaellaTinyConfig.smoke()
+    cfg.model = {**cfg.model, "num_labels": cfg.vq["codebook_size"] + 1}
+    with pytest.raises(ValueError, match="must be equal"):
+        train_paella_tiny(cfg, tmp_path / "w", tmp_path / "m")
+    assert not (tmp_path / "w").exists()  # refused before anything is written
