@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 
 from t2i.distill.features import KINDS, capture, feature_layers
 from t2i.distill.student import StudentRecipe, build_student, koala_recipe
-from t2i.train.checkpoint import claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.schedule import cosine_lr
 from t2i.train.world_data import training_caption, world_images
 
@@ -137,7 +136,7 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
         student.load_state_dict(state["student"])
         opt.load_state_dict(state["opt"])
         start, history = int(state["step"]), list(state["history"])
-    last = time.monotonic()
+    timer = SaveTimer(cfg.checkpoint_seconds)
 
     def save(step: int) -> None:
         save_checkpoint(ckpt, {"student": student.state_dict(), "opt": opt.state_dict(), "step": step,
@@ -158,9 +157,8 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
         history = (history + [parts])[-200:]
         if progress:
             progress("distill", step + 1, cfg.steps, float(loss.detach()))
-        if time.monotonic() - last > cfg.checkpoint_seconds:
+        if timer.due(step + 1):
             save(step + 1)
-            last = time.monotonic()
     save(cfg.steps)
     student.eval()
     pipe.register_modules(unet=student)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,22 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class SaveTimer:
+    """When a training loop checkpoints: `seconds` of wall time after the last save, and every `every` steps
+    when `every` > 0 (tests use steps: they must not depend on the clock)."""
+
+    def __init__(self, seconds: float, every: int = 0) -> None:
+        self.seconds, self.every = seconds, every
+        self.last = time.monotonic()
+
+    def due(self, done: int) -> bool:
+        """Whether to save the state after `done` steps; restarts the clock when it says yes."""
+        if (self.every and done % self.every == 0) or time.monotonic() - self.last > self.seconds:
+            self.last = time.monotonic()
+            return True
+        return False
 
 
 class EMA:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from t2i.paella.model import Paella, PaellaConfig
 from t2i.paella.pipeline import PaellaPipeline
 from t2i.paella.text import byte_tokenizer, encode_bytes, tiny_byt5_encoder
 from t2i.paella.vqgan import VQGANConfig, VQModel
-from t2i.train.checkpoint import claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.schedule import cosine_lr
 from t2i.train.world_data import training_caption, world_images
 
@@ -126,7 +125,7 @@ def stage_vqgan(cfg: PaellaTinyConfig, work: Path, images: np.ndarray, progress:
     ckpt = work / "vqgan.ckpt"
     start = _resume(ckpt, {"vq": vq}, opt, cfg.vq_steps)
     used = torch.zeros(vq.cfg.codebook_size)
-    last = time.monotonic()
+    timer = SaveTimer(cfg.checkpoint_seconds)
     vq.train()
     for step in range(start, cfg.vq_steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
@@ -145,9 +144,8 @@ def stage_vqgan(cfg: PaellaTinyConfig, work: Path, images: np.ndarray, progress:
             used.zero_()
         if progress:
             progress("vqgan", step + 1, cfg.vq_steps, loss.item())
-        if time.monotonic() - last > cfg.checkpoint_seconds:
+        if timer.due(step + 1):
             save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": step + 1})
-            last = time.monotonic()
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in vq.state_dict().items()}, str(final))
@@ -192,7 +190,7 @@ def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes:
     model.train()
     text.train()
     losses: list[float] = []
-    last = time.monotonic()
+    timer = SaveTimer(cfg.checkpoint_seconds)
     for step in range(start, cfg.steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 500_000 + step)
         rng = random.Random(cfg.seed * 1_000_003 + step)
@@ -209,10 +207,9 @@ def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes:
         losses = (losses + [loss.item()])[-200:]
         if progress:
             progress("paella", step + 1, cfg.steps, loss.item())
-        if time.monotonic() - last > cfg.checkpoint_seconds:
+        if timer.due(step + 1):
             save_checkpoint(ckpt, {"model": model.state_dict(), "text": text.state_dict(), "opt": opt.state_dict(),
                                    "step": step + 1})
-            last = time.monotonic()
     save_checkpoint(ckpt, {"model": model.state_dict(), "text": text.state_dict(), "opt": opt.state_dict(),
                            "step": cfg.steps})
     return model.eval(), text.eval(), losses

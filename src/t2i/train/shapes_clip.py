@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from t2i.train.checkpoint import load_checkpoint, save_checkpoint
+from t2i.train.checkpoint import SaveTimer, load_checkpoint, save_checkpoint
 from t2i.train.schedule import cosine_lr
 from t2i.train.world_data import training_caption
 
@@ -176,7 +175,7 @@ def train_clip(settings: ClipSettings, te1: nn.Module, te2: nn.Module, tokenizer
         log_scale.data.copy_(state["log_scale"])
         opt.load_state_dict(state["opt"])
         start, losses = state["step"], list(state["losses"])
-    last = time.monotonic()
+    timer = SaveTimer(settings.checkpoint_seconds, settings.checkpoint_steps)
 
     def save(step: int) -> None:
         save_checkpoint(ckpt_path, {"image": tower.state_dict(), "text": towers.state_dict(), "opt": opt.state_dict(),
@@ -204,10 +203,8 @@ def train_clip(settings: ClipSettings, te1: nn.Module, te2: nn.Module, tokenizer
         losses.append(loss.item())
         if progress:
             progress("clip", step + 1, settings.steps, float(np.mean(losses[-50:])))
-        due = settings.checkpoint_steps and (step + 1) % settings.checkpoint_steps == 0
-        if due or time.monotonic() - last > settings.checkpoint_seconds:
+        if timer.due(step + 1):
             save(step + 1)
-            last = time.monotonic()
     save(settings.steps)
     return tower
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from t2i.train.checkpoint import EMA, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.schedule import cosine_lr
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
 from t2i.train.world_data import training_caption, world_images
@@ -194,7 +193,7 @@ def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: 
         start = state["step"]
         if start > steps:
             raise ValueError(f"{ckpt_path} is at step {start}, beyond {stage}_steps={steps}")
-    last = time.monotonic()
+    timer = SaveTimer(cfg.checkpoint_seconds, cfg.checkpoint_steps)
     for step in range(start, steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + seed_offset + step)
         idx = torch.randint(len(images), (cfg.vae_batch,), generator=g)
@@ -206,10 +205,8 @@ def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: 
         opt.step()
         if progress:
             progress(stage, step + 1, steps, loss.item())
-        due = cfg.checkpoint_steps and (step + 1) % cfg.checkpoint_steps == 0
-        if due or time.monotonic() - last > cfg.checkpoint_seconds:
+        if timer.due(step + 1):
             save_checkpoint(ckpt_path, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
-            last = time.monotonic()
     ckpt_path.unlink(missing_ok=True)
 
 
@@ -356,7 +353,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         if start > cfg.unet_steps:
             raise ValueError(f"{ckpt_path} is at step {start}, beyond unet_steps={cfg.unet_steps}")
     time_ids = torch.tensor([TIME_IDS], dtype=torch.float32)
-    last = time.monotonic()
+    timer = SaveTimer(cfg.checkpoint_seconds, cfg.checkpoint_steps)
 
     def save(step: int) -> None:
         save_checkpoint(ckpt_path, {"unet": unet.state_dict(), "te1": te1.state_dict(), "te2": te2.state_dict(),
@@ -394,10 +391,8 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         losses.append(loss.item())
         if progress:
             progress("unet", step + 1, cfg.unet_steps, float(np.mean(losses[-50:])))
-        due = cfg.checkpoint_steps and (step + 1) % cfg.checkpoint_steps == 0
-        if due or time.monotonic() - last > cfg.checkpoint_seconds:
+        if timer.due(step + 1):
             save(step + 1)
-            last = time.monotonic()
     save(cfg.unet_steps)
     ema.copy_to(params)
     return unet, te1, te2

@@ -9,7 +9,6 @@ equals an uninterrupted one.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import torch
 
-from t2i.train.checkpoint import claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.schedule import cosine_lr
 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
@@ -150,7 +149,7 @@ def train_small_lm(cfg: SmallLMConfig, name: str, documents: Documents, special:
                                "losses": losses})
 
     model.train()
-    last = time.monotonic()
+    timer = SaveTimer(cfg.checkpoint_seconds)
     for step in range(start, cfg.steps):
         if stop is not None and stop(step):
             return None
@@ -166,9 +165,8 @@ def train_small_lm(cfg: SmallLMConfig, name: str, documents: Documents, special:
         losses.append(float(loss.detach()))
         if progress:
             progress(name, step + 1, cfg.steps, sum(losses[-50:]) / len(losses[-50:]))
-        if time.monotonic() - last > cfg.checkpoint_seconds:
+        if timer.due(step + 1):
             save(step + 1)
-            last = time.monotonic()
     save(cfg.steps)
     figures = {"train_loss_mean_last_50": round(sum(losses[-50:]) / max(1, len(losses[-50:])), 4),
                "validation_loss": round(validation_loss(model, eval_ids, eval_lengths), 4),
