@@ -139,6 +139,12 @@ def sized_noun(o: SceneObject) -> str:
     return " ".join(w for w in (size, aspect, o.color, o.shape) if w)
 
 
+def size_words(o: SceneObject) -> str:
+    """'medium-sized and tall', 'small': the object's Omost area as the words a prompt gives it."""
+    size, aspect = AREA_PHRASES[o.area]
+    return f"{size} and {aspect}" if aspect else size
+
+
 def sized_caption(scene: Scene, rng: random.Random) -> str:
     """A caption that fixes every object's colour, place (location) and size (area): what a composer
     needs to write the scene's program exactly. Two phrasings: one sentence, or a sentence per object."""
@@ -177,7 +183,7 @@ def canvas_program(scene: Scene, description: str | None = None) -> str:
     for o in scene.objects:
         noun = object_noun(o)
         lines += [
-            f"# Add {count_phrase(1, sized_noun(o))}.",  # the size words, next to the area they decide
+            f"# Add {count_phrase(1, noun)}, {size_words(o)}.",  # the object, then the size that decides its area
             "canvas.add_local_description(",
             f"    location={_q(o.location)},",
             f"    offset={_q(o.offset)},",
