@@ -20,7 +20,7 @@ import torch
 
 from t2i.backends import default_registry
 from t2i.evaluation.presample_effect import one_tag_prompts
-from t2i.llm import SamplingSettings
+from t2i.llm import Message, SamplingSettings
 from t2i.llm.llamacpp_llm import LlamaCppLLM
 from t2i.llm.transformers_llm import TransformersLLM
 from t2i.stages import open_presampler
@@ -59,13 +59,18 @@ def main() -> None:
         return
     cpp = LlamaCppLLM.load(gguf, n_ctx=512, n_threads=args.threads)
     hf = TransformersLLM.load_gguf(gguf)
-    prompt = "Describe a picture of a red circle above a blue square on a gray background."
+    # A chat turn (the model is an instruct model): a plain completion may end at once on one backend and
+    # not the other, since the two tokenise the raw prompt differently (llama.cpp adds its BOS).
+    # A request whose answer is long on both (their greedy answers differ: one runs Q4_1, one float32).
+    chat = [Message("user", "Count from 1 to 200, separated by commas.")]
     s = SamplingSettings(temperature=0, max_tokens=args.tokens, seed=0)
     rates: dict[str, list[float]] = {"llama.cpp": [], "transformers": []}
     for _ in range(args.repeats):
         for name, llm in (("llama.cpp", cpp), ("transformers", hf)):
             t0 = time.perf_counter()
-            out = llm.complete(prompt, s)
+            out = llm.chat(chat, s)
+            if out.n_tokens < args.tokens // 2:
+                raise SystemExit(f"{name} stopped after {out.n_tokens} tokens: no rate to compare ({out.text!r})")
             rates[name].append(out.n_tokens / (time.perf_counter() - t0))
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(f"SmolLM2-135M, {args.tokens} tokens, {args.threads} threads, median of {args.repeats}: "
