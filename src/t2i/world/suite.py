@@ -127,8 +127,9 @@ def build_suite(per_task: int = 64, seed: int = 0, tasks: tuple[str, ...] = TASK
     return [_suite_line(task, rng) for task in tasks for _ in range(per_task)]
 
 
-def write_suite(lines: list[SuiteLine], path: Path) -> None:
+def write_suite(lines: list[SuiteLine], path: str | Path) -> None:
     """Write a suite as JSON lines."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(line.to_dict()) + "\n" for line in lines), encoding="utf-8")
 
