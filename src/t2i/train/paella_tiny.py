@@ -29,7 +29,7 @@ from t2i.paella.pipeline import PaellaPipeline
 from t2i.paella.text import byte_tokenizer, encode_bytes, tiny_byt5_encoder
 from t2i.paella.vqgan import VQGANConfig, VQModel
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
-from t2i.train.schedule import cosine_lr
+from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.world_data import training_caption, world_images
 
 Progress = Callable[[str, int, int, float], None]
@@ -198,12 +198,7 @@ def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes:
         captions = ["" if rng.random() < cfg.cond_dropout else
                     training_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
         loss = token_loss(model, text, tokenizer, tokens[idx], captions, cfg.max_length, cfg.label_smoothing, g)
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimizer_step(opt, loss, params, cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup))
         losses = (losses + [loss.item()])[-200:]
         if progress:
             progress("paella", step + 1, cfg.steps, loss.item())

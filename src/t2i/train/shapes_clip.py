@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2i.train.checkpoint import SaveTimer, load_checkpoint, save_checkpoint
-from t2i.train.schedule import cosine_lr
+from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.world_data import training_caption
 
 PERTURBATIONS = ("recolor", "reshape", "swap_colors", "swap_places")
@@ -194,12 +194,7 @@ def train_clip(settings: ClipSettings, te1: nn.Module, te2: nn.Module, tokenizer
         b, k = len(idx), settings.negatives
         scale = log_scale.exp().clamp(max=100.0)
         loss = sum(clip_loss(img, t[:b], t[b:].reshape(b, k, -1), scale) for t in (t1, t2)) / 2
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, settings.steps, settings.lr, settings.warmup)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimizer_step(opt, loss, params, cosine_lr(step, settings.steps, settings.lr, settings.warmup))
         losses.append(loss.item())
         if progress:
             progress("clip", step + 1, settings.steps, float(np.mean(losses[-50:])))

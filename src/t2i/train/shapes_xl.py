@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
-from t2i.train.schedule import cosine_lr
+from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
 from t2i.train.world_data import training_caption, world_images
 
@@ -381,12 +381,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         pred = unet(xt, t, emb, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(b, -1)}).sample
         weight = torch.clamp(snr[t], max=cfg.min_snr_gamma) / snr[t]  # min-SNR-gamma for epsilon targets
         loss = (weight * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
-        for group in opt.param_groups:
-            group["lr"] = group["scale"] * cosine_lr(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimizer_step(opt, loss, params, cosine_lr(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup))
         ema.update(step)
         losses.append(loss.item())
         if progress:
