@@ -43,3 +43,10 @@ def test_a_work_folder_refuses_another_run(tmp_path):
     claim_work_folder(tmp_path, {"seed": 0, "steps": 20}, extendable=("steps",))  # a longer run goes on
     with pytest.raises(ValueError):
         claim_work_folder(tmp_path, {"seed": 1, "steps": 20}, extendable=("steps",))
+
+
+def test_a_setting_added_later_counts_as_its_legacy_value_in_old_folders(tmp_path):
+    claim_work_folder(tmp_path, {"seed": 0})  # a run saved before "target" existed
+    with pytest.raises(ValueError, match="target"):
+        claim_work_folder(tmp_path, {"seed": 0, "target": "v"}, legacy={"target": "eps"})
+    claim_work_folder(tmp_path, {"seed": 0, "target": "eps"}, legacy={"target": "eps"})  # the same run goes on

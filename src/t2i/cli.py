@@ -223,6 +223,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--text-lr-scale", type=float,
                    help="shapes-xl: text encoders' learning rate / the U-Net's (0 freezes them)")
     t.add_argument("--unet-init", help="shapes-xl: a diffusers U-Net folder to start from")
+    t.add_argument("--prediction", choices=["v_prediction", "epsilon"],
+                   help="shapes-xl: the U-Net's target (default v_prediction)")
+    t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
+                   help="shapes-xl: rescale the noise schedule to zero terminal SNR (default on; needs v_prediction)")
     t.add_argument("--init", help="tipo-tiny / omost-tiny: an exported model folder to fine-tune (keeps its tokenizer)")
     t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
     t.add_argument("--teacher", help="distill: the SDXL-family teacher (default shapes-xl)")
@@ -637,14 +641,16 @@ def _train(args: argparse.Namespace) -> int:
         settings = (("unet_steps", args.unet_steps), ("vae_steps", args.vae_steps), ("n_scenes", args.scenes),
                     ("decoder_steps", args.decoder_steps), ("threads", args.threads),
                     ("clip_steps", args.clip_steps), ("text_lr_scale", args.text_lr_scale),
-                    ("unet_init", args.unet_init))
+                    ("unet_init", args.unet_init), ("prediction_type", args.prediction),
+                    ("zero_terminal_snr", args.zero_snr))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
     if args.recipe not in ("tipo-tiny", "omost-tiny") and args.init is not None:
         bad.append("--init")
     if args.recipe != "shapes-xl":
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),
-                                     ("--unet-init", args.unet_init)) if v is not None]
+                                     ("--unet-init", args.unet_init), ("--prediction", args.prediction),
+                                     ("--zero-snr", args.zero_snr)) if v is not None]
     if args.recipe != "distill":
         bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
                                      ("--features", args.features)) if v is not None]

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from t2i.distill.features import KINDS, capture, feature_layers
 from t2i.distill.student import StudentRecipe, build_student, koala_recipe
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.diffusion import alphas_cumprod, noised, target
 from t2i.train.schedule import cosine_lr
 from t2i.train.world_data import training_caption, world_images
 
@@ -100,15 +101,17 @@ def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[
     side = cfg.size
     added = {"text_embeds": pooled, "time_ids": torch.tensor([[side, side, 0, 0, side, side]] * b,
                                                              dtype=torch.float32)}
-    t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (b,), generator=g)
+    alphas = alphas_cumprod(dict(pipe.scheduler.config))  # (T,), zero-SNR rescaling included
+    t = torch.randint(0, len(alphas), (b,), generator=g)
     noise = torch.randn(x0.shape, generator=g)
-    alphas = pipe.scheduler.alphas_cumprod[t].view(b, 1, 1, 1)
-    xt = alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise
+    xt = noised(alphas, x0, noise, t)
     with torch.no_grad(), capture(pipe.unet, [p[1] for p in pairs]) as t_feats:
         t_eps = pipe.unet(xt, t, emb, added_cond_kwargs=added).sample
     with capture(student, [p[0] for p in pairs]) as s_feats:
         s_eps = student(xt, t, emb, added_cond_kwargs=added).sample
-    parts = {"task": F.mse_loss(s_eps, noise), "output": F.mse_loss(s_eps, t_eps)}
+    # the task target follows the teacher's parametrisation (epsilon for SDXL, v for a zero-SNR shapes-xl)
+    want = target(pipe.scheduler.config.prediction_type, alphas, x0, noise, t)
+    parts = {"task": F.mse_loss(s_eps, want), "output": F.mse_loss(s_eps, t_eps)}
     feature = sum((F.mse_loss(s_feats[s], t_feats[tn]) for s, tn in pairs), torch.zeros(()))
     parts["feature"] = feature / max(len(pairs), 1)
     total = cfg.w_task * parts["task"] + cfg.w_output * parts["output"] + cfg.w_feature * parts["feature"]

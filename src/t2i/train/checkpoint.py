@@ -80,17 +80,19 @@ class EMA:
 
 
 def claim_work_folder(work: Path, config: dict[str, Any], extendable: Collection[str] = (),
-                      machine: Collection[str] = ()) -> None:
+                      machine: Collection[str] = (), legacy: dict[str, Any] | None = None) -> None:
     """Record `config` in work/config.json, refusing a folder that holds a run with other settings.
 
     Settings may be added (a later stage); `extendable` step counts may change (the run goes on from its
     checkpoint, its schedule stretched: a warm restart); `machine` settings (threads, ...) may change.
+    `legacy`: settings the recipe gained later, with the value runs saved before then used; a saved config
+    that lacks one counts as holding that value (so an old run is not resumed under a new default).
     """
     work.mkdir(parents=True, exist_ok=True)
     saved = work / "config.json"
     now = json.loads(json.dumps(config))
     if saved.exists():
-        old = json.loads(saved.read_text())
+        old = {**(legacy or {}), **json.loads(saved.read_text())}
         changed = sorted(k for k in old if old[k] != now.get(k) and k not in machine
                          and not (k in extendable and isinstance(now.get(k), int)))
         if changed:

@@ -9,7 +9,8 @@ Stages (each resumable; a work folder keeps the state):
    hard negatives (`t2i.train.shapes_clip`), as SDXL's come pre-trained; then frozen (`text_lr_scale` 0) or
    trained further at a reduced rate;
 5. U-Net (optionally started from an earlier U-Net, `unet_init`) and both text encoders together:
-   epsilon prediction, min-SNR-5 weighting (Hang et al. 2023), captions drawn fresh each step (natural
+   v-prediction on a zero-terminal-SNR schedule (epsilon on SDXL's plain one as an option; see
+   `t2i.train.diffusion`), min-SNR-5 weighting (Hang et al. 2023), captions drawn fresh each step (natural
    language or tags), conditioning dropout (all embeddings
    zeroed, as SDXL's `force_zeros_for_empty_prompt` unconditional branch), and dropout of the pooled
    embedding alone so that object information must flow through cross-attention;
@@ -33,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.diffusion import alphas_cumprod, check_parametrisation, min_snr_weight, noised, target
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
 from t2i.train.world_data import training_caption, world_images
@@ -78,6 +80,11 @@ class ShapesXLConfig:
     clip_negatives: int = 2
     text_lr_scale: float = 1.0  # text encoders' learning rate / the U-Net's during U-Net training; 0 freezes them
     unet_init: str = ""  # a diffusers U-Net folder to start from (e.g. an earlier shapes-xl's), "" = random
+    # The U-Net's target and noise schedule (`t2i.train.diffusion`): v-prediction on SDXL's betas rescaled to
+    # zero terminal SNR, sampled with trailing timesteps. Runs begun before these settings existed used
+    # epsilon on the plain schedule (LEGACY below).
+    prediction_type: str = "v_prediction"
+    zero_terminal_snr: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -128,13 +135,18 @@ def build_unet(cfg: ShapesXLConfig):
     )
 
 
-def build_scheduler():
+def build_scheduler(cfg: ShapesXLConfig | None = None):
     from diffusers import EulerDiscreteScheduler
 
-    # SDXL's noise schedule and scheduler settings.
+    # SDXL's betas and scheduler; with zero terminal SNR the betas are rescaled and sampling starts at the
+    # last training step (trailing spacing), from pure noise, as Lin et al. 2024 prescribe.
+    cfg = cfg or ShapesXLConfig()
+    check_parametrisation(cfg.prediction_type, cfg.zero_terminal_snr)
+    zero = cfg.zero_terminal_snr
     return EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                  num_train_timesteps=1000, prediction_type="epsilon", timestep_spacing="leading",
-                                  steps_offset=1)
+                                  num_train_timesteps=1000, prediction_type=cfg.prediction_type,
+                                  rescale_betas_zero_snr=zero, timestep_spacing="trailing" if zero else "leading",
+                                  steps_offset=0 if zero else 1)
 
 
 def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,9 +161,9 @@ def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, 
 # ---------------------------------------------------------------------------- stages
 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
+LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False}  # settings added later: what older runs used
 EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may change between runs (not below a checkpoint)
 MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run uses the machine; may change
-
 
 
 def stage_data(cfg: ShapesXLConfig, work: Path) -> tuple[np.ndarray, list[dict]]:
@@ -316,7 +328,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
                progress: Progress | None = None, stop: Callable[[int], bool] | None = None, text=None):
     """Train the U-Net (and the text encoders unless text_lr_scale is 0); returns (unet, te1, te2) with EMA
     weights, or None if stopped.  `text`: pre-trained (te1, te2) to start from, else random ones."""
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
 
     torch.manual_seed(cfg.seed + 1)
     te1, te2 = build_text_encoders(cfg, tokenizer)
@@ -327,9 +339,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
     if cfg.unet_init:
         start_from = UNet2DConditionModel.from_pretrained(cfg.unet_init, torch_dtype=torch.float32)
         unet.load_state_dict(start_from.state_dict())  # strict: the architecture must match
-    noise_sched = DDPMScheduler.from_config(build_scheduler().config)
-    alphas = noise_sched.alphas_cumprod  # (1000,)
-    snr = alphas / (1 - alphas)
+    alphas = alphas_cumprod(dict(build_scheduler(cfg).config))  # (1000,)
     text_params = [*te1.parameters(), *te2.parameters()]
     train_text = cfg.text_lr_scale > 0
     te1.requires_grad_(train_text)
@@ -369,7 +379,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         idx = torch.randint(len(latents), (b,), generator=g)
         x0 = latents[idx]  # (B, 4, 16, 16)
         prompts = [training_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
-        t = torch.randint(0, noise_sched.config.num_train_timesteps, (b,), generator=g)
+        t = torch.randint(0, len(alphas), (b,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
         drop_all = torch.rand(b, generator=g) < cfg.cond_dropout
         drop_pooled = torch.rand(b, generator=g) < cfg.pooled_dropout
@@ -377,10 +387,11 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
             emb, pooled = encode_text(tokenizer, te1, te2, prompts)  # (B, 77, 2h), (B, h)
         emb = emb * (~drop_all).float()[:, None, None]
         pooled = pooled * (~(drop_all | drop_pooled)).float()[:, None]
-        xt = noise_sched.add_noise(x0, noise, t)
+        xt = noised(alphas, x0, noise, t)
         pred = unet(xt, t, emb, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(b, -1)}).sample
-        weight = torch.clamp(snr[t], max=cfg.min_snr_gamma) / snr[t]  # min-SNR-gamma for epsilon targets
-        loss = (weight * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+        want = target(cfg.prediction_type, alphas, x0, noise, t)
+        weight = min_snr_weight(cfg.prediction_type, alphas, t, cfg.min_snr_gamma)
+        loss = (weight * ((pred - want) ** 2).mean(dim=(1, 2, 3))).mean()
         optimizer_step(opt, loss, params, cosine_lr(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup))
         ema.update(step)
         losses.append(loss.item())
@@ -399,7 +410,7 @@ def export_pipeline(out: Path, vae, unet, te1, te2, tokenizer, cfg: ShapesXLConf
     from diffusers import StableDiffusionXLPipeline
 
     pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tokenizer,
-                                     tokenizer_2=tokenizer, unet=unet, scheduler=build_scheduler(),
+                                     tokenizer_2=tokenizer, unet=unet, scheduler=build_scheduler(cfg),
                                      force_zeros_for_empty_prompt=True)
     pipe.to(dtype=dtype)
     pipe.save_pretrained(out, safe_serialization=True)
@@ -414,7 +425,8 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     """Run every stage (resuming where the work folder left off); returns the exported folder, or None if stopped."""
     torch.set_num_threads(cfg.threads)
     work.mkdir(parents=True, exist_ok=True)
-    claim_work_folder(work, asdict(cfg), EXTENDABLE, MACHINE_SETTINGS)
+    check_parametrisation(cfg.prediction_type, cfg.zero_terminal_snr)
+    claim_work_folder(work, asdict(cfg), EXTENDABLE, MACHINE_SETTINGS, LEGACY)
     images, scenes = stage_data(cfg, work)
     tokenizer = stage_tokenizer(work, scenes)
     vae = stage_vae(cfg, work, images, progress)
