@@ -30,7 +30,8 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ddim": ("DDIMScheduler", {}, "DDIM"),
 }
 OPTIONS = {"device", "dtype", "cpu_offload", "vae_tiling", "attention_slicing", "config", "variant",
-           "zero_pooled", "batch_size", "region_mode", "init_strength", "hires_scale", "hires_strength"}
+           "zero_pooled", "batch_size", "region_mode", "init_strength", "hires_scale", "hires_strength",
+           "guidance_rescale"}
 BLACK_LEVEL = 2.0 / 255  # an image whose every pixel is below this counts as black
 
 
@@ -203,6 +204,8 @@ class SDXLBackend:
             t0 = time.perf_counter()
             run = {"num_inference_steps": request.steps, "guidance_scale": request.guidance,
                    "generator": gens, "output_type": "np", "callback_on_step_end": on_step}
+            if opts.get("guidance_rescale"):  # Lin et al. 2024 Sec. 3.4: 0.7 against over-exposure at zero SNR
+                run["guidance_rescale"] = float(opts["guidance_rescale"])
             if layout is not None:
                 cfg = request.guidance > 1 and self.pipe.unet.config.time_cond_proj_dim is None
                 from t2i.render.regional import encode_layout
