@@ -84,3 +84,38 @@ def test_cli_convert_writes_safetensors_and_refuses_to_overwrite(tmp_path, capsy
     assert torch.equal(read_state_dict(dst)["a"], torch.ones(2)) and "2 tensors" in capsys.readouterr().out
     assert main(["convert", str(src), str(dst)]) == 2 and "not overwriting" in capsys.readouterr().err
     assert main(["convert", str(src), str(tmp_path / "x.bin")]) == 2
+
+
+def test_image_variations_through_the_backend(tmp_path):
+    from PIL import Image
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    model = Paella(TINY)
+    torch.nn.init.normal_(model.clf[1].weight, std=0.2)  # zero at init: make the logits depend on the input
+    vision = CLIPVisionModelWithProjection(CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=16,
+                                                            intermediate_size=32, num_hidden_layers=1,
+                                                            num_attention_heads=2, projection_dim=8))
+    pipe = PaellaPipeline(model, VQModel(TINY_VQ), tiny_byt5_encoder(16, 1, 2, 32), 16, clip_image_encoder=vision)
+    folder = pipe.save_pretrained(tmp_path / "v", {"steps": 2, "guidance": 2.0, "width": 32, "height": 32})
+    Image.new("RGB", (40, 40), (250, 10, 10)).save(tmp_path / "red.png")
+    registry = default_registry()
+    base = GenerationRequest("a circle", model=str(folder), seed=2)
+    plain = generate(base, registry).images[0]
+    varied = generate(base.with_(model_options={"variation_image": str(tmp_path / "red.png"),
+                                                "variation_weight": 2.0}), registry)
+    assert not np.array_equal(np.asarray(plain), np.asarray(varied.images[0]))
+    assert varied.request.model_options["variation_image"].endswith("red.png")  # kept for the metadata
+    for opts, match in (({"variation_image": str(tmp_path / "missing.png")}, "cannot read"),
+                        ({"variation_weight": 2.0}, "needs variation_image")):
+        with pytest.raises(RequestError, match=match):
+            generate(base.with_(model_options=opts), registry)
+
+
+def test_variations_need_a_clip_image_encoder(folder, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    req = GenerationRequest("x", model=str(folder), seed=1, model_options={"variation_image": str(tmp_path / "x.png")})
+    with pytest.raises(RequestError, match="no CLIP image encoder"):
+        generate(req, default_registry())

@@ -5,6 +5,9 @@ and CLIP ViT-H/14 text encoders from their hubs).
 Settings: request.steps, request.guidance (CFG), negative prompt; options `renoise_steps` (default
 steps - 1), `temperature` ("T0,T1", default 0.7,0.3), `cfg_steps` (CFG only for the first k steps),
 `batch_size`, `device`.  Image k comes from seed + k, the same alone or in a batch.
+Image variations: option `variation_image` (a path) conditions on that image's CLIP image embedding (needs a
+pipeline with a CLIP image encoder, as the released v3 has), its tokens' attention weighted by
+`variation_weight` (default 1.0).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 from t2i.registry import ModelError, ResolvedModel
 from t2i.types import GenerationRequest, GenerationResult, RequestError
 
-OPTIONS = {"device", "renoise_steps", "temperature", "cfg_steps", "batch_size", "byt5", "clip"}
+OPTIONS = {"device", "renoise_steps", "temperature", "cfg_steps", "batch_size", "byt5", "clip", "variation_image",
+           "variation_weight"}
 RELEASED_FILES = ("paella_v3.pt", "vqgan_f4.pt")
 BYT5_XL = "google/byt5-xl"
 CLIP_H = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
@@ -121,6 +125,7 @@ class PaellaBackend:
         if n_bytes > self.pipe.max_length:
             warnings.append(f"prompt is {n_bytes} bytes; the text encoder reads {self.pipe.max_length}, so the "
                             "rest is cut")
+        variation = self._variation(opts)
         batch = int(opts.get("batch_size") or 4)
         done, total = 0, settings.steps * request.n_images
 
@@ -133,10 +138,33 @@ class PaellaBackend:
             ks = list(range(start, min(start + batch, request.n_images)))
             done = start * settings.steps
             images += self.pipe(request.prompt, request.negative_prompt or "", [request.seed + k for k in ks],
-                                height, width, settings, progress)
+                                height, width, settings, progress, **variation)
             seeds += [request.seed + k for k in ks]
         elapsed = time.perf_counter() - t0
         return GenerationResult(request=request.with_(width=width, height=height), images=images, seeds=seeds,
                                 prompt_used=request.prompt, negative_prompt_used=request.negative_prompt or "",
                                 timings={"generate": elapsed, "per_image": elapsed / request.n_images},
                                 warnings=warnings)
+
+    def _variation(self, opts: Mapping[str, Any]) -> dict[str, Any]:
+        """The pipeline's clip_image arguments for option `variation_image` ({} without it)."""
+        path = opts.get("variation_image")
+        if not path:
+            if "variation_weight" in opts:
+                raise RequestError("variation_weight needs variation_image")
+            return {}
+        if self.pipe.clip_image_encoder is None:
+            raise RequestError(f"{self.resolved.spec.name} has no CLIP image encoder, so it cannot make image "
+                               "variations (the released Paella v3 with CLIP ViT-H/14 can)")
+        try:
+            weight = float(opts.get("variation_weight", 1.0))
+        except (TypeError, ValueError) as e:
+            raise RequestError(f"variation_weight must be a number, got {opts['variation_weight']!r}") from e
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                image = im.convert("RGB")
+        except OSError as e:
+            raise RequestError(f"cannot read variation_image {path!r}: {e}") from e
+        return {"clip_image": self.pipe.image_embedding(image), "clip_image_weight": weight}
