@@ -36,6 +36,7 @@ def test_layout_seeds_and_resume(recorded, tmp_path):
     lines = build_suite(per_task=1, seed=0)[:3]
     run = run_suite(lines, registry, "fake", tmp_path, images_per_prompt=2, seed=10)
     assert run.generated == 6
+    assert 0 < run.generate_seconds <= run.seconds  # generation alone, within the whole run
     for i in range(3):
         folder = tmp_path / f"{i:05d}"
         assert sorted(p.name for p in (folder / "samples").iterdir()) == ["0000.png", "0001.png"]

@@ -24,11 +24,13 @@ from t2i.world.suite import SuiteLine, SuiteScore, score_folder
 
 @dataclass
 class EvalRun:
-    """What an eval run did: the score, how many images it generated now, and the seconds spent."""
+    """What an eval run did: the score, how many images it generated now, the seconds spent in all and
+    the seconds spent generating (model loading and scoring left out)."""
 
     score: SuiteScore
     generated: int
     seconds: float
+    generate_seconds: float = 0.0
 
 
 def ground_truth_program(line: SuiteLine) -> str:
@@ -57,6 +59,7 @@ def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: 
     out.mkdir(parents=True, exist_ok=True)
     backend = None
     generated = 0
+    gen_seconds = 0.0
     t0 = time.perf_counter()
     for i, line in enumerate(tqdm(lines, desc="generating", unit="prompt", disable=not progress)):
         folder = out / f"{i:05d}"
@@ -73,7 +76,9 @@ def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: 
                                     n_images=images_per_prompt, **settings)
         if program_for is not None:
             request = request.with_(compose=ComposeOptions(enabled=True, program=program_for(line)))
+        t_gen = time.perf_counter()
         result = generate(request, registry, backend=backend, presampler=presampler, composer=composer)
+        gen_seconds += time.perf_counter() - t_gen
         for k, (image, s) in enumerate(zip(result.images, result.seeds, strict=True)):
             if k in todo:
                 info = build_pnginfo(result.request, s, k, result.prompt_used, result.negative_prompt_used)
@@ -90,4 +95,4 @@ def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: 
     summary = {"model": model, "images_per_prompt": images_per_prompt, "seed": seed, "settings": shown,
                "per_task": score.per_task, "overall": score.overall, "counts": score.counts}
     (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    return EvalRun(score, generated, seconds)
+    return EvalRun(score, generated, seconds, gen_seconds)
