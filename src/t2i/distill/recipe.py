@@ -12,7 +12,6 @@ student's U-Net, plus RECIPE.json.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from t2i.distill.features import KINDS, capture, feature_layers
 from t2i.distill.student import StudentRecipe, build_student, koala_recipe
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.diffusion import alphas_cumprod, noised, target
+from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr
 from t2i.train.world_data import training_caption, world_images
 
@@ -169,9 +169,8 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
     pipe.save_pretrained(out, safe_serialization=True)
     figures = {k: round(float(np.mean([h[k] for h in history])), 5) for k in ("task", "output", "feature")} \
         if history else {}
-    recipe = {"model": "distilled student", "config": asdict(cfg), "seed": cfg.seed, "command": command,
-              "copied_from_teacher": len(report.copied), "fresh": len(report.fresh),
-              "feature_layers": [list(p) for p in pairs], "figures_mean_last_200": figures,
-              "parameters": {"student_unet": sum(p.numel() for p in student.parameters())}}
-    (out / "RECIPE.json").write_text(json.dumps(recipe, indent=1))
+    write_recipe(out, "distilled student", asdict(cfg), {"mean_last_200": figures}, command or None,
+                 copied_from_teacher=len(report.copied), fresh=len(report.fresh),
+                 feature_layers=[list(p) for p in pairs],
+                 parameters={"student_unet": sum(p.numel() for p in student.parameters())})
     return out

@@ -13,7 +13,6 @@ checkpoints; the exported folder is a PaellaPipeline with RECIPE.json.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from t2i.paella.pipeline import PaellaPipeline
 from t2i.paella.text import byte_tokenizer, encode_bytes, tiny_byt5_encoder
 from t2i.paella.vqgan import VQGANConfig, VQModel
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.world_data import training_caption, world_images
 
@@ -228,7 +228,5 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
                "parameters": {"token_model": sum(p.numel() for p in model.parameters()),
                               "text_encoder": sum(p.numel() for p in text.parameters()),
                               "vqgan": sum(p.numel() for p in vq.parameters())}}
-    (out / "RECIPE.json").write_text(json.dumps({"model": "paella-tiny", "config": asdict(cfg), "seed": cfg.seed,
-                                                 "figures": figures, "commands": [command] if command else []},
-                                                indent=1))
+    write_recipe(out, "paella-tiny", asdict(cfg), figures, command or None)
     return out

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.diffusion import alphas_cumprod, check_parametrisation, min_snr_weight, noised, target
+from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
 from t2i.train.world_data import training_caption, world_images
@@ -415,8 +416,7 @@ def export_pipeline(out: Path, vae, unet, te1, te2, tokenizer, cfg: ShapesXLConf
     pipe.to(dtype=dtype)
     pipe.save_pretrained(out, safe_serialization=True)
     pipe.to(dtype=torch.float32)
-    recipe = {"model": "shapes-xl", "config": asdict(cfg), "figures": figures or {}}
-    (out / "RECIPE.json").write_text(json.dumps(recipe, indent=1), encoding="utf-8")
+    write_recipe(out, "shapes-xl", asdict(cfg), figures)
     return out
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr
 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
@@ -176,6 +177,5 @@ def train_small_lm(cfg: SmallLMConfig, name: str, documents: Documents, special:
     tokenizer.save_pretrained(out)
     for fname, text in (files or {}).items():
         (out / fname).write_text(text, encoding="utf-8")
-    (out / "RECIPE.json").write_text(json.dumps({"model": name, "config": asdict(cfg), "figures": figures},
-                                                indent=1), encoding="utf-8")
+    write_recipe(out, name, asdict(cfg), figures)
     return out
