@@ -98,3 +98,15 @@ def test_a_work_folder_lets_a_run_go_on_for_more_steps(tmp_path):
     shorter.unet_steps = 1
     with pytest.raises(ValueError, match="beyond unet_steps"):
         train_shapes_xl(shorter, tmp_path / "work", tmp_path / "model")
+
+
+def test_unet_depth_settings_build_a_deeper_unet():
+    from t2i.train.shapes_xl import ShapesXLConfig, build_unet
+
+    cfg = ShapesXLConfig(unet_channels=(8, 16, 16), unet_layers_per_block=2, unet_transformer_depth=(1, 2, 2),
+                         text_hidden=16)
+    unet = build_unet(cfg)
+    assert unet.config.layers_per_block == 2 and list(unet.config.transformer_layers_per_block) == [1, 2, 2]
+    assert len(unet.down_blocks[2].attentions[0].transformer_blocks) == 2
+    with pytest.raises(ValueError, match="one count >= 1 per level"):
+        build_unet(ShapesXLConfig(unet_channels=(8, 16, 16), unet_transformer_depth=(1, 2), text_hidden=16))

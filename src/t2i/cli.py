@@ -58,6 +58,13 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must look like 64 or 64x64, got {text!r}") from None
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 1,2,2, got {text!r}") from None
+
+
 def _option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -223,6 +230,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--text-lr-scale", type=float,
                    help="shapes-xl: text encoders' learning rate / the U-Net's (0 freezes them)")
     t.add_argument("--unet-init", help="shapes-xl: a diffusers U-Net folder to start from")
+    t.add_argument("--unet-layers", type=int, help="shapes-xl: residual blocks per U-Net level (default 1)")
+    t.add_argument("--unet-depth", type=_counts, metavar="N,N,N",
+                   help="shapes-xl: transformer layers per U-Net level (default 1,1,1)")
     t.add_argument("--prediction", choices=["v_prediction", "epsilon"],
                    help="shapes-xl: the U-Net's target (default v_prediction)")
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
@@ -642,7 +652,8 @@ def _train(args: argparse.Namespace) -> int:
                     ("decoder_steps", args.decoder_steps), ("threads", args.threads),
                     ("clip_steps", args.clip_steps), ("text_lr_scale", args.text_lr_scale),
                     ("unet_init", args.unet_init), ("prediction_type", args.prediction),
-                    ("zero_terminal_snr", args.zero_snr))
+                    ("zero_terminal_snr", args.zero_snr), ("unet_layers_per_block", args.unet_layers),
+                    ("unet_transformer_depth", args.unet_depth))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
     if args.recipe not in ("tipo-tiny", "omost-tiny") and args.init is not None:
@@ -650,7 +661,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.recipe != "shapes-xl":
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),
                                      ("--unet-init", args.unet_init), ("--prediction", args.prediction),
-                                     ("--zero-snr", args.zero_snr)) if v is not None]
+                                     ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),
+                                     ("--unet-depth", args.unet_depth)) if v is not None]
     if args.recipe != "distill":
         bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
                                      ("--features", args.features)) if v is not None]

@@ -64,6 +64,8 @@ class ShapesXLConfig:
     text_hidden: int = 64
     text_layers: int = 3
     unet_channels: tuple[int, ...] = (32, 64, 128)
+    unet_layers_per_block: int = 1  # residual blocks per U-Net level (SDXL: 2)
+    unet_transformer_depth: tuple[int, ...] = (1, 1, 1)  # transformer layers per level (SDXL: 0, 2, 10)
     pooled_dropout: float = 0.5
     cond_dropout: float = 0.1
     tags_fraction: float = 0.25
@@ -126,11 +128,16 @@ def build_unet(cfg: ShapesXLConfig):
 
     ch = tuple(cfg.unet_channels)
     n = len(ch)
+    depth = tuple(cfg.unet_transformer_depth)
+    if len(depth) != n or min(depth) < 1:
+        raise ValueError(f"unet_transformer_depth needs one count >= 1 per level ({n} levels), got {depth}: "
+                         "every level keeps cross-attention, for regional control")
     return UNet2DConditionModel(
-        sample_size=SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=ch,
+        sample_size=SIZE // 4, in_channels=4, out_channels=4, layers_per_block=cfg.unet_layers_per_block,
+        block_out_channels=ch,
         down_block_types=("CrossAttnDownBlock2D",) * n, up_block_types=("CrossAttnUpBlock2D",) * n,
         attention_head_dim=tuple(max(1, c // 32) for c in ch), use_linear_projection=True,
-        cross_attention_dim=2 * cfg.text_hidden, transformer_layers_per_block=1,
+        cross_attention_dim=2 * cfg.text_hidden, transformer_layers_per_block=depth,
         addition_embed_type="text_time", addition_time_embed_dim=8,
         projection_class_embeddings_input_dim=cfg.text_hidden + 6 * 8, norm_num_groups=8,
     )
