@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -6,6 +8,7 @@ pytest.importorskip("diffusers")
 
 from t2i.train.shapes_xl import (  # noqa: E402
     ShapesXLConfig,
+    export_snapshot,
     stage_data,
     stage_latents,
     stage_tokenizer,
@@ -35,6 +38,21 @@ def test_smoke_run_exports_a_loadable_pipeline(tmp_path):
     assert "CrossAttnDownBlock2D" == pipe.unet.config.down_block_types[0]  # cross-attention at the top level
     assert pipe.tokenizer.model_max_length == 77 and (out / "RECIPE.json").exists()
     assert pipe.unet.dtype == torch.float32  # shipped float16, loaded as float32 on CPU
+    # a snapshot of the finished run's last checkpoint is the exported model (EMA weights, decoder-stage VAE)
+    snap = StableDiffusionXLPipeline.from_pretrained(export_snapshot(tmp_path / "work", tmp_path / "snap"),
+                                                     dtype=torch.float32, local_files_only=True)
+    for name in ("unet", "vae", "text_encoder_2"):
+        for (k, a), b in zip(getattr(pipe, name).state_dict().items(),
+                             getattr(snap, name).state_dict().values(), strict=True):
+            assert torch.equal(a, b), (name, k)
+    assert snap.scheduler.config.prediction_type == "v_prediction"
+    # a run saved before the target was a setting was epsilon on the plain schedule
+    config = json.loads((tmp_path / "work" / "config.json").read_text())
+    for key in ("prediction_type", "zero_terminal_snr"):
+        del config[key]
+    (tmp_path / "work" / "config.json").write_text(json.dumps(config))
+    old = export_snapshot(tmp_path / "work", tmp_path / "old")
+    assert json.loads((old / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "epsilon"
 
 
 @pytest.fixture(scope="module")

@@ -238,6 +238,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
                    help="shapes-xl: rescale the noise schedule to zero terminal SNR (default on; needs v_prediction)")
     t.add_argument("--init", help="tipo-tiny / omost-tiny: an exported model folder to fine-tune (keeps its tokenizer)")
+    t.add_argument("--snapshot", action="store_true",
+                   help="shapes-xl: export the run's latest U-Net checkpoint (EMA weights) to --out now, "
+                        "without training")
     t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
     t.add_argument("--teacher", help="distill: the SDXL-family teacher (default shapes-xl)")
     t.add_argument("--student", choices=["koala-1b", "koala-700m"], help="distill: the student recipe")
@@ -666,9 +669,16 @@ def _train(args: argparse.Namespace) -> int:
     if args.recipe != "distill":
         bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
                                      ("--features", args.features)) if v is not None]
+    if args.snapshot and args.recipe != "shapes-xl":
+        bad.append("--snapshot")
     if bad:
         print(f"t2i train {args.recipe}: {', '.join(bad)} does not apply to this recipe", file=sys.stderr)
         return 2
+    if args.snapshot:
+        from t2i.train.shapes_xl import export_snapshot
+
+        print(export_snapshot(args.work, args.out))
+        return 0
     cfg.seed = args.seed
     for name, value in settings:
         if value is not None:

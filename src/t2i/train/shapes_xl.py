@@ -447,3 +447,31 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     clip_figures = work / "clip" / "figures.json"
     figures = {"clip": json.loads(clip_figures.read_text(encoding="utf-8"))} if clip_figures.exists() else None
     return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg, figures)
+
+
+def export_snapshot(work: Path, out: Path) -> Path:
+    """Export the U-Net stage's latest checkpoint in `work` (EMA weights) as a diffusers folder without
+    training further: a look at a long run while it goes on (the decoder stage's VAE when it exists)."""
+    from diffusers import AutoencoderKL
+
+    saved = work / "config.json"
+    if not saved.exists():
+        raise ValueError(f"{work} holds no shapes-xl run (no config.json)")
+    cfg = ShapesXLConfig(**{**LEGACY, **json.loads(saved.read_text(encoding="utf-8"))})
+    state = load_checkpoint(work / "unet.ckpt")
+    latents = load_checkpoint(work / "latents.pt")
+    if state is None or latents is None:
+        raise ValueError(f"{work} has no U-Net checkpoint yet")
+    tokenizer = load_tokenizer(work / "tokenizer")
+    te1, te2 = build_text_encoders(cfg, tokenizer)
+    unet = build_unet(cfg)
+    for module, key in ((unet, "unet"), (te1, "te1"), (te2, "te2")):
+        module.load_state_dict(state[key])
+    params = [*unet.parameters(), *([*te1.parameters(), *te2.parameters()] if cfg.text_lr_scale > 0 else [])]
+    ema = EMA(params, cfg.ema_decay)  # the same parameter list as in training, so the shadows line up
+    ema.load_state_dict(state["ema"])
+    ema.copy_to(params)
+    decoder = work / "vae-decoder"
+    vae = AutoencoderKL.from_pretrained(decoder if (decoder / "config.json").exists() else work / "vae")
+    vae.register_to_config(scaling_factor=latents["scale"])
+    return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg, {"snapshot_of_step": state["step"]})
