@@ -1,0 +1,80 @@
+"""The suite score a model could reach at best: its autoencoder's reconstructions of the suite's own scenes.
+
+    python bench/autoencoder_ceiling.py --sdxl src/t2i/weights/shapes-xl --out runs/ceiling-shapes-xl
+    python bench/autoencoder_ceiling.py --vqgan-work runs/paella-tiny-v2 --out runs/ceiling-paella
+
+Every suite line's ground-truth scene is rendered (64x64), encoded and decoded by the model's VAE (SDXL
+folder: posterior mean) or VQGAN (tokens), and both the renders and the reconstructions are scored by
+the suite's detector. A generated image can only be as good as a decoded latent, so the reconstruction
+column is a ceiling on what the U-Net or token model can score; the render column checks the scorer.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from t2i.world.suite import builtin_suite, read_suite, render_suite, score_folder
+
+
+def _sdxl_roundtrip(folder: Path):
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).eval()
+
+    def roundtrip(x: torch.Tensor) -> torch.Tensor:  # (1, 3, H, W) in [0, 1] -> same
+        return (vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample + 1) / 2
+
+    return roundtrip
+
+
+def _vqgan_roundtrip(work: Path):
+    import json
+
+    from t2i.paella.checkpoints import load_strict, read_state_dict
+    from t2i.paella.vqgan import VQGANConfig, VQModel
+
+    vq = VQModel(VQGANConfig.from_dict(json.loads((work / "config.json").read_text())["vq"]))
+    load_strict(vq, read_state_dict(work / "vqgan.safetensors"), "vqgan")
+    vq.eval()
+    return lambda x: vq.decode(vq.encode(x))
+
+
+@torch.no_grad()
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sdxl", type=Path, help="a diffusers SDXL folder (its vae/)")
+    ap.add_argument("--vqgan-work", type=Path, help="a paella-tiny work folder (config.json, vqgan.safetensors)")
+    ap.add_argument("--suite", type=Path, help="suite file (default: the built-in shapes suite)")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    if bool(args.sdxl) == bool(args.vqgan_work):
+        raise SystemExit("give --sdxl FOLDER or --vqgan-work DIR")
+    roundtrip = _sdxl_roundtrip(args.sdxl) if args.sdxl else _vqgan_roundtrip(args.vqgan_work)
+    lines = read_suite(args.suite) if args.suite else builtin_suite()
+    renders, recs = args.out / "renders", args.out / "reconstructions"
+    render_suite(lines, renders)
+    psnrs = []
+    for path in sorted(renders.glob("*/samples/*.png")):
+        img = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255
+        x = torch.from_numpy(img).permute(2, 0, 1)[None]
+        rec = roundtrip(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        psnrs.append(10 * np.log10(1 / max(float(((rec - img) ** 2).mean()), 1e-10)))
+        target = recs / path.relative_to(renders)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((rec * 255).round().astype(np.uint8)).save(target)
+    truth, ceiling = score_folder(renders, lines), score_folder(recs, lines)
+    print(f"{args.sdxl or args.vqgan_work}: {len(lines)} suite scenes, reconstruction PSNR {np.mean(psnrs):.2f} dB")
+    print("| task | renders | reconstructions |")
+    print("|---|---|---|")
+    for task in truth.per_task:
+        print(f"| {task} | {truth.per_task[task]:.3f} | {ceiling.per_task[task]:.3f} |")
+    print(f"| overall | {truth.overall:.3f} | {ceiling.overall:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
