@@ -23,7 +23,13 @@ SMOKE = DistillConfig(n_scenes=16, steps=3, batch=4, warmup=1, checkpoint_second
 
 @pytest.fixture(scope="module")
 def teacher_folder(tmp_path_factory):
-    return build_tiny_sdxl(tmp_path_factory.mktemp("teacher"))
+    return build_tiny_sdxl(tmp_path_factory.mktemp("teacher"))  # shapes-xl's schedule: v at zero terminal SNR
+
+
+@pytest.fixture(scope="module")
+def epsilon_teacher_folder(tmp_path_factory):  # SDXL's own schedule, as hub teachers have
+    return build_tiny_sdxl(tmp_path_factory.mktemp("eps-teacher"), prediction_type="epsilon",
+                           zero_terminal_snr=False)
 
 
 def test_smoke_run_exports_a_student_pipeline_that_generates(teacher_folder, tmp_path) -> None:
@@ -39,7 +45,9 @@ def test_smoke_run_exports_a_student_pipeline_that_generates(teacher_folder, tmp
     assert UNet2DConditionModel.from_pretrained(out / "unet").mid_block is None  # koala-700m: no mid block
 
 
-def test_steps_lower_the_loss_and_every_part_counts(teacher_folder) -> None:
+@pytest.mark.parametrize("teacher", ["epsilon_teacher_folder", "teacher_folder"])
+def test_steps_lower_the_loss_and_every_part_counts(teacher, request) -> None:
+    teacher_folder = request.getfixturevalue(teacher)
     pipe = load_teacher(str(teacher_folder), default_registry())
     torch.manual_seed(0)
     student, _ = build_student(pipe.unet, koala_recipe("koala-700m", pipe.unet.config))
@@ -57,7 +65,9 @@ def test_steps_lower_the_loss_and_every_part_counts(teacher_folder) -> None:
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8])
+    # the v target holds a part the random teacher cannot explain (x0), so it falls less far
+    bound = 0.7 if pipe.scheduler.config.prediction_type == "epsilon" else 0.85
+    assert np.mean(losses[-8:]) < bound * np.mean(losses[:8])
     assert set(parts) == {"task", "output", "feature"} and parts["feature"] > 0
     assert all(not p.requires_grad for p in pipe.unet.parameters())  # the teacher stays frozen
 

@@ -16,9 +16,10 @@ from t2i.train.shapes_xl import (
 from t2i.train.tokenizer import load_tokenizer, words_of, write_word_tokenizer
 
 
-def build_tiny_sdxl(folder: Path) -> Path:
-    """Save a random tiny SDXL pipeline (float32) into `folder` and return it."""
-    cfg = ShapesXLConfig.smoke()
+def build_tiny_sdxl(folder: Path, **settings) -> Path:
+    """Save a random tiny SDXL pipeline (float32) into `folder` and return it; `settings` override
+    ShapesXLConfig.smoke() (e.g. prediction_type="epsilon", zero_terminal_snr=False: SDXL's own schedule)."""
+    cfg = ShapesXLConfig(**{**ShapesXLConfig.smoke().__dict__, **settings})
     torch.manual_seed(0)
     tok_dir = write_word_tokenizer(words_of(["a red circle above a blue square, two yellow stars"]), folder / "tok")
     tokenizer = load_tokenizer(tok_dir)
