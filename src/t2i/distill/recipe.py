@@ -106,12 +106,12 @@ def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[
     noise = torch.randn(x0.shape, generator=g)
     xt = noised(alphas, x0, noise, t)
     with torch.no_grad(), capture(pipe.unet, [p[1] for p in pairs]) as t_feats:
-        t_eps = pipe.unet(xt, t, emb, added_cond_kwargs=added).sample
+        t_out = pipe.unet(xt, t, emb, added_cond_kwargs=added).sample
     with capture(student, [p[0] for p in pairs]) as s_feats:
-        s_eps = student(xt, t, emb, added_cond_kwargs=added).sample
+        s_out = student(xt, t, emb, added_cond_kwargs=added).sample
     # the task target follows the teacher's parametrisation (epsilon for SDXL, v for a zero-SNR shapes-xl)
     want = target(pipe.scheduler.config.prediction_type, alphas, x0, noise, t)
-    parts = {"task": F.mse_loss(s_eps, want), "output": F.mse_loss(s_eps, t_eps)}
+    parts = {"task": F.mse_loss(s_out, want), "output": F.mse_loss(s_out, t_out)}
     feature = sum((F.mse_loss(s_feats[s], t_feats[tn]) for s, tn in pairs), torch.zeros(()))
     parts["feature"] = feature / max(len(pairs), 1)
     total = cfg.w_task * parts["task"] + cfg.w_output * parts["output"] + cfg.w_feature * parts["feature"]

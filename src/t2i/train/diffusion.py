@@ -21,10 +21,14 @@ import torch
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
+def _unknown(prediction_type: str) -> ValueError:
+    return ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}")
+
+
 def check_parametrisation(prediction_type: str, zero_terminal_snr: bool) -> None:
     """Refuse settings no sampler can use."""
     if prediction_type not in PREDICTION_TYPES:
-        raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}")
+        raise _unknown(prediction_type)
     if zero_terminal_snr and prediction_type != "v_prediction":
         raise ValueError("zero terminal SNR needs prediction_type 'v_prediction': at the last step the noise "
                          "equals x_T, so an epsilon model could not recover the image")
@@ -55,7 +59,7 @@ def target(prediction_type: str, alphas: torch.Tensor, x0: torch.Tensor, noise: 
     if prediction_type == "v_prediction":
         a = alphas[t].view(-1, 1, 1, 1)
         return a.sqrt() * noise - (1 - a).sqrt() * x0
-    raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}")
+    raise _unknown(prediction_type)
 
 
 def min_snr_weight(prediction_type: str, alphas: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -71,4 +75,4 @@ def min_snr_weight(prediction_type: str, alphas: torch.Tensor, t: torch.Tensor, 
         return torch.clamp(snr, max=gamma) / snr
     if prediction_type == "v_prediction":
         return torch.clamp(snr + 1, max=gamma) / (snr + 1)
-    raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}")
+    raise _unknown(prediction_type)
