@@ -26,6 +26,10 @@ def test_smoke_run_exports_a_pipeline_that_generates_and_resumes(tmp_path) -> No
     assert result.images[0].size == (64, 64)
     longer = train_paella_tiny(dataclasses.replace(cfg, steps=6), tmp_path / "work", tmp_path / "out2")
     assert (longer / "model_index.json").exists()
+    # the VQGAN's steps are fixed once its codes are learnt: the token model was trained on them
+    with pytest.raises(ValueError, match="vq_steps"):
+        train_paella_tiny(dataclasses.replace(cfg, steps=6, vq_steps=cfg.vq_steps + 1), tmp_path / "work",
+                          tmp_path / "out3")
 
 
 def _scenes(n: int) -> tuple[torch.Tensor, list[str]]:

@@ -8,6 +8,7 @@ pytest.importorskip("diffusers")
 
 from t2i.train.shapes_xl import (  # noqa: E402
     ShapesXLConfig,
+    build_vae,
     export_snapshot,
     stage_data,
     stage_latents,
@@ -116,6 +117,26 @@ def test_a_work_folder_lets_a_run_go_on_for_more_steps(tmp_path):
     shorter.unet_steps = 1
     with pytest.raises(ValueError, match="beyond unet_steps"):
         train_shapes_xl(shorter, tmp_path / "work", tmp_path / "model")
+
+
+def test_the_decoder_stage_goes_on_when_extended(tmp_path, prepared):
+    from t2i.train.shapes_xl import stage_decoder
+
+    cfg = ShapesXLConfig(**{**prepared[0].__dict__, "decoder_steps": 2})
+    images = np.stack([np.full((64, 64, 3), c, np.uint8) for c in (0, 128, 255)] * 2)
+    first = stage_decoder(cfg, tmp_path, build_vae(cfg), images)
+    assert torch.load(tmp_path / "decoder.ckpt", weights_only=True)["step"] == 2
+    same = stage_decoder(cfg, tmp_path, build_vae(cfg), images)  # finished: loaded, not trained again
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), same.state_dict().values(), strict=True))
+    longer = ShapesXLConfig(**{**cfg.__dict__, "decoder_steps": 5})
+    stage_decoder(longer, tmp_path, build_vae(cfg), images)
+    assert torch.load(tmp_path / "decoder.ckpt", weights_only=True)["step"] == 5
+    # a decoder finished by the earlier recipe (no checkpoint kept) cannot go on: said, not ignored
+    (tmp_path / "decoder.ckpt").unlink()
+    with pytest.raises(ValueError, match="kept no checkpoint"):
+        stage_decoder(ShapesXLConfig(**{**cfg.__dict__, "decoder_steps": 9}), tmp_path, build_vae(cfg), images,
+                      finished_steps=5)
+    stage_decoder(longer, tmp_path, build_vae(cfg), images, finished_steps=5)  # unchanged: loads
 
 
 def test_unet_depth_settings_build_a_deeper_unet():

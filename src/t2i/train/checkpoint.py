@@ -80,8 +80,9 @@ class EMA:
 
 
 def claim_work_folder(work: Path, config: dict[str, Any], extendable: Collection[str] = (),
-                      machine: Collection[str] = (), legacy: dict[str, Any] | None = None) -> None:
-    """Record `config` in work/config.json, refusing a folder that holds a run with other settings.
+                      machine: Collection[str] = (), legacy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Record `config` in work/config.json, refusing a folder that holds a run with other settings; returns the
+    settings saved before (with `legacy` filled in), {} for a new folder.
 
     Settings may be added (a later stage); `extendable` step counts may change (the run goes on from its
     checkpoint, its schedule stretched: a warm restart); `machine` settings (threads, ...) may change.
@@ -91,6 +92,7 @@ def claim_work_folder(work: Path, config: dict[str, Any], extendable: Collection
     work.mkdir(parents=True, exist_ok=True)
     saved = work / "config.json"
     now = json.loads(json.dumps(config))
+    old: dict[str, Any] = {}
     if saved.exists():
         old = {**(legacy or {}), **json.loads(saved.read_text())}
         changed = sorted(k for k in old if old[k] != now.get(k) and k not in machine
@@ -99,3 +101,4 @@ def claim_work_folder(work: Path, config: dict[str, Any], extendable: Collection
             raise ValueError(f"{work} holds a run with other settings ({', '.join(changed)}); "
                              "use another --work folder")
     saved.write_text(json.dumps(now, indent=1))
+    return old

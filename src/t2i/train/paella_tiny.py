@@ -217,7 +217,8 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
         raise ValueError(f"the token model predicts {cfg.model.get('num_labels')} labels but the VQGAN's codebook "
                          f"has {cfg.vq.get('codebook_size')} codes: they must be equal")
     torch.set_num_threads(cfg.threads)
-    claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_steps"), machine=("threads", "checkpoint_seconds"))
+    # vq_steps is fixed once chosen: the token model learns the codes of that VQGAN (tokens.pt)
+    claim_work_folder(work, asdict(cfg), extendable=("steps",), machine=("threads", "checkpoint_seconds"))
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
     vq = stage_vqgan(cfg, work, images, progress)
     tokens = stage_tokens(work, vq, images)

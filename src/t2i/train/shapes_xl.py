@@ -202,8 +202,9 @@ def _to_pixels(images: np.ndarray) -> torch.Tensor:
 
 def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: int, lr: float, seed_offset: int,
                 loss_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor], stage: str, images: np.ndarray,
-                progress: Progress | None) -> None:
-    """Resumable AdamW loop over seeded random image batches; `loss_fn(x, generator)` gives the loss."""
+                progress: Progress | None, keep_checkpoint: bool = False) -> None:
+    """Resumable AdamW loop over seeded random image batches; `loss_fn(x, generator)` gives the loss.
+    `keep_checkpoint`: leave the last checkpoint in place, so a later run can extend the stage."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     start = 0
     state = load_checkpoint(ckpt_path)
@@ -225,9 +226,10 @@ def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: 
         opt.step()
         if progress:
             progress(stage, step + 1, steps, loss.item())
-        if timer.due(step + 1):
+        if timer.due(step + 1) or (keep_checkpoint and step + 1 == steps):
             save_checkpoint(ckpt_path, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
-    ckpt_path.unlink(missing_ok=True)
+    if not keep_checkpoint:
+        ckpt_path.unlink(missing_ok=True)
 
 
 def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Progress | None = None):
@@ -269,18 +271,29 @@ def stage_latents(work: Path, vae, images: np.ndarray) -> torch.Tensor:
     return state["latents"]
 
 
-def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, progress: Progress | None = None):
+def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, progress: Progress | None = None,
+                  finished_steps: int | None = None):
     """Fine-tune the VAE decoder with the encoder frozen: sharper small shapes, same latent space.
 
-    Loss: L1 + MSE between decode(encoder mean) and the image.  Resumable like the other stages.
+    Loss: L1 + MSE between decode(encoder mean) and the image.  Resumable like the other stages, and
+    extendable: its last checkpoint stays, so a larger decoder_steps goes on from there (a warm restart).
+    `finished_steps`: the decoder_steps of an earlier run whose finished stage kept no checkpoint.
     """
     from diffusers import AutoencoderKL
 
     final = work / "vae-decoder"
     if cfg.decoder_steps <= 0:
         return vae
+    ckpt_path = work / "decoder.ckpt"
     if (final / "config.json").exists():
-        return AutoencoderKL.from_pretrained(final)
+        state = load_checkpoint(ckpt_path)
+        done = state["step"] if state is not None else finished_steps
+        if done is None or done >= cfg.decoder_steps:
+            return AutoencoderKL.from_pretrained(final)
+        if state is None:  # finished by a recipe that did not keep its checkpoint: nothing to go on from
+            raise ValueError(f"{final} ({done} steps) was made by an earlier recipe that kept no checkpoint, so "
+                             f"its decoder stage cannot be extended to {cfg.decoder_steps} steps; keep "
+                             f"decoder_steps={done} or delete that folder to train the stage again")
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
 
@@ -291,8 +304,8 @@ def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, prog
         return F.l1_loss(rec, x) + F.mse_loss(rec, x)
 
     params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
-    _image_loop(cfg, vae, params, work / "decoder.ckpt", cfg.decoder_steps, cfg.decoder_lr, 11, loss_fn, "decoder",
-                images, progress)
+    _image_loop(cfg, vae, params, ckpt_path, cfg.decoder_steps, cfg.decoder_lr, 11, loss_fn, "decoder",
+                images, progress, keep_checkpoint=True)
     vae.requires_grad_(True)
     vae.save_pretrained(final)
     return vae
@@ -433,7 +446,7 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     torch.set_num_threads(cfg.threads)
     work.mkdir(parents=True, exist_ok=True)
     check_parametrisation(cfg.prediction_type, cfg.zero_terminal_snr)
-    claim_work_folder(work, asdict(cfg), EXTENDABLE, MACHINE_SETTINGS, LEGACY)
+    before = claim_work_folder(work, asdict(cfg), EXTENDABLE, MACHINE_SETTINGS, LEGACY)
     images, scenes = stage_data(cfg, work)
     tokenizer = stage_tokenizer(work, scenes)
     vae = stage_vae(cfg, work, images, progress)
@@ -443,7 +456,7 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     if trained is None:
         return None
     unet, te1, te2 = trained
-    vae = stage_decoder(cfg, work, vae, images, progress)
+    vae = stage_decoder(cfg, work, vae, images, progress, before.get("decoder_steps"))
     clip_figures = work / "clip" / "figures.json"
     figures = {"clip": json.loads(clip_figures.read_text(encoding="utf-8"))} if clip_figures.exists() else None
     return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg, figures)
