@@ -33,14 +33,9 @@ def _sdxl_roundtrip(folder: Path):
 
 
 def _vqgan_roundtrip(work: Path):
-    import json
+    from t2i.train.paella_tiny import load_work_vqgan
 
-    from t2i.paella.checkpoints import load_strict, read_state_dict
-    from t2i.paella.vqgan import VQGANConfig, VQModel
-
-    vq = VQModel(VQGANConfig.from_dict(json.loads((work / "config.json").read_text())["vq"]))
-    load_strict(vq, read_state_dict(work / "vqgan.safetensors"), "vqgan")
-    vq.eval()
+    vq = load_work_vqgan(work)  # the decoder-stage VQGAN when the run has one
     return lambda x: vq.decode(vq.encode(x))
 
 
@@ -48,7 +43,7 @@ def _vqgan_roundtrip(work: Path):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sdxl", type=Path, help="a diffusers SDXL folder (its vae/)")
-    ap.add_argument("--vqgan-work", type=Path, help="a paella-tiny work folder (config.json, vqgan.safetensors)")
+    ap.add_argument("--vqgan-work", type=Path, help="a paella-tiny work folder (its decoder-stage VQGAN if any)")
     ap.add_argument("--suite", type=Path, help="suite file (default: the built-in shapes suite)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()

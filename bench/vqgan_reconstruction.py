@@ -19,6 +19,7 @@ import torch
 
 from t2i.paella.checkpoints import load_strict, read_state_dict
 from t2i.paella.vqgan import VQGANConfig, VQModel
+from t2i.train.paella_tiny import load_work_vqgan
 from t2i.world.detector import detect
 from t2i.world.draw import render_scene
 from t2i.world.scene import sample_scene
@@ -30,8 +31,7 @@ def load(args: argparse.Namespace) -> VQModel:
         cfg = json.loads((folder / "config.json").read_text())
         path = folder / "model.safetensors"
     else:
-        cfg = json.loads((Path(args.work) / "config.json").read_text())["vq"]
-        path = Path(args.work) / "vqgan.safetensors"
+        return load_work_vqgan(Path(args.work))  # the decoder-stage VQGAN when the run has one
     vq = VQModel(VQGANConfig.from_dict(cfg))
     load_strict(vq, read_state_dict(path), "vqgan")
     return vq.eval()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import numpy as np
 import pytest
@@ -11,8 +12,17 @@ import torch
 from t2i.backends import default_registry
 from t2i.generate import generate
 from t2i.paella import Paella, PaellaConfig, VQGANConfig, VQModel
+from t2i.paella.checkpoints import read_state_dict
 from t2i.paella.text import byte_tokenizer, tiny_byt5_encoder
-from t2i.train.paella_tiny import PaellaTinyConfig, restart_dead_codes, token_loss, train_paella_tiny, vq_loss
+from t2i.train.paella_tiny import (
+    PaellaTinyConfig,
+    load_work_vqgan,
+    restart_dead_codes,
+    stage_vq_decoder,
+    token_loss,
+    train_paella_tiny,
+    vq_loss,
+)
 from t2i.types import GenerationRequest
 from t2i.world.draw import render_scene
 from t2i.world.scene import sample_scene
@@ -26,6 +36,13 @@ def test_smoke_run_exports_a_pipeline_that_generates_and_resumes(tmp_path) -> No
     assert result.images[0].size == (64, 64)
     longer = train_paella_tiny(dataclasses.replace(cfg, steps=6), tmp_path / "work", tmp_path / "out2")
     assert (longer / "model_index.json").exists()
+    # the decoder stage ran on the fixed codes, and can go on for more steps
+    work = tmp_path / "work"
+    assert torch.load(work / "vqgan-decoder.ckpt", weights_only=True)["step"] == cfg.vq_decoder_steps
+    train_paella_tiny(dataclasses.replace(cfg, steps=6, vq_decoder_steps=4), work, tmp_path / "out2")
+    assert torch.load(work / "vqgan-decoder.ckpt", weights_only=True)["step"] == 4
+    assert torch.equal(load_work_vqgan(work).vquantizer.codebook.weight,
+                       read_state_dict(work / "vqgan.safetensors")["vquantizer.codebook.weight"])  # same codes
     # the VQGAN's steps are fixed once its codes are learnt: the token model was trained on them
     with pytest.raises(ValueError, match="vq_steps"):
         train_paella_tiny(dataclasses.replace(cfg, steps=6, vq_steps=cfg.vq_steps + 1), tmp_path / "work",
@@ -33,8 +50,6 @@ def test_smoke_run_exports_a_pipeline_that_generates_and_resumes(tmp_path) -> No
 
 
 def _scenes(n: int) -> tuple[torch.Tensor, list[str]]:
-    import random
-
     from t2i.world.captions import tags_caption
 
     rng = random.Random(0)
@@ -85,3 +100,16 @@ def test_a_token_model_that_cannot_predict_every_code_is_refused(tmp_path):
     with pytest.raises(ValueError, match="must be equal"):
         train_paella_tiny(cfg, tmp_path / "w", tmp_path / "m")
     assert not (tmp_path / "w").exists()  # refused before anything is written
+
+
+def test_the_vqgan_decoder_stage_lowers_the_reconstruction_loss(tmp_path) -> None:
+    cfg = dataclasses.replace(PaellaTinyConfig.smoke(), vq_decoder_steps=60, vq_decoder_lr=3e-3, warmup=5,
+                              vq_batch=8)
+    rng = random.Random(1)
+    images = np.stack([np.asarray(render_scene(sample_scene(rng), 64)) for _ in range(16)])
+    vq = VQModel(VQGANConfig.from_dict(cfg.vq)).eval()
+    tokens = vq.encode(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
+    losses: list[float] = []
+    stage_vq_decoder(cfg, tmp_path, vq, tokens, images, progress=lambda s, i, n, loss: losses.append(loss))
+    assert len(losses) == 60 and np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+    assert torch.equal(vq.encode(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255), tokens)

@@ -223,7 +223,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, help="tipo-tiny / omost-tiny / paella-tiny: training steps")
     t.add_argument("--threads", type=int, help="CPU threads (default 2); 1 leaves a core free for other work")
     t.add_argument("--vae-steps", type=int, help="shapes-xl: VAE steps; paella-tiny: VQGAN steps")
-    t.add_argument("--decoder-steps", type=int, help="then fine-tune the VAE decoder alone for this many steps")
+    t.add_argument("--decoder-steps", type=int,
+                   help="shapes-xl / paella-tiny: fine-tune the VAE / VQGAN decoder alone for this many steps")
     t.add_argument("--scenes", type=int, help="scenes (shapes-xl) or documents (tipo-tiny) to train on")
     t.add_argument("--clip-steps", type=int,
                    help="shapes-xl: pre-train the text encoders contrastively for this many steps first")
@@ -643,9 +644,8 @@ def _train(args: argparse.Namespace) -> int:
 
         cfg = PaellaTinyConfig.smoke() if args.smoke else PaellaTinyConfig()
         settings = (("steps", args.steps), ("vq_steps", args.vae_steps), ("n_scenes", args.scenes),
-                    ("threads", args.threads))
-        bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--decoder-steps", args.decoder_steps))
-               if v is not None]
+                    ("threads", args.threads), ("vq_decoder_steps", args.decoder_steps))
+        bad = ["--unet-steps"] if args.unet_steps is not None else []
         run = partial(train_paella_tiny, command="t2i " + " ".join(sys.argv[1:]))
     else:
         from t2i.train.shapes_xl import ShapesXLConfig, train_shapes_xl

@@ -4,6 +4,8 @@ Stage 1, the VQGAN: 64x64 renders -> 16x16 tokens from a codebook of 1,024 (256 
 codes for every pair of colours meeting at every edge a 4x4 patch can hold);
 L1 + MSE reconstruction, codebook and commitment (0.25) losses with the straight-through estimator;
 codes unused for a while are restarted on random encoder outputs (no dead codebook).
+Stage 1b, the VQGAN decoder alone on the fixed codes (L1 + MSE): sharper reconstructions, the same tokens,
+so the stage can run or be extended at any time without touching the token model.
 Stage 2, the token model and its byte-level text encoder together, with Paella's loss: t ~ U(0.001, 1];
 each token replaced by a random one with probability t; cross-entropy with label smoothing 0.1, weight
 1 on replaced tokens and 0.3 + 0.7 t on kept ones; captions dropped to "" with probability cond_dropout
@@ -13,6 +15,7 @@ checkpoints; the exported folder is a PaellaPipeline with RECIPE.json.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -46,6 +49,8 @@ class PaellaTinyConfig:
     vq_batch: int = 32
     vq_lr: float = 1e-3
     restart_every: int = 100  # steps between restarts of unused codes
+    vq_decoder_steps: int = 2_000
+    vq_decoder_lr: float = 5e-4
     model: dict[str, Any] = field(default_factory=lambda: {
         "c_in": 32, "c_out": 32, "num_labels": 1024, "c_r": 32, "c_cond": 64, "c_hidden": [64, 128],
         "nhead": [2, 4], "blocks": [2, 3], "level_config": ["CTA", "CTA"], "clip_embd": 8, "byt5_embd": 64,
@@ -66,7 +71,7 @@ class PaellaTinyConfig:
     def smoke(cls) -> PaellaTinyConfig:
         return cls(n_scenes=64, vq={"levels": 2, "bottleneck_blocks": 1, "c_hidden": 16, "c_latent": 4,
                                     "codebook_size": 16, "scale_factor": 1.0}, vq_steps=3, vq_batch=4,
-                   restart_every=2,
+                   restart_every=2, vq_decoder_steps=2,
                    model={"c_in": 8, "c_out": 8, "num_labels": 16, "c_r": 8, "c_cond": 16, "c_hidden": [16, 32],
                           "nhead": [2, 2], "blocks": [1, 1], "level_config": ["CTA", "CTA"], "clip_embd": 8,
                           "byt5_embd": 16, "clip_seq_len": 1, "dropout": 0.0},
@@ -153,6 +158,55 @@ def stage_vqgan(cfg: PaellaTinyConfig, work: Path, images: np.ndarray, progress:
     return vq.eval()
 
 
+def load_work_vqgan(work: Path) -> VQModel:
+    """The VQGAN of a paella-tiny work folder: the decoder-stage one when it exists, else stage 1's."""
+    from t2i.paella.checkpoints import load_strict, read_state_dict
+
+    cfg = json.loads((work / "config.json").read_text(encoding="utf-8"))
+    vq = VQModel(VQGANConfig.from_dict(cfg["vq"]))
+    path = work / "vqgan-decoder.safetensors"
+    load_strict(vq, read_state_dict(path if path.exists() else work / "vqgan.safetensors"), "vqgan")
+    return vq.eval()
+
+
+def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: torch.Tensor, images: np.ndarray,
+                     progress: Progress | None = None) -> VQModel:
+    """Fine-tune the decoder (up_blocks, out_block) on fixed codes: decode(lookup(tokens)) against the image.
+    Resumable; its last checkpoint stays so a larger vq_decoder_steps goes on from there."""
+    from safetensors.torch import save_file
+
+    from t2i.paella.checkpoints import load_strict, read_state_dict
+
+    final, ckpt = work / "vqgan-decoder.safetensors", work / "vqgan-decoder.ckpt"
+    if cfg.vq_decoder_steps <= 0:
+        return vq
+    state = load_checkpoint(ckpt)
+    if final.exists() and state is not None and state["step"] >= cfg.vq_decoder_steps:
+        load_strict(vq, read_state_dict(final), "vqgan")
+        return vq.eval()
+    params = [*vq.up_blocks.parameters(), *vq.out_block.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.vq_decoder_lr, weight_decay=0.0)
+    start = _resume(ckpt, {"vq": vq}, opt, cfg.vq_decoder_steps)
+    vq.eval()  # the encoder's BatchNorm is not used here; the decoder has no batch statistics
+    timer = SaveTimer(cfg.checkpoint_seconds)
+    for step in range(start, cfg.vq_decoder_steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 300_000 + step)
+        idx = torch.randint(len(images), (cfg.vq_batch,), generator=g)
+        x = _pixels(images[idx.numpy()])
+        with torch.no_grad():
+            q = vq.vquantizer.lookup(tokens[idx])  # (B, c_latent, h, w)
+        rec = vq.decode_latents(q)
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+        optimizer_step(opt, loss, params, cosine_lr(step, cfg.vq_decoder_steps, cfg.vq_decoder_lr, cfg.warmup))
+        if progress:
+            progress("vqgan-decoder", step + 1, cfg.vq_decoder_steps, loss.item())
+        if timer.due(step + 1):
+            save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": step + 1})
+    save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": cfg.vq_decoder_steps})
+    save_file({k: v.contiguous() for k, v in vq.state_dict().items()}, str(final))
+    return vq
+
+
 @torch.no_grad()
 def stage_tokens(work: Path, vq: VQModel, images: np.ndarray) -> torch.Tensor:
     """Every image's tokens (N, 16, 16), computed once."""
@@ -218,10 +272,12 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
                          f"has {cfg.vq.get('codebook_size')} codes: they must be equal")
     torch.set_num_threads(cfg.threads)
     # vq_steps is fixed once chosen: the token model learns the codes of that VQGAN (tokens.pt)
-    claim_work_folder(work, asdict(cfg), extendable=("steps",), machine=("threads", "checkpoint_seconds"))
+    claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_decoder_steps"),
+                      machine=("threads", "checkpoint_seconds"))
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
     vq = stage_vqgan(cfg, work, images, progress)
     tokens = stage_tokens(work, vq, images)
+    vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress)
     model, text, losses = stage_model(cfg, work, tokens, scenes, progress)
     pipe = PaellaPipeline(model, vq, text, cfg.max_length)
     pipe.save_pretrained(out, {"steps": 12, "guidance": 3.0, "width": SIZE, "height": SIZE, "negative_prompt": ""})
