@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.checkpoint import (
+    EMA,
+    SaveTimer,
+    claim_work_folder,
+    load_checkpoint,
+    read_adjustments,
+    save_checkpoint,
+)
 
 
 def test_checkpoints_round_trip_and_leave_no_temporary_file(tmp_path):
@@ -50,3 +57,13 @@ def test_a_setting_added_later_counts_as_its_legacy_value_in_old_folders(tmp_pat
     with pytest.raises(ValueError, match="target"):
         claim_work_folder(tmp_path, {"seed": 0, "target": "v"}, legacy={"target": "eps"})
     claim_work_folder(tmp_path, {"seed": 0, "target": "eps"}, legacy={"target": "eps"})  # the same run goes on
+
+
+def test_an_adjustable_setting_may_change_and_the_change_is_logged(tmp_path):
+    claim_work_folder(tmp_path, {"seed": 0, "mix": 0.15}, adjustable=("mix",))
+    assert read_adjustments(tmp_path) == []
+    claim_work_folder(tmp_path, {"seed": 0, "mix": 0.4}, adjustable=("mix",), at={"step": 8000})
+    claim_work_folder(tmp_path, {"seed": 0, "mix": 0.4}, adjustable=("mix",), at={"step": 9000})  # unchanged
+    assert read_adjustments(tmp_path) == [{"setting": "mix", "from": 0.15, "to": 0.4, "step": 8000}]
+    with pytest.raises(ValueError, match="mix"):  # not adjustable for this caller
+        claim_work_folder(tmp_path, {"seed": 0, "mix": 0.5})

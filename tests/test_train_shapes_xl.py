@@ -139,6 +139,15 @@ def test_the_decoder_stage_goes_on_when_extended(tmp_path, prepared):
     stage_decoder(longer, tmp_path, build_vae(cfg), images, finished_steps=5)  # unchanged: loads
 
 
+def test_the_caption_mix_may_change_for_the_rest_of_a_run_and_is_recorded(tmp_path):
+    cfg = ShapesXLConfig.smoke()
+    train_shapes_xl(cfg, tmp_path / "work", tmp_path / "model")
+    more = ShapesXLConfig(**{**cfg.__dict__, "unet_steps": cfg.unet_steps + 2, "uncolored_fraction": 0.4})
+    out = train_shapes_xl(more, tmp_path / "work", tmp_path / "model2")
+    change = {"setting": "uncolored_fraction", "from": 0.15, "to": 0.4, "unet_step": cfg.unet_steps}
+    assert json.loads((out / "RECIPE.json").read_text())["adjustments"] == [change]
+
+
 def test_unet_depth_settings_build_a_deeper_unet():
     from t2i.train.shapes_xl import ShapesXLConfig, build_unet
 

@@ -1,7 +1,14 @@
 import ast
 import random
 
-from t2i.world.captions import PLACE_PHRASES, RELATION_PHRASES, canvas_program, captions, tags_caption
+from t2i.world.captions import (
+    PLACE_PHRASES,
+    RELATION_PHRASES,
+    canvas_program,
+    captions,
+    natural_caption,
+    tags_caption,
+)
 from t2i.world.scene import Scene, SceneObject, scene_for_seed
 
 
@@ -30,6 +37,18 @@ def test_natural_captions_vary_and_are_true():
     assert any("above" in t or "over" in t for t in texts)
     assert any("below" in t or "under" in t or "beneath" in t for t in texts)
     assert any(any(p in t for p in PLACE_PHRASES["on the top"]) for t in texts)
+
+
+def test_the_share_of_captions_without_colours_is_a_setting():
+    def colourless(uncolored: float) -> float:
+        texts = [natural_caption(_two(), random.Random(k), uncolored) for k in range(400)]
+        return sum("red" not in t and "blue" not in t for t in texts) / len(texts)
+
+    assert colourless(0.0) < 0.01  # only the rare caption that drops both colours one by one
+    assert colourless(1.0) == 1.0
+    assert 0.3 < colourless(0.4) < 0.5
+    # the default is the rate runs were trained with: the same captions as before the setting existed
+    assert natural_caption(_two(), random.Random(3)) == natural_caption(_two(), random.Random(3), 0.15)
 
 
 def test_counts_in_natural_language():

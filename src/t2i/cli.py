@@ -234,6 +234,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--unet-layers", type=int, help="shapes-xl: residual blocks per U-Net level (default 1)")
     t.add_argument("--unet-depth", type=_counts, metavar="N,N,N",
                    help="shapes-xl: transformer layers per U-Net level (default 1,1,1)")
+    t.add_argument("--uncolored", type=float, metavar="P",
+                   help="shapes-xl: share of natural-language captions that name no colour (default 0.15); may "
+                        "change for the rest of a run (logged in the work folder's adjustments.json)")
     t.add_argument("--prediction", choices=["v_prediction", "epsilon"],
                    help="shapes-xl: the U-Net's target (default v_prediction)")
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
@@ -656,7 +659,7 @@ def _train(args: argparse.Namespace) -> int:
                     ("clip_steps", args.clip_steps), ("text_lr_scale", args.text_lr_scale),
                     ("unet_init", args.unet_init), ("prediction_type", args.prediction),
                     ("zero_terminal_snr", args.zero_snr), ("unet_layers_per_block", args.unet_layers),
-                    ("unet_transformer_depth", args.unet_depth))
+                    ("unet_transformer_depth", args.unet_depth), ("uncolored_fraction", args.uncolored))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
     if args.recipe not in ("tipo-tiny", "omost-tiny") and args.init is not None:
@@ -665,7 +668,8 @@ def _train(args: argparse.Namespace) -> int:
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),
                                      ("--unet-init", args.unet_init), ("--prediction", args.prediction),
                                      ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),
-                                     ("--unet-depth", args.unet_depth)) if v is not None]
+                                     ("--unet-depth", args.unet_depth), ("--uncolored", args.uncolored))
+                if v is not None]
     if args.recipe != "distill":
         bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
                                      ("--features", args.features)) if v is not None]

@@ -80,7 +80,8 @@ class EMA:
 
 
 def claim_work_folder(work: Path, config: dict[str, Any], extendable: Collection[str] = (),
-                      machine: Collection[str] = (), legacy: dict[str, Any] | None = None) -> dict[str, Any]:
+                      machine: Collection[str] = (), legacy: dict[str, Any] | None = None,
+                      adjustable: Collection[str] = (), at: dict[str, Any] | None = None) -> dict[str, Any]:
     """Record `config` in work/config.json, refusing a folder that holds a run with other settings; returns the
     settings saved before (with `legacy` filled in), {} for a new folder.
 
@@ -88,6 +89,8 @@ def claim_work_folder(work: Path, config: dict[str, Any], extendable: Collection
     checkpoint, its schedule stretched: a warm restart); `machine` settings (threads, ...) may change.
     `legacy`: settings the recipe gained later, with the value runs saved before then used; a saved config
     that lacks one counts as holding that value (so an old run is not resumed under a new default).
+    `adjustable` settings (a data mix, ...) may change for the rest of a run; each change is appended to
+    work/adjustments.json with `at` (where the run stood, e.g. {"unet_step": 8000}) so the record stays whole.
     """
     work.mkdir(parents=True, exist_ok=True)
     saved = work / "config.json"
@@ -95,10 +98,22 @@ def claim_work_folder(work: Path, config: dict[str, Any], extendable: Collection
     old: dict[str, Any] = {}
     if saved.exists():
         old = {**(legacy or {}), **json.loads(saved.read_text())}
-        changed = sorted(k for k in old if old[k] != now.get(k) and k not in machine
+        changed = sorted(k for k in old if old[k] != now.get(k) and k not in machine and k not in adjustable
                          and not (k in extendable and isinstance(now.get(k), int)))
         if changed:
             raise ValueError(f"{work} holds a run with other settings ({', '.join(changed)}); "
                              "use another --work folder")
+        moved = [{"setting": k, "from": old[k], "to": now[k], **(at or {})}
+                 for k in sorted(adjustable) if k in old and k in now and old[k] != now[k]]
+        if moved:
+            log = work / "adjustments.json"
+            earlier = json.loads(log.read_text(encoding="utf-8")) if log.exists() else []
+            log.write_text(json.dumps(earlier + moved, indent=1), encoding="utf-8")
     saved.write_text(json.dumps(now, indent=1))
     return old
+
+
+def read_adjustments(work: Path) -> list[dict[str, Any]]:
+    """The changes of adjustable settings recorded in `work` (oldest first), [] when none."""
+    log = Path(work) / "adjustments.json"
+    return json.loads(log.read_text(encoding="utf-8")) if log.exists() else []

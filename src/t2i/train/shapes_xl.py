@@ -33,7 +33,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.checkpoint import (
+    EMA,
+    SaveTimer,
+    claim_work_folder,
+    load_checkpoint,
+    read_adjustments,
+    save_checkpoint,
+)
 from t2i.train.diffusion import alphas_cumprod, check_parametrisation, min_snr_weight, noised, target
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
@@ -82,6 +89,9 @@ class ShapesXLConfig:
     clip_lr: float = 1e-3
     clip_negatives: int = 2
     text_lr_scale: float = 1.0  # text encoders' learning rate / the U-Net's during U-Net training; 0 freezes them
+    # Share of natural-language captions naming no colour (the suite's single_object, two_object, counting and
+    # position prompts name none); may change for the rest of a run (ADJUSTABLE, logged in adjustments.json).
+    uncolored_fraction: float = 0.15
     unet_init: str = ""  # a diffusers U-Net folder to start from (e.g. an earlier shapes-xl's), "" = random
     # The U-Net's target and noise schedule (`t2i.train.diffusion`): v-prediction on SDXL's betas rescaled to
     # zero terminal SNR, sampled with trailing timesteps. Runs begun before these settings existed used
@@ -172,6 +182,7 @@ Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
 LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False}  # settings added later: what older runs used
 EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may change between runs (not below a checkpoint)
 MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run uses the machine; may change
+ADJUSTABLE = frozenset({"uncolored_fraction"})  # the data mix of the rest of a run; each change logged
 
 
 def stage_data(cfg: ShapesXLConfig, work: Path) -> tuple[np.ndarray, list[dict]]:
@@ -399,7 +410,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         b = cfg.unet_batch
         idx = torch.randint(len(latents), (b,), generator=g)
         x0 = latents[idx]  # (B, 4, 16, 16)
-        prompts = [training_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
+        prompts = [training_caption(scenes[int(i)], rng, cfg.tags_fraction, cfg.uncolored_fraction) for i in idx]
         t = torch.randint(0, len(alphas), (b,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
         drop_all = torch.rand(b, generator=g) < cfg.cond_dropout
@@ -426,8 +437,9 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
 
 
 def export_pipeline(out: Path, vae, unet, te1, te2, tokenizer, cfg: ShapesXLConfig, figures: dict | None = None,
-                    dtype: torch.dtype = torch.float16) -> Path:
-    """Save a standard diffusers SDXL folder (weights in `dtype`) with a RECIPE.json beside it."""
+                    dtype: torch.dtype = torch.float16, adjustments: list | None = None) -> Path:
+    """Save a standard diffusers SDXL folder (weights in `dtype`) with a RECIPE.json beside it (`adjustments`:
+    the run's changes of adjustable settings, from `read_adjustments`)."""
     from diffusers import StableDiffusionXLPipeline
 
     pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tokenizer,
@@ -436,7 +448,7 @@ def export_pipeline(out: Path, vae, unet, te1, te2, tokenizer, cfg: ShapesXLConf
     pipe.to(dtype=dtype)
     pipe.save_pretrained(out, safe_serialization=True)
     pipe.to(dtype=torch.float32)
-    write_recipe(out, "shapes-xl", asdict(cfg), figures)
+    write_recipe(out, "shapes-xl", asdict(cfg), figures, adjustments=adjustments or [])
     return out
 
 
@@ -446,7 +458,10 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     torch.set_num_threads(cfg.threads)
     work.mkdir(parents=True, exist_ok=True)
     check_parametrisation(cfg.prediction_type, cfg.zero_terminal_snr)
-    before = claim_work_folder(work, asdict(cfg), EXTENDABLE, MACHINE_SETTINGS, LEGACY)
+    unet_state = load_checkpoint(work / "unet.ckpt")  # where the run stands, for the log of adjustments
+    at = {"unet_step": unet_state["step"] if unet_state is not None else 0}
+    del unet_state
+    before = claim_work_folder(work, asdict(cfg), EXTENDABLE, MACHINE_SETTINGS, LEGACY, ADJUSTABLE, at)
     images, scenes = stage_data(cfg, work)
     tokenizer = stage_tokenizer(work, scenes)
     vae = stage_vae(cfg, work, images, progress)
@@ -459,7 +474,7 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     vae = stage_decoder(cfg, work, vae, images, progress, before.get("decoder_steps"))
     clip_figures = work / "clip" / "figures.json"
     figures = {"clip": json.loads(clip_figures.read_text(encoding="utf-8"))} if clip_figures.exists() else None
-    return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg, figures)
+    return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg, figures, adjustments=read_adjustments(work))
 
 
 def export_snapshot(work: Path, out: Path) -> Path:
@@ -487,4 +502,5 @@ def export_snapshot(work: Path, out: Path) -> Path:
     decoder = work / "vae-decoder"
     vae = AutoencoderKL.from_pretrained(decoder if (decoder / "config.json").exists() else work / "vae")
     vae.register_to_config(scaling_factor=latents["scale"])
-    return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg, {"snapshot_of_step": state["step"]})
+    return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg, {"snapshot_of_step": state["step"]},
+                           adjustments=read_adjustments(work))

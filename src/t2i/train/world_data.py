@@ -20,10 +20,13 @@ def world_images(folder: Path, n_scenes: int, seed: int, size: int) -> tuple[np.
     return np.stack(images), scenes
 
 
-def training_caption(scene: dict, rng: random.Random, tags_fraction: float) -> str:
-    """A fresh caption of `scene`: tags with probability tags_fraction, else natural language."""
-    from t2i.world.captions import natural_caption, tags_caption
+def training_caption(scene: dict, rng: random.Random, tags_fraction: float, uncolored: float | None = None) -> str:
+    """A fresh caption of `scene`: tags with probability tags_fraction, else natural language, which names no
+    colour with probability `uncolored` (None: the captions module's default)."""
+    from t2i.world.captions import UNCOLORED, natural_caption, tags_caption
     from t2i.world.scene import Scene
 
     s = Scene.from_dict(scene)
-    return tags_caption(s, rng) if rng.random() < tags_fraction else natural_caption(s, rng)
+    if rng.random() < tags_fraction:
+        return tags_caption(s, rng)
+    return natural_caption(s, rng, UNCOLORED if uncolored is None else uncolored)

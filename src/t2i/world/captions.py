@@ -100,9 +100,14 @@ def _related_pair(scene: Scene, rng: random.Random) -> tuple[int, int, str] | No
     return rng.choice(pairs) if pairs else None
 
 
-def natural_caption(scene: Scene, rng: random.Random) -> str:
-    """One natural-language caption in a randomly chosen phrasing; true of the scene."""
-    colors = rng.random() > 0.15  # sometimes leave colours out entirely ("a circle and a star")
+UNCOLORED = 0.15  # share of natural-language captions that name no colour at all
+
+
+def natural_caption(scene: Scene, rng: random.Random, uncolored: float = UNCOLORED) -> str:
+    """One natural-language caption in a randomly chosen phrasing; true of the scene.  With probability
+    `uncolored` it names no colour at all ("a circle and a star"); else each object's colour is named with
+    probability 0.95."""
+    colors = rng.random() > uncolored
     nouns = [object_noun(o, colors and rng.random() > 0.05) for o in scene.objects]
     background = rng.choice(BACKGROUND_PHRASES).format(scene.background) if rng.random() < 0.6 else ""
     prefix = rng.choice(PREFIXES)
