@@ -146,6 +146,14 @@ def test_the_caption_mix_may_change_for_the_rest_of_a_run_and_is_recorded(tmp_pa
     out = train_shapes_xl(more, tmp_path / "work", tmp_path / "model2")
     change = {"setting": "uncolored_fraction", "from": 0.15, "to": 0.4, "unet_step": cfg.unet_steps}
     assert json.loads((out / "RECIPE.json").read_text())["adjustments"] == [change]
+    # a run saved before the setting existed used 0.15: a change from there is logged too
+    config = json.loads((tmp_path / "work" / "config.json").read_text())
+    del config["uncolored_fraction"]
+    (tmp_path / "work" / "config.json").write_text(json.dumps(config))
+    out = train_shapes_xl(ShapesXLConfig(**{**more.__dict__, "uncolored_fraction": 0.3}), tmp_path / "work",
+                          tmp_path / "model3")
+    later = {"setting": "uncolored_fraction", "from": 0.15, "to": 0.3, "unet_step": more.unet_steps}
+    assert json.loads((out / "RECIPE.json").read_text())["adjustments"] == [change, later]
 
 
 def test_unet_depth_settings_build_a_deeper_unet():

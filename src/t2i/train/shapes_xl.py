@@ -179,7 +179,8 @@ def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, 
 # ---------------------------------------------------------------------------- stages
 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
-LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False}  # settings added later: what older runs used
+# settings added later: what older runs used
+LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False, "uncolored_fraction": 0.15}
 EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may change between runs (not below a checkpoint)
 MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run uses the machine; may change
 ADJUSTABLE = frozenset({"uncolored_fraction"})  # the data mix of the rest of a run; each change logged
