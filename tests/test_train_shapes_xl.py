@@ -154,6 +154,9 @@ def test_the_caption_mix_may_change_for_the_rest_of_a_run_and_is_recorded(tmp_pa
                           tmp_path / "model3")
     later = {"setting": "uncolored_fraction", "from": 0.15, "to": 0.3, "unet_step": more.unet_steps}
     assert json.loads((out / "RECIPE.json").read_text())["adjustments"] == [change, later]
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        train_shapes_xl(ShapesXLConfig(**{**more.__dict__, "uncolored_fraction": 1.5}), tmp_path / "work",
+                        tmp_path / "model4")
 
 
 def test_unet_depth_settings_build_a_deeper_unet():

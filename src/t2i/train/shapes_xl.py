@@ -459,6 +459,8 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     torch.set_num_threads(cfg.threads)
     work.mkdir(parents=True, exist_ok=True)
     check_parametrisation(cfg.prediction_type, cfg.zero_terminal_snr)
+    if not 0.0 <= cfg.uncolored_fraction <= 1.0:
+        raise ValueError(f"uncolored_fraction is a share of captions, in [0, 1]; got {cfg.uncolored_fraction}")
     unet_state = load_checkpoint(work / "unet.ckpt")  # where the run stands, for the log of adjustments
     at = {"unet_step": unet_state["step"] if unet_state is not None else 0}
     del unet_state
