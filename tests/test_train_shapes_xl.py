@@ -169,3 +169,33 @@ def test_unet_depth_settings_build_a_deeper_unet():
     assert len(unet.down_blocks[2].attentions[0].transformer_blocks) == 2
     with pytest.raises(ValueError, match="one count >= 1 per level"):
         build_unet(ShapesXLConfig(unet_channels=(8, 16, 16), unet_transformer_depth=(1, 2), text_hidden=16))
+
+
+def test_a_run_goes_on_from_an_exported_model_with_a_deeper_unet(tmp_path):
+    from dataclasses import replace
+
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from t2i.train.shapes_xl import initial_unet
+
+    small = train_shapes_xl(ShapesXLConfig.smoke(), tmp_path / "w1", tmp_path / "m1")
+    cfg = replace(ShapesXLConfig.smoke(), clip_steps=0, init_from=str(small), unet_layers_per_block=2,
+                  unet_transformer_depth=(1, 2, 1))
+    before = UNet2DConditionModel.from_pretrained(small / "unet", torch_dtype=torch.float32).eval()
+    grown = initial_unet(cfg, str(small / "unet")).eval()
+    g = torch.Generator().manual_seed(0)
+    x, ctx = torch.randn(2, 4, 16, 16, generator=g), torch.randn(2, 6, 32, generator=g)
+    added = {"text_embeds": torch.randn(2, 16, generator=g), "time_ids": torch.ones(2, 6)}
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x, torch.tensor([5, 900]), ctx, added_cond_kwargs=added).sample,
+                                   before(x, torch.tensor([5, 900]), ctx, added_cond_kwargs=added).sample,
+                                   rtol=1e-4, atol=1e-5)
+    out = train_shapes_xl(cfg, tmp_path / "w2", tmp_path / "m2")
+    unet = UNet2DConditionModel.from_pretrained(out / "unet")
+    assert unet.config.layers_per_block == 2 and list(unet.config.transformer_layers_per_block) == [1, 2, 1]
+    assert load_tokenizer(out / "tokenizer").get_vocab() == load_tokenizer(small / "tokenizer").get_vocab()
+    enc_a = AutoencoderKL.from_pretrained(small / "vae").encoder.state_dict()
+    enc_b = AutoencoderKL.from_pretrained(out / "vae").encoder.state_dict()
+    assert all(torch.equal(enc_a[k], enc_b[k]) for k in enc_a)  # the latent space the U-Net learnt in
+    with pytest.raises(ValueError, match="init_from gives"):
+        train_shapes_xl(replace(cfg, clip_steps=2), tmp_path / "w3", tmp_path / "m3")

@@ -241,7 +241,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="shapes-xl: the U-Net's target (default v_prediction)")
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
                    help="shapes-xl: rescale the noise schedule to zero terminal SNR (default on; needs v_prediction)")
-    t.add_argument("--init", help="tipo-tiny / omost-tiny: an exported model folder to fine-tune (keeps its tokenizer)")
+    t.add_argument("--init", help="tipo-tiny / omost-tiny / shapes-xl: an exported model folder to go on from (keeps its "
+                                   "tokenizer; shapes-xl also its VAE and text encoders, and grows its U-Net when "
+                                   "--unet-layers / --unet-depth ask for more blocks)")
     t.add_argument("--snapshot", action="store_true",
                    help="shapes-xl: export the run's latest U-Net checkpoint (EMA weights) to --out now, "
                         "without training")
@@ -659,10 +661,11 @@ def _train(args: argparse.Namespace) -> int:
                     ("clip_steps", args.clip_steps), ("text_lr_scale", args.text_lr_scale),
                     ("unet_init", args.unet_init), ("prediction_type", args.prediction),
                     ("zero_terminal_snr", args.zero_snr), ("unet_layers_per_block", args.unet_layers),
-                    ("unet_transformer_depth", args.unet_depth), ("uncolored_fraction", args.uncolored))
+                    ("unet_transformer_depth", args.unet_depth), ("uncolored_fraction", args.uncolored),
+                    ("init_from", args.init))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
-    if args.recipe not in ("tipo-tiny", "omost-tiny") and args.init is not None:
+    if args.recipe not in ("tipo-tiny", "omost-tiny", "shapes-xl") and args.init is not None:
         bad.append("--init")
     if args.recipe != "shapes-xl":
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),

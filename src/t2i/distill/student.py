@@ -27,7 +27,7 @@ class StudentRecipe:
     mid_block: bool = True
 
 
-def _per_level(value: Any, n: int) -> list[int]:
+def per_level(value: Any, n: int) -> list[int]:
     return [int(value)] * n if isinstance(value, int) else [int(v) for v in value]
 
 
@@ -39,7 +39,7 @@ def koala_recipe(name: str, teacher_config: Mapping[str, Any]) -> StudentRecipe:
     if name not in fractions:
         raise ValueError(f"unknown student recipe {name!r} (known: {', '.join(fractions)})")
     frac, mid = fractions[name]
-    levels = _per_level(teacher_config.get("transformer_layers_per_block", 1),
+    levels = per_level(teacher_config.get("transformer_layers_per_block", 1),
                         len(teacher_config["block_out_channels"]))
     levels[-1] = max(1, round(levels[-1] * frac))
     return StudentRecipe(1, tuple(levels), mid)
@@ -49,8 +49,8 @@ def student_config(teacher_config: Mapping[str, Any], recipe: StudentRecipe) -> 
     """The student's UNet2DConditionModel config (a plain dict)."""
     cfg = {k: v for k, v in teacher_config.items() if not k.startswith("_")}
     n = len(cfg["block_out_channels"])
-    teacher_layers = _per_level(cfg.get("transformer_layers_per_block", 1), n)
-    teacher_lpb = _per_level(cfg.get("layers_per_block", 2), n)
+    teacher_layers = per_level(cfg.get("transformer_layers_per_block", 1), n)
+    teacher_lpb = per_level(cfg.get("layers_per_block", 2), n)
     if recipe.layers_per_block < 1 or any(recipe.layers_per_block > t for t in teacher_lpb):
         raise ValueError(f"layers_per_block must be between 1 and the teacher's {teacher_lpb}")
     layers = list(recipe.transformer_layers) if recipe.transformer_layers is not None else teacher_layers
@@ -82,8 +82,8 @@ def teacher_key(key: str, student_cfg: Mapping[str, Any], teacher_cfg: Mapping[s
     if m:
         n = len(teacher_cfg["block_out_channels"])
         level = n - 1 - int(m.group(1))  # up block b works at level n-1-b
-        last_s = _per_level(student_cfg["layers_per_block"], n)[level]  # index of the student's last
-        last_t = _per_level(teacher_cfg.get("layers_per_block", 2), n)[level]
+        last_s = per_level(student_cfg["layers_per_block"], n)[level]  # index of the student's last
+        last_t = per_level(teacher_cfg.get("layers_per_block", 2), n)[level]
         j = int(m.group(3))
         tj = last_t if j == last_s else j
         return f"up_blocks.{m.group(1)}.{m.group(2)}.{tj}." + key[m.end():]

@@ -8,7 +8,8 @@ Stages (each resumable; a work folder keeps the state):
 4b. clip (optional, `clip_steps`): both text encoders pre-trained contrastively against an image tower with
    hard negatives (`t2i.train.shapes_clip`), as SDXL's come pre-trained; then frozen (`text_lr_scale` 0) or
    trained further at a reduced rate;
-5. U-Net (optionally started from an earlier U-Net, `unet_init`) and both text encoders together:
+5. U-Net (optionally started from an earlier U-Net, `unet_init`, grown deeper when this recipe's U-Net has
+   more blocks, `t2i.distill.grow`) and both text encoders together:
    v-prediction on a zero-terminal-SNR schedule (epsilon on SDXL's plain one as an option; see
    `t2i.train.diffusion`), min-SNR-5 weighting (Hang et al. 2023), captions drawn fresh each step (natural
    language or tags), conditioning dropout (all embeddings
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,6 +95,9 @@ class ShapesXLConfig:
     # position prompts name none); may change for the rest of a run (ADJUSTABLE, logged in adjustments.json).
     uncolored_fraction: float = 0.15
     unet_init: str = ""  # a diffusers U-Net folder to start from (e.g. an earlier shapes-xl's), "" = random
+    # An exported shapes-xl folder to go on from: its tokenizer, VAE and text encoders replace stages 2-4b and
+    # its U-Net starts stage 5 (grown when unet_layers_per_block / unet_transformer_depth ask for more).
+    init_from: str = ""
     # The U-Net's target and noise schedule (`t2i.train.diffusion`): v-prediction on SDXL's betas rescaled to
     # zero terminal SNR, sampled with trailing timesteps. Runs begun before these settings existed used
     # epsilon on the plain schedule (LEGACY below).
@@ -191,14 +196,16 @@ def stage_data(cfg: ShapesXLConfig, work: Path) -> tuple[np.ndarray, list[dict]]
     return world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
 
 
-def stage_tokenizer(work: Path, scenes: list[dict]):
-    """The run's tokenizer, built from the captions' words on first use."""
+def stage_tokenizer(work: Path, scenes: list[dict], init_from: str = ""):
+    """The run's tokenizer, built from the captions' words on first use (or init_from's)."""
     from t2i.world.captions import captions
     from t2i.world.scene import Scene
     from t2i.world.suite import build_suite
 
     folder = work / "tokenizer"
-    if not (folder / "vocab.json").exists():
+    if init_from and not (folder / "tokenizer_config.json").exists():  # init_from's text encoders know its words
+        shutil.copytree(Path(init_from) / "tokenizer", folder)
+    if not (folder / "tokenizer_config.json").exists():
         texts = [EXTRA_WORDS]
         for k, d in enumerate(scenes[:5000]):
             c = captions(Scene.from_dict(d), random.Random(k))
@@ -251,6 +258,10 @@ def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Pro
     final = work / "vae"
     if (final / "config.json").exists():
         return AutoencoderKL.from_pretrained(final)
+    if cfg.init_from:  # the latent space init_from's U-Net was trained in
+        vae = AutoencoderKL.from_pretrained(Path(cfg.init_from) / "vae", torch_dtype=torch.float32)
+        vae.save_pretrained(final)
+        return vae
     torch.manual_seed(cfg.seed)
     vae = build_vae(cfg)
 
@@ -325,7 +336,8 @@ def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, prog
 
 def stage_clip(cfg: ShapesXLConfig, work: Path, tokenizer, images: np.ndarray, scenes: list[dict],
                progress: Progress | None = None):
-    """Both text encoders pre-trained contrastively (`t2i.train.shapes_clip`), or None when clip_steps is 0.
+    """Both text encoders pre-trained contrastively (`t2i.train.shapes_clip`), init_from's, or None when
+    clip_steps is 0.
 
     Writes work/clip/{text_encoder,text_encoder_2} (diffusers layout), image_tower.safetensors and
     figures.json (held-out retrieval and hard-negative accuracy); later runs load them.
@@ -335,6 +347,14 @@ def stage_clip(cfg: ShapesXLConfig, work: Path, tokenizer, images: np.ndarray, s
 
     from t2i.train.shapes_clip import ClipSettings, clip_accuracy, train_clip
 
+    if cfg.init_from:
+        init = Path(cfg.init_from)
+        te1, te2 = build_text_encoders(cfg, tokenizer)
+        for module, name in ((te1, "text_encoder"), (te2, "text_encoder_2")):
+            loaded = (CLIPTextModel if name == "text_encoder" else CLIPTextModelWithProjection).from_pretrained(
+                init / name, torch_dtype=torch.float32)
+            module.load_state_dict(loaded.state_dict())  # strict: text_hidden / text_layers must match
+        return te1, te2
     if cfg.clip_steps <= 0:
         return None
     final = work / "clip"
@@ -357,21 +377,36 @@ def stage_clip(cfg: ShapesXLConfig, work: Path, tokenizer, images: np.ndarray, s
     return te1, te2
 
 
+def initial_unet(cfg: ShapesXLConfig, folder: str):
+    """The U-Net in `folder`, grown (function unchanged) to this recipe's blocks per level and transformer
+    depth when it has fewer."""
+    from diffusers import UNet2DConditionModel
+
+    from t2i.distill.grow import grow_unet
+    from t2i.distill.student import per_level
+
+    start = UNet2DConditionModel.from_pretrained(folder, torch_dtype=torch.float32)
+    depth = tuple(cfg.unet_transformer_depth)
+    n = len(start.config.block_out_channels)
+    if (start.config.layers_per_block, tuple(per_level(start.config.transformer_layers_per_block, n))) == (
+            cfg.unet_layers_per_block, depth):
+        return start
+    return grow_unet(start, cfg.unet_layers_per_block, depth)[0]
+
+
 def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor, scenes: list[dict],
                progress: Progress | None = None, stop: Callable[[int], bool] | None = None, text=None):
     """Train the U-Net (and the text encoders unless text_lr_scale is 0); returns (unet, te1, te2) with EMA
     weights, or None if stopped.  `text`: pre-trained (te1, te2) to start from, else random ones."""
-    from diffusers import UNet2DConditionModel
-
     torch.manual_seed(cfg.seed + 1)
     te1, te2 = build_text_encoders(cfg, tokenizer)
     if text is not None:
         te1.load_state_dict(text[0].state_dict())
         te2.load_state_dict(text[1].state_dict())
     unet = build_unet(cfg)
-    if cfg.unet_init:
-        start_from = UNet2DConditionModel.from_pretrained(cfg.unet_init, torch_dtype=torch.float32)
-        unet.load_state_dict(start_from.state_dict())  # strict: the architecture must match
+    init = cfg.unet_init or (str(Path(cfg.init_from) / "unet") if cfg.init_from else "")
+    if init:
+        unet.load_state_dict(initial_unet(cfg, init).state_dict())  # strict: channels etc. must match
     alphas = alphas_cumprod(dict(build_scheduler(cfg).config))  # (1000,)
     text_params = [*te1.parameters(), *te2.parameters()]
     train_text = cfg.text_lr_scale > 0
@@ -459,6 +494,8 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     torch.set_num_threads(cfg.threads)
     work.mkdir(parents=True, exist_ok=True)
     check_parametrisation(cfg.prediction_type, cfg.zero_terminal_snr)
+    if cfg.init_from and (cfg.unet_init or cfg.clip_steps):
+        raise ValueError("init_from gives the U-Net and the text encoders: leave unet_init empty and clip_steps 0")
     if not 0.0 <= cfg.uncolored_fraction <= 1.0:
         raise ValueError(f"uncolored_fraction is a share of captions, in [0, 1]; got {cfg.uncolored_fraction}")
     unet_state = load_checkpoint(work / "unet.ckpt")  # where the run stands, for the log of adjustments
@@ -466,7 +503,7 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     del unet_state
     before = claim_work_folder(work, asdict(cfg), EXTENDABLE, MACHINE_SETTINGS, LEGACY, ADJUSTABLE, at)
     images, scenes = stage_data(cfg, work)
-    tokenizer = stage_tokenizer(work, scenes)
+    tokenizer = stage_tokenizer(work, scenes, cfg.init_from)
     vae = stage_vae(cfg, work, images, progress)
     latents = stage_latents(work, vae, images)
     text = stage_clip(cfg, work, tokenizer, images, scenes, progress)
