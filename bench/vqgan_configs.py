@@ -4,7 +4,9 @@ paella-tiny's stage 1 and compare their reconstructions side by side.
     python bench/vqgan_configs.py --steps 600 --work runs/vq-configs \
         --config c_hidden=64,bottleneck_blocks=2 --config c_hidden=96,bottleneck_blocks=4
 
-Each --config overrides paella-tiny's default `vq` settings (keys of VQGANConfig).  For every candidate it
+Each --config overrides paella-tiny's default `vq` settings (keys of VQGANConfig); two more keys: `lr` (the
+VQGAN's learning rate) and `quantise=0` (the same network trained as a plain autoencoder, decoding the
+encoder's latent: what the architecture can do without a codebook).  For every candidate it
 prints parameters, seconds per step, and on held-out scenes the PSNR (dB) of the quantised reconstruction,
 of the continuous one (the encoder's latent decoded without rounding to codes: the autoencoder's own limit),
 the codes in use, and the share of scenes whose detected objects are the same.  The quantised-vs-continuous
@@ -21,12 +23,43 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
 
+from t2i.paella.checkpoints import load_strict, read_state_dict
+from t2i.paella.vqgan import VQGANConfig, VQModel
 from t2i.train.paella_tiny import SIZE, PaellaTinyConfig, stage_vqgan
+from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.world_data import world_images
 from t2i.world.detector import detect
 from t2i.world.draw import render_scene
 from t2i.world.scene import sample_scene
+
+
+def slug(overrides: dict[str, float], steps: int) -> str:
+    """A folder name that tells candidates apart (a finished one is reused only for the same settings)."""
+    return "_".join(f"{k}-{v}" for k, v in sorted(overrides.items())) + f"_steps-{steps}"
+
+
+def train_unquantised(cfg: PaellaTinyConfig, folder: Path, images: np.ndarray) -> VQModel:
+    """The VQGAN's encoder and decoder as a plain autoencoder (L1 + MSE on decode(encode(x))), with the
+    recipe's batches, seeds and schedule."""
+    final = folder / "autoencoder.safetensors"
+    vq = VQModel(VQGANConfig.from_dict(cfg.vq))
+    if final.exists():
+        load_strict(vq, read_state_dict(final), "vqgan")
+        return vq.eval()
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(vq.parameters(), lr=cfg.vq_lr, weight_decay=0.0)
+    for step in range(cfg.vq_steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        x = torch.from_numpy(images[torch.randint(len(images), (cfg.vq_batch,), generator=g).numpy()])
+        x = x.permute(0, 3, 1, 2).float() / 255.0
+        rec = vq.decode_latents(vq.encode_latents(x))
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+        optimizer_step(opt, loss, list(vq.parameters()), cosine_lr(step, cfg.vq_steps, cfg.vq_lr, cfg.warmup))
+    save_file({k: v.contiguous() for k, v in vq.state_dict().items()}, str(final))
+    return vq.eval()
 
 
 def parse_config(text: str) -> dict[str, float]:
@@ -40,7 +73,7 @@ def parse_config(text: str) -> dict[str, float]:
 
 
 @torch.no_grad()
-def score(vq: torch.nn.Module, n: int, seed: int) -> dict[str, float]:
+def score(vq: VQModel, n: int, seed: int, quantise: bool = True) -> dict[str, float]:
     rng = random.Random(seed)
     imgs = np.stack([np.asarray(render_scene(sample_scene(rng), SIZE), dtype=np.float32) / 255 for _ in range(n)])
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2)  # (n, 3, 64, 64)
@@ -54,7 +87,7 @@ def score(vq: torch.nn.Module, n: int, seed: int) -> dict[str, float]:
     def objects(a: np.ndarray) -> list[tuple[str, str]]:
         return sorted((d.shape, d.color) for d in detect((a * 255).round().astype(np.uint8)))
 
-    rec = quantised.permute(0, 2, 3, 1).numpy()
+    rec = (quantised if quantise else continuous).permute(0, 2, 3, 1).numpy()
     same = np.mean([objects(a) == objects(b) for a, b in zip(imgs, rec, strict=True)])
     return {"psnr": psnr(quantised), "psnr_continuous": psnr(continuous), "codes_used": idx.unique().numel(),
             "same_objects": float(same)}
@@ -74,19 +107,23 @@ def main() -> None:
     base = PaellaTinyConfig()
     print("| vq config | params | s/step | PSNR | continuous | codes used | same objects |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for i, overrides in enumerate(args.config):
-        cfg = replace(base, vq={**base.vq, **overrides}, vq_steps=args.steps, checkpoint_seconds=1e9,
-                      threads=args.threads)
-        folder = args.work / f"config-{i}"
+    for overrides in args.config:
+        vq_keys = {k: v for k, v in overrides.items() if k not in ("lr", "quantise")}
+        quantise = bool(overrides.get("quantise", 1))
+        cfg = replace(base, vq={**base.vq, **vq_keys}, vq_steps=args.steps, checkpoint_seconds=1e9,
+                      threads=args.threads, vq_lr=float(overrides.get("lr", base.vq_lr)))
+        folder = args.work / slug(overrides, args.steps)
         folder.mkdir(parents=True, exist_ok=True)
-        reused = (folder / "vqgan.safetensors").exists()
+        reused = (folder / ("vqgan.safetensors" if quantise else "autoencoder.safetensors")).exists()
         start = time.perf_counter()
-        vq = stage_vqgan(cfg, folder, images)  # resumes, or reuses a finished candidate
+        # resumes, or reuses a finished candidate of the same settings
+        vq = stage_vqgan(cfg, folder, images) if quantise else train_unquantised(cfg, folder, images)
         seconds = "-" if reused else f"{(time.perf_counter() - start) / args.steps:.2f}"
-        s = score(vq, args.n, 4242)
+        s = score(vq, args.n, 4242, quantise)
         label = ",".join(f"{k}={v}" for k, v in overrides.items())
-        print(f"| {label} | {sum(p.numel() for p in vq.parameters()):,} | {seconds} | {s['psnr']:.2f} | "
-              f"{s['psnr_continuous']:.2f} | {s['codes_used']} | {s['same_objects']:.3f} |", flush=True)
+        psnr, codes = (f"{s['psnr']:.2f}", s["codes_used"]) if quantise else ("-", "-")
+        print(f"| {label} | {sum(p.numel() for p in vq.parameters()):,} | {seconds} | {psnr} | "
+              f"{s['psnr_continuous']:.2f} | {codes} | {s['same_objects']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
