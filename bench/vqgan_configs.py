@@ -26,9 +26,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from t2i.paella.checkpoints import load_strict, read_state_dict
-from t2i.paella.vqgan import VQGANConfig, VQModel
-from t2i.train.paella_tiny import SIZE, PaellaTinyConfig, stage_vqgan
+from t2i.paella.vqgan import VQModel
+from t2i.train.paella_tiny import SIZE, PaellaTinyConfig, new_or_finished_vqgan, stage_vqgan
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.world_data import world_images
 from t2i.world.detector import detect
@@ -45,11 +44,9 @@ def train_unquantised(cfg: PaellaTinyConfig, folder: Path, images: np.ndarray) -
     """The VQGAN's encoder and decoder as a plain autoencoder (L1 + MSE on decode(encode(x))), with the
     recipe's batches, seeds and schedule."""
     final = folder / "autoencoder.safetensors"
-    vq = VQModel(VQGANConfig.from_dict(cfg.vq))
-    if final.exists():
-        load_strict(vq, read_state_dict(final), "vqgan")
-        return vq.eval()
-    torch.manual_seed(cfg.seed)
+    vq, finished = new_or_finished_vqgan(cfg, final)
+    if finished:
+        return vq
     opt = torch.optim.AdamW(vq.parameters(), lr=cfg.vq_lr, weight_decay=0.0)
     for step in range(cfg.vq_steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)

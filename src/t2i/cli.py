@@ -241,9 +241,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="shapes-xl: the U-Net's target (default v_prediction)")
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
                    help="shapes-xl: rescale the noise schedule to zero terminal SNR (default on; needs v_prediction)")
-    t.add_argument("--init", help="tipo-tiny / omost-tiny / shapes-xl: an exported model folder to go on from (keeps its "
-                                   "tokenizer; shapes-xl also its VAE and text encoders, and grows its U-Net when "
-                                   "--unet-layers / --unet-depth ask for more blocks)")
+    t.add_argument("--init", help="tipo-tiny / omost-tiny / shapes-xl: an exported model folder to go on from "
+                                   "(keeps its tokenizer; shapes-xl also its VAE and text encoders, and grows its "
+                                   "U-Net when --unet-layers / --unet-depth ask for more blocks)")
     t.add_argument("--snapshot", action="store_true",
                    help="shapes-xl: export the run's latest U-Net checkpoint (EMA weights) to --out now, "
                         "without training")

@@ -117,15 +117,24 @@ def _resume(path: Path, modules: dict[str, torch.nn.Module], opt: torch.optim.Op
     return int(state["step"])
 
 
+def new_or_finished_vqgan(cfg: PaellaTinyConfig, final: Path) -> tuple[VQModel, bool]:
+    """(a VQGAN of cfg.vq, True) loaded from `final` when that file exists, else (a fresh seeded one, False)
+    with an AdamW at cfg.vq_lr to follow."""
+    from t2i.paella.checkpoints import load_strict, read_state_dict
+
+    if final.exists():
+        vq = VQModel(VQGANConfig.from_dict(cfg.vq))
+        load_strict(vq, read_state_dict(final), "vqgan")
+        return vq.eval(), True
+    torch.manual_seed(cfg.seed)
+    return VQModel(VQGANConfig.from_dict(cfg.vq)), False
+
+
 def stage_vqgan(cfg: PaellaTinyConfig, work: Path, images: np.ndarray, progress: Progress | None = None) -> VQModel:
     final = work / "vqgan.safetensors"
-    vq = VQModel(VQGANConfig.from_dict(cfg.vq))
-    if final.exists():
-        from t2i.paella.checkpoints import load_strict, read_state_dict
-
-        load_strict(vq, read_state_dict(final), "vqgan")
-        return vq.eval()
-    torch.manual_seed(cfg.seed)
+    vq, finished = new_or_finished_vqgan(cfg, final)
+    if finished:
+        return vq
     opt = torch.optim.AdamW(vq.parameters(), lr=cfg.vq_lr, weight_decay=0.0)
     ckpt = work / "vqgan.ckpt"
     start = _resume(ckpt, {"vq": vq}, opt, cfg.vq_steps)
