@@ -83,7 +83,7 @@ def _small_pair(key: str, small_lpb: list[int], big_lpb: list[int], n: int) -> s
     return key
 
 
-def _identity_value(key: str, shape: torch.Size, new_block: bool, value: torch.Tensor) -> torch.Tensor | None:
+def _identity_value(key: str, shape: torch.Size, new_block: bool) -> torch.Tensor | None:
     """What a key of a new block (or a new transformer layer) is set to so the block adds nothing;
     None keeps the random initialisation (the weights before the zeroed output)."""
     zero_out = ("attn1.to_out.0.", "attn2.to_out.0.", "ff.net.2.")
@@ -104,8 +104,8 @@ def _identity_value(key: str, shape: torch.Size, new_block: bool, value: torch.T
     return None
 
 
-def grow_unet(small: Any, layers_per_block: int, transformer_layers: Sequence[int] | None = None) -> tuple[Any,
-                                                                                                            GrowReport]:
+def grow_unet(small: Any, layers_per_block: int,
+              transformer_layers: Sequence[int] | None = None) -> tuple[Any, GrowReport]:
     """A deeper UNet2DConditionModel that computes what `small` computes, and where its weights came from."""
     from diffusers import UNet2DConditionModel
 
@@ -118,10 +118,8 @@ def grow_unet(small: Any, layers_per_block: int, transformer_layers: Sequence[in
     for key, value in big.state_dict().items():
         src = _small_pair(key, small_lpb, big_lpb, n)
         new_block = src is None
-        if src is not None:
-            b = _BLOCK.match(src)
-            if b and src not in s_state:  # a transformer layer beyond the small U-Net's depth
-                src = None
+        if src is not None and src not in s_state and _BLOCK.match(src):
+            src = None  # a transformer layer beyond the small U-Net's depth
         if src is not None:
             if src not in s_state or s_state[src].shape != value.shape:
                 raise ValueError(f"cannot grow: {key} <- {src} does not match the small U-Net "
@@ -130,7 +128,7 @@ def grow_unet(small: Any, layers_per_block: int, transformer_layers: Sequence[in
             report.copied.append(key)
             report.sources[key] = src
             continue
-        init = _identity_value(key, value.shape, new_block, value)
+        init = _identity_value(key, value.shape, new_block)
         new_state[key] = value if init is None else init.to(value.dtype)
         report.identity.append(key)
     missing = set(s_state) - set(report.sources.values())
