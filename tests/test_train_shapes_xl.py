@@ -38,6 +38,11 @@ def test_smoke_run_exports_a_loadable_pipeline(tmp_path):
     assert pipe.unet.config.addition_embed_type == "text_time"
     assert "CrossAttnDownBlock2D" == pipe.unet.config.down_block_types[0]  # cross-attention at the top level
     assert pipe.tokenizer.model_max_length == 77 and (out / "RECIPE.json").exists()
+    from t2i.registry import ModelRegistry
+
+    # the folder carries its own sampling defaults: the size it was trained at, not SDXL's 1024
+    assert ModelRegistry().resolve(str(out)).spec.defaults == {"steps": 25, "guidance": 2.0, "width": 64, "height": 64,
+                                                        "sampler": "euler", "negative_prompt": ""}
     assert pipe.unet.dtype == torch.float32  # shipped float16, loaded as float32 on CPU
     # a snapshot of the finished run's last checkpoint is the exported model (EMA weights, decoder-stage VAE)
     snap = StableDiffusionXLPipeline.from_pretrained(export_snapshot(tmp_path / "work", tmp_path / "snap"),

@@ -106,6 +106,7 @@ OMOST = Licence("Base-model licences (Llama 3 / Phi-3)", "https://huggingface.co
                 "Omost LLMs inherit the licences of Llama 3 and Phi-3; follow them.")
 
 DEFAULT_KEYS = ("steps", "guidance", "width", "height", "sampler", "negative_prompt")
+DEFAULTS_FILE = "t2i_defaults.json"  # a model folder's own sampling defaults (a subset of DEFAULT_KEYS)
 _KOALA_DEFAULTS = {"steps": 25, "guidance": 7.5, "width": 1024, "height": 1024, "sampler": "euler",
                    "negative_prompt": "worst quality, low quality, illustration, low resolution"}
 _LIGHTNING_DEFAULTS = {"steps": 10, "guidance": 3.5, "width": 1024, "height": 1024, "sampler": "euler-trailing",
@@ -255,8 +256,14 @@ def _local_spec(path: Path) -> ModelSpec:
             cls = index_data.get("_class_name")
         except (OSError, ValueError, AttributeError) as e:
             raise ModelError(f"{index}: unreadable model_index.json ({e})") from e
-        # our own pipelines may carry their sampling defaults (a model's defaults belong to the model)
+        # our own pipelines may carry their sampling defaults (a model's defaults belong to the model): in
+        # model_index.json (our own pipeline classes) or beside it (diffusers' classes warn of unknown keys)
         defaults = index_data.get("defaults")
+        if (path / DEFAULTS_FILE).is_file():
+            try:
+                defaults = json.loads((path / DEFAULTS_FILE).read_text(encoding="utf-8"))
+            except ValueError as e:
+                raise ModelError(f"{path / DEFAULTS_FILE}: unreadable ({e})") from e
         defaults = {k: v for k, v in defaults.items() if k in DEFAULT_KEYS} if isinstance(defaults, dict) else {}
         kind = _PIPELINE_KINDS.get(cls) if isinstance(cls, str) else None
         if kind is None:

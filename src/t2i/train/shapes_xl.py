@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from t2i.registry import DEFAULTS_FILE
 from t2i.train.checkpoint import (
     EMA,
     SaveTimer,
@@ -485,6 +486,11 @@ def export_pipeline(out: Path, vae, unet, te1, te2, tokenizer, cfg: ShapesXLConf
     pipe.save_pretrained(out, safe_serialization=True)
     pipe.to(dtype=torch.float32)
     write_recipe(out, "shapes-xl", asdict(cfg), figures, adjustments=adjustments or [])
+    # the folder's sampling defaults (read by the registry): the size it was trained at; guidance 2 measured
+    # best for zero-terminal-SNR models on the suite, 1 for the epsilon ones
+    defaults = {"steps": 25, "guidance": 2.0 if cfg.zero_terminal_snr else 1.0, "width": SIZE, "height": SIZE,
+                "sampler": "euler", "negative_prompt": ""}
+    (out / DEFAULTS_FILE).write_text(json.dumps(defaults, indent=1), encoding="utf-8")
     return out
 
 
