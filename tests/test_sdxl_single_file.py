@@ -72,7 +72,9 @@ def test_the_backend_draws_the_same_image_from_the_file_and_the_folder(two_width
     from t2i.types import GenerationRequest
 
     _, folder, path, _ = two_widths
-    req = GenerationRequest("a red circle", model=str(folder), seed=3, steps=2, width=64, height=64)
+    # every setting given: the folder carries its own defaults (t2i_defaults.json), a bare file does not
+    req = GenerationRequest("a red circle", model=str(folder), seed=3, steps=2, width=64, height=64, guidance=2.0,
+                            sampler="euler", negative_prompt="")
     a = generate(req, default_registry()).images[0]
     b = generate(req.with_(model=str(path), model_options={"config": str(folder)}), default_registry()).images[0]
     assert np.array_equal(np.asarray(a), np.asarray(b))
