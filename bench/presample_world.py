@@ -1,6 +1,7 @@
 """What presampling adds on shapes world (the TIPO card's experiment, shapes-world edition).
 
     python bench/presample_world.py [--n 200] [--presampler tipo-tiny] [--model shapes-xl] [--out FILE.json]
+                                    [--sampling temperature=1,top_p=1,top_k=0,min_p=0,repetition_penalty=1]
 
 For n seeded one-tag prompts ("red circle"): an image from the bare prompt and one from its expansion
 (same seed), the detector on both, and the total variation distance of object count, colour and place
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -20,8 +22,21 @@ from tqdm import tqdm
 from t2i.backends import default_registry
 from t2i.evaluation.presample_effect import one_tag_prompts, run_experiment, world_distributions
 from t2i.generate import resolve_request
+from t2i.llm.base import SamplingSettings
 from t2i.stages import open_presampler
 from t2i.types import GenerationRequest
+
+
+def parse_settings(text: str) -> dict:
+    """"temperature=1,top_k=0" -> {"temperature": 1.0, "top_k": 0}, typed like SamplingSettings' fields."""
+    types = {f.name: f.type for f in fields(SamplingSettings)}
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in types:
+            raise SystemExit(f"--sampling: unknown setting {key!r}; known: {', '.join(types)}")
+        out[key] = int(value) if "int" in str(types[key]) and "float" not in str(types[key]) else float(value)
+    return out
 
 
 def main() -> None:
@@ -32,10 +47,12 @@ def main() -> None:
     ap.add_argument("--presampler", default="tipo-tiny")
     ap.add_argument("--world", type=int, default=1000, help="rendered world scenes for the reference")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--sampling", default="", help="LLM sampling settings over the presampler's own, k=v,...")
     args = ap.parse_args()
     registry = default_registry()
     resolved, backend = registry.load(args.model)
     presampler = open_presampler(args.presampler, registry)
+    presampler.settings = replace(presampler.settings, **parse_settings(args.sampling))
 
     def draw(prompt: str, seed: int):
         request = resolve_request(GenerationRequest(prompt, model=args.model, seed=seed), resolved.spec)
@@ -49,8 +66,8 @@ def main() -> None:
     bar = tqdm(total=args.n, desc="prompts", file=sys.stderr)
     report = run_experiment(one_tag_prompts(args.n, args.seed), draw, expand, world, lambda i: bar.update(1))
     bar.close()
-    report.update(model=args.model, presampler=args.presampler)
-    print(f"{args.n} one-tag prompts, {args.model}, presampler {args.presampler}")
+    report.update(model=args.model, presampler=args.presampler, sampling=asdict(presampler.settings))
+    print(f"{args.n} one-tag prompts, {args.model}, presampler {args.presampler}, {presampler.settings}")
     print(f"{'total variation to the world':<30} {'bare':>8} {'expanded':>9}")
     for k in ("count", "color", "place"):
         print(f"{k:<30} {report['tv_bare'][k]:>8.3f} {report['tv_expanded'][k]:>9.3f}")

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from t2i.llm import SamplingSettings, load_llm
-from t2i.presample import LengthTargets, parse_output, targets_for
+from t2i.presample import REFERENCE_SETTINGS, LengthTargets, parse_output, sampling_for, targets_for
 from t2i.train.small_lm import SmallLMConfig, train_small_lm
-from t2i.train.tipo_data import BUCKETS, TINY_TARGETS, tipo_document, tipo_documents
+from t2i.train.tipo_data import BUCKETS, TINY_SAMPLING, TINY_TARGETS, tipo_document, tipo_documents
 from t2i.train.tipo_tiny import train_tipo_tiny
 from t2i.world.scene import sample_scene
 from t2i.world.text import parse_sentence, parse_tag
@@ -44,7 +44,12 @@ def test_the_task_that_starts_from_a_caption_lists_its_objects_first():
 def test_smoke_run_exports_a_loadable_presampler(tmp_path):
     out = train_tipo_tiny(SmallLMConfig.smoke(), tmp_path / "work", tmp_path / "model")
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
-    assert targets_for(out) == LengthTargets.from_dict(json.loads((out / "presample.json").read_text()))
+    written = json.loads((out / "presample.json").read_text())
+    assert targets_for(out) == TINY_TARGETS == LengthTargets.from_dict({k: v for k, v in written.items()
+                                                                       if k != "sampling"})
+    settings = sampling_for(out)  # the model's own sampling, over the reference's other fields
+    assert (settings.temperature, settings.top_k, settings.repetition_penalty) == (1.0, 0, 1.0)
+    assert settings.max_tokens == REFERENCE_SETTINGS.max_tokens and written["sampling"] == TINY_SAMPLING
     assert targets_for(out).pick("auto", 0) in BUCKETS.values()
     recipe = json.loads((out / "RECIPE.json").read_text())
     assert recipe["figures"]["validation_loss"] > 0

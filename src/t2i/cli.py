@@ -272,7 +272,8 @@ def _presample_flags(p: argparse.ArgumentParser, prefix: str = "presample-") -> 
     p.add_argument(f"--{prefix}format", dest="presample_format",
                    help="output format: 'tag only', 'NL only', 'both, tag first', 'both, NL first', "
                         "'both + generated NL' or a template (default: the model's)")
-    p.add_argument(f"--{prefix}temperature", dest="presample_temperature", type=float, default=0.5)
+    p.add_argument(f"--{prefix}temperature", dest="presample_temperature", type=float,
+                   help="LLM sampling temperature (default: the model's; tipo-tiny 1.0, released TIPO 0.35)")
     p.add_argument("--llm-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="language-model option, e.g. backend=llama.cpp, device=cpu, n_ctx=2048 (repeatable)")
 

@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from t2i.presample import Expansion, Presampler, TagDatabase, targets_for
-from t2i.presample.runner import REFERENCE_SETTINGS
+from t2i.presample import Expansion, Presampler, TagDatabase, sampling_for, targets_for
 from t2i.registry import ModelRegistry
 from t2i.types import GenerationRequest, PresampleOptions
 
@@ -20,7 +19,8 @@ DEFAULT_PRESAMPLER = "tipo-tiny"
 
 def open_presampler(name: str | None, registry: ModelRegistry, llm_options: Mapping[str, Any] | None = None,
                     ban: tuple[str, ...] = (), db: TagDatabase | None = None) -> Presampler:
-    """Load the presampler `name` (default tipo-tiny) with its length targets and the tag database."""
+    """Load the presampler `name` (default tipo-tiny) with its length targets, its sampling settings (both
+    from the model's presample.json, else the reference's) and the tag database."""
     from t2i.llm.loading import load_llm
 
     name = name or DEFAULT_PRESAMPLER
@@ -28,7 +28,8 @@ def open_presampler(name: str | None, registry: ModelRegistry, llm_options: Mapp
     location = None
     if not name.startswith(("http://", "https://")):
         location = registry.resolve(name).location
-    return Presampler(llm, targets_for(location), db or TagDatabase.default(), ban=ban)
+    return Presampler(llm, targets_for(location), db or TagDatabase.default(), ban=ban,
+                      settings=sampling_for(location))
 
 
 def presample(request: GenerationRequest, presampler: Presampler, tags: list[str] | None = None,
@@ -38,8 +39,8 @@ def presample(request: GenerationRequest, presampler: Presampler, tags: list[str
     `tags` / `nl` given apart replace the split of the prompt into tags and sentences."""
     opts: PresampleOptions = request.presample
     seed = opts.seed if opts.seed is not None else (request.seed or 0)
-    settings = replace(REFERENCE_SETTINGS, temperature=opts.temperature, top_p=opts.top_p, top_k=opts.top_k,
-                       min_p=opts.min_p)
+    given = {k: getattr(opts, k) for k in ("temperature", "top_p", "top_k", "min_p") if getattr(opts, k) is not None}
+    settings = replace(presampler.settings, **given)  # the request's settings over the model's own
     runner = Presampler(presampler.llm, presampler.targets, presampler.db, presampler.ban, settings,
                         presampler.max_retries, presampler.max_same)
     return runner.expand(request.prompt, tags=tags, nl=nl, seed=seed, target=opts.target, width=request.width,

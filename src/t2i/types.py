@@ -101,11 +101,12 @@ class PresampleOptions:
     enabled: bool = False
     model: str | None = None  # registry name, hub id or local path; None = the default presampler
     seed: int | None = None  # None = the generation seed
-    temperature: float = 0.5
-    top_p: float = 0.95
-    top_k: int = 80
+    # LLM sampling; None = the model's own (presample.json "sampling", else the reference's 0.35 / 0.95 / 60 / 0.1)
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
     target: str | None = None  # length target name, e.g. "short", "long", "auto"; None = model default
-    min_p: float = 0.05
+    min_p: float | None = None
     format: str | None = None  # output format preset or template; None = model default
 
     def validate(self) -> PresampleOptions:
@@ -113,11 +114,11 @@ class PresampleOptions:
             raise RequestError("presample.enabled must be true or false")
         _check_str("presample.model", self.model, MAX_NAME_CHARS, allow_none=True)
         _check_int("presample.seed", self.seed, 0, MAX_SEED, allow_none=True)
-        _check_float("presample.temperature", self.temperature, 0.0, 10.0)
-        _check_float("presample.top_p", self.top_p, 0.0, 1.0)
-        _check_int("presample.top_k", self.top_k, 0, 100_000)
+        _check_float("presample.temperature", self.temperature, 0.0, 10.0, allow_none=True)
+        _check_float("presample.top_p", self.top_p, 0.0, 1.0, allow_none=True)
+        _check_int("presample.top_k", self.top_k, 0, 100_000, allow_none=True)
         _check_str("presample.target", self.target, 100, allow_none=True)
-        _check_float("presample.min_p", self.min_p, 0.0, 1.0)
+        _check_float("presample.min_p", self.min_p, 0.0, 1.0, allow_none=True)
         _check_str("presample.format", self.format, 1_000, allow_none=True)
         return self
 

@@ -19,13 +19,10 @@ from t2i.presample.formats import FORMATS, apply_format
 from t2i.presample.parse import TipoOutput, parse_output
 from t2i.presample.request import LENGTHS, META_KEYS, Operation, build_request, plan_operations
 from t2i.presample.tags import CATEGORIES, TagDatabase, categorize, normalise
-from t2i.presample.targets import TIPO_TARGETS, LengthTargets, sentences
+from t2i.presample.targets import REFERENCE_SETTINGS, TIPO_TARGETS, LengthTargets, sentences
 from t2i.presample.weights import WeightedTag, parse_weighted, split_prompt
 
 MAX_PROMPT_CHARS = 10_000
-# The reference's sampling defaults (spec-tipo.md); the UIs use temperature 0.5, top_k 80, min_p 0.05.
-REFERENCE_SETTINGS = SamplingSettings(temperature=0.35, top_p=0.95, top_k=60, min_p=0.1, repetition_penalty=1.17,
-                                      max_tokens=512)
 
 
 class PresampleError(ValueError):

@@ -1,16 +1,35 @@
-"""Length targets belong to the model: the released TIPO models keep the reference's numbers, our tiny
-models (whose world has at most five tags) ship their own in `presample.json` beside their weights."""
+"""What belongs to a presampling model rather than to the code: its length targets and its sampling
+settings.  The released TIPO models keep the reference's numbers; our tiny models (whose world has at most
+five tags) ship their own in `presample.json` beside their weights:
+
+    {"min_tags": {...}, "max_tags": {...}, "min_sentences": {...}, "max_sentences": {...},
+     "default_target": "auto", "default_format": "tag only", "target_weights": {...},
+     "sampling": {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}}
+
+Why sampling belongs to the model: the reference's low temperature (0.35) suits a model trained on a
+long-tailed tag distribution; on a model trained on shapes world it sharpens the colour distribution of
+the added objects away from the world's (bench/presample_world.py measures it), while sampling at
+temperature 1 without filters reproduces what the model learned, which is the world.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from t2i.llm.base import SamplingSettings
 from t2i.presample.request import LENGTHS
+
+# The reference's sampling defaults (spec-tipo.md); the UIs use temperature 0.5, top_k 80, min_p 0.05.
+REFERENCE_SETTINGS = SamplingSettings(temperature=0.35, top_p=0.95, top_k=60, min_p=0.1, repetition_penalty=1.17,
+                                      max_tokens=512)
+# The settings a model may set in presample.json "sampling", with their types.
+SAMPLING_KEYS = {"temperature": float, "top_p": float, "top_k": int, "min_p": float, "repetition_penalty": float,
+                 "max_tokens": int}
 
 
 @dataclass(frozen=True)
@@ -75,11 +94,41 @@ TIPO_TARGETS = LengthTargets(
 )
 
 
+def _model_file(folder: Path | None) -> dict[str, Any] | None:
+    """The model's presample.json, or None when it has none."""
+    if folder is not None and folder.is_dir() and (folder / "presample.json").is_file():
+        data = json.loads((folder / "presample.json").read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{folder / 'presample.json'}: expected a JSON object")
+        return data
+    return None
+
+
 def targets_for(folder: Path | None) -> LengthTargets:
     """The targets shipped beside a model (`presample.json`), else the released TIPO models' numbers."""
-    if folder is not None and folder.is_dir() and (folder / "presample.json").is_file():
-        return LengthTargets.from_dict(json.loads((folder / "presample.json").read_text(encoding="utf-8")))
-    return TIPO_TARGETS
+    data = _model_file(folder)
+    if data is None:
+        return TIPO_TARGETS
+    return LengthTargets.from_dict({k: v for k, v in data.items() if k != "sampling"})
+
+
+def sampling_from_dict(data: Mapping[str, Any]) -> SamplingSettings:
+    """presample.json's "sampling" over the reference's settings; unknown keys or wrong types raise."""
+    unknown = sorted(set(data) - set(SAMPLING_KEYS))
+    if unknown:
+        raise ValueError(f"presample.json sampling: unknown key(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(SAMPLING_KEYS)}")
+    for key, value in data.items():
+        kind = SAMPLING_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, int if kind is int else int | float):
+            raise ValueError(f"presample.json sampling: {key} must be a{'n integer' if kind is int else ' number'}")
+    return replace(REFERENCE_SETTINGS, **{k: SAMPLING_KEYS[k](v) for k, v in data.items()})
+
+
+def sampling_for(folder: Path | None) -> SamplingSettings:
+    """The sampling settings shipped beside a model (presample.json "sampling"), else the reference's."""
+    data = _model_file(folder)
+    return sampling_from_dict(data.get("sampling") or {}) if data else REFERENCE_SETTINGS
 
 
 def sentences(text: str) -> list[str]:

@@ -33,6 +33,9 @@ TINY_TARGETS = LengthTargets(
     # tag counts 2-5 of 20,000 world scenes (1-4 objects, same-looking objects share a tag)
     target_weights={"very_short": 0.256, "short": 0.263, "long": 0.268, "very_long": 0.212},
 )
+# tipo-tiny samples what it learned (the world's distribution): temperature 1, no filters.  The reference's
+# 0.35 / top-k 60 / min-p 0.1 / repetition penalty 1.17 over-draws the likeliest colours (bench/presample_world.py).
+TINY_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}
 
 
 def scene_tags(scene: Scene, rng: random.Random) -> list[str]:
