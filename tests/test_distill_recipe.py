@@ -4,6 +4,7 @@ the loss; feature distillation uses the matched layers."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from t2i.distill.features import feature_layers
 from t2i.distill.recipe import DistillConfig, distill_loss, load_teacher, train_distill
 from t2i.distill.student import build_student, koala_recipe
 from t2i.generate import generate
+from t2i.registry import DEFAULTS_FILE
+from t2i.train.checkpoint import load_checkpoint
 from t2i.types import GenerationRequest
 
 from .tiny_sdxl import build_tiny_sdxl
@@ -35,8 +38,10 @@ def epsilon_teacher_folder(tmp_path_factory):  # SDXL's own schedule, as hub tea
 def test_smoke_run_exports_a_student_pipeline_that_generates(teacher_folder, tmp_path) -> None:
     cfg = dataclasses.replace(SMOKE, teacher=str(teacher_folder))
     out = train_distill(cfg, tmp_path / "work", tmp_path / "out", default_registry())
-    result = generate(GenerationRequest("a red circle", model=str(out), seed=1, steps=2, width=64, height=64),
-                      default_registry())
+    # the student samples as its teacher does: its folder carries the teacher's defaults (64x64 here)
+    assert (out / DEFAULTS_FILE).read_text() and \
+        json.loads((out / DEFAULTS_FILE).read_text()) == json.loads((teacher_folder / DEFAULTS_FILE).read_text())
+    result = generate(GenerationRequest("a red circle", model=str(out), seed=1, steps=2), default_registry())
     assert result.images[0].size == (64, 64)
     recipe = (out / "RECIPE.json").read_text()
     assert '"fresh": 0' in recipe and "attn1" in recipe
@@ -75,3 +80,42 @@ def test_steps_lower_the_loss_and_every_part_counts(teacher, request) -> None:
 def test_a_teacher_must_be_an_sdxl_model() -> None:
     with pytest.raises(ValueError, match="must be an SDXL-family model"):
         load_teacher("tipo-tiny", default_registry())
+
+
+def test_the_export_holds_the_ema_of_the_students_weights(teacher_folder, tmp_path) -> None:
+    cfg = dataclasses.replace(SMOKE, teacher=str(teacher_folder), ema_decay=0.5, lr=1e-2)
+    out = train_distill(cfg, tmp_path / "work", tmp_path / "out", default_registry())
+    state = load_checkpoint(tmp_path / "work" / "student.ckpt")
+    from diffusers import UNet2DConditionModel
+
+    exported = UNet2DConditionModel.from_pretrained(out / "unet").state_dict()
+    names = list(state["student"])  # parameters first, in the order of student.parameters()
+    shadow = dict(zip(names, state["ema"]["shadow"], strict=False))
+    moved = [n for n in shadow if not torch.equal(shadow[n], state["student"][n])]
+    assert moved, "the EMA should lag the last weights after a few steps at lr 1e-2"
+    for n in moved[:20]:
+        assert torch.allclose(exported[n].float(), shadow[n], atol=2e-3, rtol=1e-2)
+
+
+def test_dropped_conditioning_makes_the_batch_independent_of_its_prompts(teacher_folder) -> None:
+    pipe = load_teacher(str(teacher_folder), default_registry())
+    torch.manual_seed(0)
+    student, _ = build_student(pipe.unet, koala_recipe("koala-700m", pipe.unet.config))
+    pairs = feature_layers(student, pipe.unet)
+    x0 = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(1))
+    losses = []
+    for cond_dropout in (1.0, 0.0):
+        cfg = dataclasses.replace(SMOKE, teacher=str(teacher_folder), cond_dropout=cond_dropout)
+        a, _ = distill_loss(cfg, pipe, student, pairs, x0, ["a red circle", "two blue squares"],
+                            torch.Generator().manual_seed(3))
+        b, _ = distill_loss(cfg, pipe, student, pairs, x0, ["a yellow star", "a green triangle"],
+                            torch.Generator().manual_seed(3))
+        losses.append((a.item(), b.item()))
+    assert losses[0][0] == pytest.approx(losses[0][1], rel=1e-6)  # all text zeroed: the unconditional branch
+    assert losses[1][0] != pytest.approx(losses[1][1], rel=1e-6)  # kept: the prompts matter
+
+
+def test_bad_shares_are_refused(teacher_folder, tmp_path) -> None:
+    cfg = dataclasses.replace(SMOKE, teacher=str(teacher_folder), cond_dropout=1.5)
+    with pytest.raises(ValueError, match="shares"):
+        train_distill(cfg, tmp_path / "work", tmp_path / "out", default_registry())

@@ -235,8 +235,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--unet-depth", type=_counts, metavar="N,N,N",
                    help="shapes-xl: transformer layers per U-Net level (default 1,1,1)")
     t.add_argument("--uncolored", type=float, metavar="P",
-                   help="shapes-xl: share of natural-language captions that name no colour (default 0.15); may "
-                        "change for the rest of a run (logged in the work folder's adjustments.json)")
+                   help="shapes-xl / distill: share of natural-language captions that name no colour (default "
+                        "0.15); shapes-xl may change it for the rest of a run (logged in adjustments.json)")
     t.add_argument("--prediction", choices=["v_prediction", "epsilon"],
                    help="shapes-xl: the U-Net's target (default v_prediction)")
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
@@ -638,7 +638,8 @@ def _train(args: argparse.Namespace) -> int:
 
         cfg = DistillConfig(n_scenes=16, steps=3, batch=4, warmup=1) if args.smoke else DistillConfig()
         settings = (("steps", args.steps), ("n_scenes", args.scenes), ("threads", args.threads),
-                    ("teacher", args.teacher), ("student", args.student), ("features", args.features))
+                    ("teacher", args.teacher), ("student", args.student), ("features", args.features),
+                    ("uncolored_fraction", args.uncolored))
         bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
                                     ("--decoder-steps", args.decoder_steps)) if v is not None]
         registry = args.registry or default_registry()
@@ -672,8 +673,9 @@ def _train(args: argparse.Namespace) -> int:
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),
                                      ("--unet-init", args.unet_init), ("--prediction", args.prediction),
                                      ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),
-                                     ("--unet-depth", args.unet_depth), ("--uncolored", args.uncolored))
-                if v is not None]
+                                     ("--unet-depth", args.unet_depth)) if v is not None]
+    if args.recipe not in ("shapes-xl", "distill") and args.uncolored is not None:
+        bad.append("--uncolored")
     if args.recipe != "distill":
         bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
                                      ("--features", args.features)) if v is not None]

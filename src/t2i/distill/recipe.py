@@ -6,12 +6,16 @@ teacher on shapes-world images with three losses (Lee et al. 2023, KOALA):
     feature   mean over matched layers of MSE(student feature, teacher feature)   (self-attention by default)
 
 The student starts from the teacher's kept blocks; the teacher's VAE and text encoders are shared and
-frozen.  Seeded, resumable, atomic checkpoints; the output is the teacher's pipeline folder with the
-student's U-Net, plus RECIPE.json.
+frozen.  Batches follow the teacher's own training (shapes-xl's): the same caption mix, conditioning
+dropout (all text zeroed: the unconditional branch that guidance needs is distilled too) and pooled
+dropout, applied to teacher and student alike; min-SNR weighting of the task loss; EMA weights exported.
+Seeded, resumable, atomic checkpoints; the output is the teacher's pipeline folder with the student's
+U-Net, the teacher's sampling defaults (t2i_defaults.json) and RECIPE.json.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,8 +28,9 @@ import torch.nn.functional as F
 
 from t2i.distill.features import KINDS, capture, feature_layers
 from t2i.distill.student import StudentRecipe, build_student, koala_recipe
-from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
-from t2i.train.diffusion import alphas_cumprod, noised, target
+from t2i.registry import DEFAULTS_FILE
+from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.diffusion import alphas_cumprod, min_snr_weight, noised, target
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr
 from t2i.train.world_data import training_caption, world_images
@@ -52,6 +57,12 @@ class DistillConfig:
     w_output: float = 1.0
     w_feature: float = 1.0
     tags_fraction: float = 0.25
+    # as the teacher was trained (shapes-xl's defaults; the shapes-xl v5 and deep runs used uncolored 0.4)
+    uncolored_fraction: float = 0.15  # natural-language captions naming no colour ("a star")
+    cond_dropout: float = 0.1  # all text embeddings zeroed: the unconditional branch of guidance
+    pooled_dropout: float = 0.5  # pooled embedding zeroed
+    min_snr_gamma: float = 5.0  # min-SNR weighting of the task loss, as the teacher's training
+    ema_decay: float = 0.999  # the export holds the EMA of the student's weights
     checkpoint_seconds: float = 180.0
     threads: int = 2
 
@@ -97,7 +108,11 @@ def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[
     b = x0.shape[0]
     with torch.no_grad():
         emb, _, pooled, _ = pipe.encode_prompt(prompts, device=x0.device, num_images_per_prompt=1,
-                                               do_classifier_free_guidance=False)
+                                               do_classifier_free_guidance=False)  # (B, 77, D), (B, P)
+    drop_all = torch.rand(b, generator=g) < cfg.cond_dropout  # zeros = the empty prompt of a zero-forcing SDXL
+    drop_pooled = torch.rand(b, generator=g) < cfg.pooled_dropout
+    emb = emb * (~drop_all).float()[:, None, None]
+    pooled = pooled * (~(drop_all | drop_pooled)).float()[:, None]
     side = cfg.size
     added = {"text_embeds": pooled, "time_ids": torch.tensor([[side, side, 0, 0, side, side]] * b,
                                                              dtype=torch.float32)}
@@ -110,8 +125,10 @@ def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[
     with capture(student, [p[0] for p in pairs]) as s_feats:
         s_out = student(xt, t, emb, added_cond_kwargs=added).sample
     # the task target follows the teacher's parametrisation (epsilon for SDXL, v for a zero-SNR shapes-xl)
-    want = target(pipe.scheduler.config.prediction_type, alphas, x0, noise, t)
-    parts = {"task": F.mse_loss(s_out, want), "output": F.mse_loss(s_out, t_out)}
+    prediction = pipe.scheduler.config.prediction_type
+    want = target(prediction, alphas, x0, noise, t)
+    weight = min_snr_weight(prediction, alphas, t, cfg.min_snr_gamma) if cfg.min_snr_gamma > 0 else torch.ones(b)
+    parts = {"task": (weight * ((s_out - want) ** 2).mean(dim=(1, 2, 3))).mean(), "output": F.mse_loss(s_out, t_out)}
     feature = sum((F.mse_loss(s_feats[s], t_feats[tn]) for s, tn in pairs), torch.zeros(()))
     parts["feature"] = feature / max(len(pairs), 1)
     total = cfg.w_task * parts["task"] + cfg.w_output * parts["output"] + cfg.w_feature * parts["feature"]
@@ -124,32 +141,40 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
         raise ValueError(f"features must be one of {', '.join(KINDS)} or none, got {cfg.features!r}")
     torch.set_num_threads(cfg.threads)
     claim_work_folder(work, asdict(cfg), extendable=("steps",), machine=("threads", "checkpoint_seconds"))
+    if not (0 <= cfg.uncolored_fraction <= 1 and 0 <= cfg.cond_dropout <= 1 and 0 <= cfg.pooled_dropout <= 1):
+        raise ValueError("uncolored_fraction, cond_dropout and pooled_dropout are shares, in [0, 1]")
+    if not 0 <= cfg.ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
     pipe = load_teacher(cfg.teacher, registry)
+    teacher_defaults = dict(registry.resolve(cfg.teacher).spec.defaults)
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, cfg.size)
     latents = stage_latents(work, pipe, images)
     torch.manual_seed(cfg.seed)
     student, report = build_student(pipe.unet, cfg.recipe(pipe.unet.config))
     student.train()
     pairs = [] if cfg.features == "none" else feature_layers(student, pipe.unet, cfg.features)
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=1e-2)
+    params = list(student.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
+    ema = EMA(params, cfg.ema_decay)
     ckpt = work / "student.ckpt"
     start, history = 0, []
     state = load_checkpoint(ckpt)
     if state is not None:
         student.load_state_dict(state["student"])
         opt.load_state_dict(state["opt"])
+        ema.load_state_dict(state["ema"])
         start, history = int(state["step"]), list(state["history"])
     timer = SaveTimer(cfg.checkpoint_seconds)
 
     def save(step: int) -> None:
-        save_checkpoint(ckpt, {"student": student.state_dict(), "opt": opt.state_dict(), "step": step,
-                               "history": history})
+        save_checkpoint(ckpt, {"student": student.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict(),
+                               "step": step, "history": history})
 
     for step in range(start, cfg.steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         rng = random.Random(cfg.seed * 1_000_003 + step)
         idx = torch.randint(len(latents), (cfg.batch,), generator=g)
-        prompts = [training_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
+        prompts = [training_caption(scenes[int(i)], rng, cfg.tags_fraction, cfg.uncolored_fraction) for i in idx]
         loss, parts = distill_loss(cfg, pipe, student, pairs, latents[idx], prompts, g)
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
@@ -157,16 +182,20 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
+        ema.update(step)
         history = (history + [parts])[-200:]
         if progress:
             progress("distill", step + 1, cfg.steps, float(loss.detach()))
         if timer.due(step + 1):
             save(step + 1)
     save(cfg.steps)
+    ema.copy_to(params)
     student.eval()
     pipe.register_modules(unet=student)
     pipe.to(dtype=torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
+    if teacher_defaults:  # the student samples as its teacher does (size, steps, guidance)
+        (out / DEFAULTS_FILE).write_text(json.dumps(teacher_defaults, indent=1), encoding="utf-8")
     figures = {k: round(float(np.mean([h[k] for h in history])), 5) for k in ("task", "output", "feature")} \
         if history else {}
     write_recipe(out, "distilled student", asdict(cfg), {"mean_last_200": figures}, command or None,
