@@ -1,6 +1,6 @@
 """The regional renderer alone on shapes world: objects drawn inside their region's box.
 
-    python bench/renderer_alone.py [--n 100] [--model shapes-xl] [--guidance G]
+    python bench/renderer_alone.py [--n 100] [--model shapes-xl] [--guidance G] [--option init_strength=0.8]
 
 Ground-truth Canvas programs of seeded world scenes with no position words in any text; each image is
 drawn with region mode omost (score manipulation), couple (masks only) and off (the same tokens, no
@@ -28,7 +28,10 @@ def main() -> None:
     ap.add_argument("--model", default="shapes-xl")
     ap.add_argument("--guidance", type=float)
     ap.add_argument("--modes", default="omost,couple,off")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a model option for every image, e.g. init_strength=0.8 (start from the canvas's colours)")
     args = ap.parse_args()
+    options = dict(o.split("=", 1) for o in args.option)
     registry = default_registry()
     resolved, backend = registry.load(args.model)
     rows = {}
@@ -36,13 +39,14 @@ def main() -> None:
         def draw(program: str, seed: int, mode: str = mode):
             req = GenerationRequest("", model=args.model, seed=seed, guidance=args.guidance,
                                     compose=ComposeOptions(enabled=True, program=program),
-                                    model_options={"region_mode": mode})
+                                    model_options={**options, "region_mode": mode})
             return backend.generate(resolve_request(req, resolved.spec)).images[0]
 
         bar = tqdm(total=args.n, desc=mode, file=sys.stderr)
         rows[mode] = renderer_alone(draw, args.n, args.seed, lambda i, bar=bar: bar.update(1))
         bar.close()
-    print(f"{args.n} scenes ({rows[next(iter(rows))]['objects']} objects), {args.model}, positionless programs")
+    print(f"{args.n} scenes ({rows[next(iter(rows))]['objects']} objects), {args.model}, positionless programs"
+          + (f", options {options}" if options else ""))
     for mode, r in rows.items():
         print(f"{mode:<8} in box {r['in_box']:.3f}")
     print(f"chance   in box {chance_in_box(2000, args.seed):.3f}")
