@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -22,20 +22,20 @@ from tqdm import tqdm
 from t2i.backends import default_registry
 from t2i.evaluation.presample_effect import one_tag_prompts, run_experiment, world_distributions
 from t2i.generate import resolve_request
-from t2i.llm.base import SamplingSettings
+from t2i.presample.targets import SAMPLING_KEYS
 from t2i.stages import open_presampler
 from t2i.types import GenerationRequest
 
 
 def parse_settings(text: str) -> dict:
-    """"temperature=1,top_k=0" -> {"temperature": 1.0, "top_k": 0}, typed like SamplingSettings' fields."""
-    types = {f.name: f.type for f in fields(SamplingSettings)}
+    """"temperature=1,top_k=0" -> {"temperature": 1.0, "top_k": 0}: the keys and types a model's presample.json
+    may set (`SAMPLING_KEYS`)."""
     out = {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
-        if key not in types:
-            raise SystemExit(f"--sampling: unknown setting {key!r}; known: {', '.join(types)}")
-        out[key] = int(value) if "int" in str(types[key]) and "float" not in str(types[key]) else float(value)
+        if key not in SAMPLING_KEYS:
+            raise SystemExit(f"--sampling: unknown setting {key!r}; known: {', '.join(SAMPLING_KEYS)}")
+        out[key] = SAMPLING_KEYS[key](value)
     return out
 
 
