@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -220,7 +220,9 @@ class ModelRegistry:
                 if not folder.exists():
                     raise ModelError(f"model {name!r} has no weights in this installation of t2i "
                                      f"(expected {folder}); it has not been trained and shipped yet")
-                return ResolvedModel(spec, folder, "registered")
+                own = folder_defaults(folder)  # the shipped weights' own settings win over the spec's
+                return ResolvedModel(replace(spec, defaults={**spec.defaults, **own}) if own else spec, folder,
+                                     "registered")
             return ResolvedModel(spec, None, "registered")
         by_source = [s for s in self._specs.values() if s.source == name]
         if by_source:
@@ -242,6 +244,21 @@ class ModelRegistry:
         return resolved, loader(resolved, dict(options or {}))
 
 
+def _known_defaults(defaults: Any) -> dict[str, Any]:
+    return {k: v for k, v in defaults.items() if k in DEFAULT_KEYS} if isinstance(defaults, dict) else {}
+
+
+def folder_defaults(folder: Path) -> dict[str, Any]:
+    """A model folder's own sampling defaults (its DEFAULTS_FILE, keys outside DEFAULT_KEYS dropped); {} if none."""
+    file = folder / DEFAULTS_FILE
+    if not file.is_file():
+        return {}
+    try:
+        return _known_defaults(json.loads(file.read_text(encoding="utf-8")))
+    except ValueError as e:
+        raise ModelError(f"{file}: unreadable ({e})") from e
+
+
 def _local_spec(path: Path) -> ModelSpec:
     """Infer a spec for a local folder or file."""
     name = str(path)
@@ -258,13 +275,7 @@ def _local_spec(path: Path) -> ModelSpec:
             raise ModelError(f"{index}: unreadable model_index.json ({e})") from e
         # our own pipelines may carry their sampling defaults (a model's defaults belong to the model): in
         # model_index.json (our own pipeline classes) or beside it (diffusers' classes warn of unknown keys)
-        defaults = index_data.get("defaults")
-        if (path / DEFAULTS_FILE).is_file():
-            try:
-                defaults = json.loads((path / DEFAULTS_FILE).read_text(encoding="utf-8"))
-            except ValueError as e:
-                raise ModelError(f"{path / DEFAULTS_FILE}: unreadable ({e})") from e
-        defaults = {k: v for k, v in defaults.items() if k in DEFAULT_KEYS} if isinstance(defaults, dict) else {}
+        defaults = folder_defaults(path) or _known_defaults(index_data.get("defaults"))
         kind = _PIPELINE_KINDS.get(cls) if isinstance(cls, str) else None
         if kind is None:
             raise ModelError(f"{path}: pipeline class {cls!r} is not supported "
