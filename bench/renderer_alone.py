@@ -5,6 +5,8 @@
 Ground-truth Canvas programs of seeded world scenes with no position words in any text; each image is
 drawn with region mode omost (score manipulation), couple (masks only) and off (the same tokens, no
 masks); an object counts when the detector finds its shape and colour with its centre in its box.
+"Drawn anywhere" counts the object wherever it is, and "in box of drawn" is placement alone: a low
+drawn rate is the image model failing to draw, not the renderer failing to place.
 Chance: the rate for objects placed as another scene of the same size places them.
 """
 
@@ -48,7 +50,8 @@ def main() -> None:
     print(f"{args.n} scenes ({rows[next(iter(rows))]['objects']} objects), {args.model}, positionless programs"
           + (f", options {options}" if options else ""))
     for mode, r in rows.items():
-        print(f"{mode:<8} in box {r['in_box']:.3f}")
+        print(f"{mode:<8} in box {r['in_box']:.3f}   drawn anywhere {r['drawn']:.3f}   "
+              f"in box of drawn {r['in_box_of_drawn']:.3f}")
     print(f"chance   in box {chance_in_box(2000, args.seed):.3f}")
 
 

@@ -18,7 +18,8 @@ def test_positionless_programs_name_no_places_and_keep_the_boxes():
 def test_ground_truth_renders_put_every_object_in_its_box_and_chance_is_low():
     for seed in range(20):
         scene = scene_for_seed(seed)
-        assert objects_in_their_boxes(scene, render_scene(scene, 64)) == (len(scene.objects), len(scene.objects))
+        n = len(scene.objects)
+        assert objects_in_their_boxes(scene, render_scene(scene, 64)) == (n, n, n)
     scenes = {}
 
     def draw(program, i):
@@ -31,5 +32,20 @@ def test_ground_truth_renders_put_every_object_in_its_box_and_chance_is_low():
     rng = random.Random(0)
     for i in range(10):
         scenes[i] = sample_scene(rng)
-    assert renderer_alone(draw, 10, 0)["in_box"] == 1.0
+    r = renderer_alone(draw, 10, 0)
+    assert r["in_box"] == r["drawn"] == r["in_box_of_drawn"] == 1.0
     assert 0.2 < chance_in_box(300, 1) < 0.45
+
+
+def test_an_object_drawn_out_of_its_box_counts_as_drawn_only():
+    from PIL import Image
+
+    from t2i.world.scene import Scene, SceneObject
+
+    def one(location):
+        return Scene("white", (SceneObject("circle", "red", location, "no offset", "a small square area"),))
+
+    truth = one("on the bottom-right")
+    assert objects_in_their_boxes(truth, render_scene(truth, 64)) == (1, 1, 1)
+    assert objects_in_their_boxes(truth, render_scene(one("on the top-left"), 64)) == (0, 1, 1)
+    assert objects_in_their_boxes(truth, Image.new("RGB", (64, 64), "white")) == (0, 0, 1)

@@ -32,33 +32,35 @@ def positionless_canvas(scene: Scene) -> Canvas:
     return c
 
 
-def objects_in_their_boxes(scene: Scene, image: Image.Image) -> tuple[int, int]:
-    """(objects found in their box, objects) for one image."""
+def objects_in_their_boxes(scene: Scene, image: Image.Image) -> tuple[int, int, int]:
+    """(objects found in their box, objects found anywhere, objects) for one image.  "Found" means the
+    detector has a box of the object's shape and colour; the anywhere count tells a renderer that puts
+    objects in the wrong place from a model that does not draw them at all."""
     w, h = image.size
     dets = detect(image)
-    found = 0
+    in_box = anywhere = 0
     for o in scene.objects:
         t, b, left, right = omost_box(o.location, o.offset, o.area)
-        for d in dets:
-            x, y = d.center((w, h))
-            if d.shape == o.shape and d.color == o.color and left <= x * GRID <= right and t <= y * GRID <= b:
-                found += 1
-                break
-    return found, len(scene.objects)
+        same = [d.center((w, h)) for d in dets if d.shape == o.shape and d.color == o.color]
+        anywhere += bool(same)
+        in_box += any(left <= x * GRID <= right and t <= y * GRID <= b for x, y in same)
+    return in_box, anywhere, len(scene.objects)
 
 
 def renderer_alone(draw: Callable[[str, int], Image.Image], n: int, seed: int,
                    progress: Callable[[int], None] | None = None) -> dict:
-    """`draw(program, seed)` -> image for n seeded scenes; the rate of objects inside their boxes."""
+    """`draw(program, seed)` -> image for n seeded scenes: the rate of objects inside their boxes, of objects
+    drawn anywhere, and of drawn objects that are inside their boxes (placement alone)."""
     rng = random.Random(seed)
-    found = total = 0
+    in_box = anywhere = total = 0
     for i in range(n):
         scene = sample_scene(rng)
-        f, t = objects_in_their_boxes(scene, draw(positionless_canvas(scene).to_program(), i))
-        found, total = found + f, total + t
+        f, a, t = objects_in_their_boxes(scene, draw(positionless_canvas(scene).to_program(), i))
+        in_box, anywhere, total = in_box + f, anywhere + a, total + t
         if progress:
             progress(i + 1)
-    return {"scenes": n, "objects": total, "in_box": found / max(1, total)}
+    return {"scenes": n, "objects": total, "in_box": in_box / max(1, total), "drawn": anywhere / max(1, total),
+            "in_box_of_drawn": in_box / max(1, anywhere)}
 
 
 def chance_in_box(n: int, seed: int) -> float:
