@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,15 @@ import torch
 
 from t2i.backends import default_registry
 from t2i.distill.features import feature_layers
-from t2i.distill.recipe import DistillConfig, distill_loss, load_teacher, train_distill
+from t2i.distill.recipe import (
+    MIX_DEFAULTS,
+    DistillConfig,
+    distill_loss,
+    load_teacher,
+    teacher_mix,
+    train_distill,
+    with_teacher_mix,
+)
 from t2i.distill.student import build_student, koala_recipe
 from t2i.generate import generate
 from t2i.registry import DEFAULTS_FILE
@@ -22,6 +32,7 @@ from t2i.types import GenerationRequest
 from .tiny_sdxl import build_tiny_sdxl
 
 SMOKE = DistillConfig(n_scenes=16, steps=3, batch=4, warmup=1, checkpoint_seconds=1e9)
+MIXED = dataclasses.replace(SMOKE, **MIX_DEFAULTS)  # the batch mix resolved, for distill_loss called directly
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +70,7 @@ def test_steps_lower_the_loss_and_every_part_counts(teacher, request) -> None:
     for p in student.parameters():  # start away from the teacher, so there is something to learn
         p.data.add_(torch.randn_like(p) * 0.05)
     pairs = feature_layers(student, pipe.unet)
-    cfg = dataclasses.replace(SMOKE, teacher=str(teacher_folder))
+    cfg = dataclasses.replace(MIXED, teacher=str(teacher_folder))
     x0 = torch.randn(4, 4, 16, 16, generator=torch.Generator().manual_seed(1))
     prompts = ["a red circle", "two blue squares", "a green star", "a red circle above a blue square"]
     opt = torch.optim.AdamW(student.parameters(), lr=2e-3)
@@ -105,7 +116,7 @@ def test_dropped_conditioning_makes_the_batch_independent_of_its_prompts(teacher
     x0 = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(1))
     losses = []
     for cond_dropout in (1.0, 0.0):
-        cfg = dataclasses.replace(SMOKE, teacher=str(teacher_folder), cond_dropout=cond_dropout)
+        cfg = dataclasses.replace(MIXED, teacher=str(teacher_folder), cond_dropout=cond_dropout)
         a, _ = distill_loss(cfg, pipe, student, pairs, x0, ["a red circle", "two blue squares"],
                             torch.Generator().manual_seed(3))
         b, _ = distill_loss(cfg, pipe, student, pairs, x0, ["a yellow star", "a green triangle"],
@@ -119,3 +130,34 @@ def test_bad_shares_are_refused(teacher_folder, tmp_path) -> None:
     cfg = dataclasses.replace(SMOKE, teacher=str(teacher_folder), cond_dropout=1.5)
     with pytest.raises(ValueError, match="shares"):
         train_distill(cfg, tmp_path / "work", tmp_path / "out", default_registry())
+
+
+def test_the_batch_mix_follows_the_teachers_recipe_unless_set(teacher_folder, tmp_path) -> None:
+    # shapes-xl v8 was trained with 40% colourless captions; a student must see the same prompts
+    folder = Path(shutil.copytree(teacher_folder, tmp_path / "teacher"))
+    (folder / "RECIPE.json").write_text(json.dumps({"config": {"uncolored_fraction": 0.4, "cond_dropout": 0.2}}))
+    assert teacher_mix(folder) == {**MIX_DEFAULTS, "uncolored_fraction": 0.4, "cond_dropout": 0.2}
+    assert teacher_mix(tmp_path / "no-recipe") == MIX_DEFAULTS  # a hub SDXL records none
+    registry = default_registry()
+    recorded = with_teacher_mix(dataclasses.replace(SMOKE, teacher=str(folder)), registry)
+    assert recorded.uncolored_fraction == 0.4 and recorded.tags_fraction == MIX_DEFAULTS["tags_fraction"]
+    chosen = with_teacher_mix(dataclasses.replace(SMOKE, teacher=str(folder), uncolored_fraction=0.0), registry)
+    assert chosen.uncolored_fraction == 0.0 and chosen.cond_dropout == 0.2  # a setting given wins
+    with pytest.raises(ValueError, match="with_teacher_mix"):
+        distill_loss(SMOKE, None, None, [], torch.zeros(1, 4, 8, 8), ["a star"], torch.Generator())
+    # the run records the resolved mix in its work folder
+    train_distill(dataclasses.replace(SMOKE, teacher=str(teacher_folder)), tmp_path / "work", tmp_path / "out",
+                  registry)
+    saved = json.loads((tmp_path / "work" / "config.json").read_text())
+    assert {k: saved[k] for k in MIX_DEFAULTS} == teacher_mix(teacher_folder)
+
+
+def test_the_command_line_runs_the_recipe(teacher_folder, tmp_path, capsys) -> None:
+    from t2i.cli import main
+
+    out = tmp_path / "out"
+    assert main(["train", "distill", "--smoke", "--teacher", str(teacher_folder), "--features", "none",
+                 "--uncolored", "0.3", "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
+    recipe = json.loads((out / "RECIPE.json").read_text())
+    assert recipe["config"]["features"] == "none" and recipe["config"]["uncolored_fraction"] == 0.3
+    assert str(out) in capsys.readouterr().out

@@ -235,8 +235,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--unet-depth", type=_counts, metavar="N,N,N",
                    help="shapes-xl: transformer layers per U-Net level (default 1,1,1)")
     t.add_argument("--uncolored", type=float, metavar="P",
-                   help="shapes-xl / distill: share of natural-language captions that name no colour (default "
-                        "0.15); shapes-xl may change it for the rest of a run (logged in adjustments.json)")
+                   help="shapes-xl / distill: share of natural-language captions that name no colour (shapes-xl "
+                        "default 0.15, and it may change it for the rest of a run, logged in adjustments.json; "
+                        "distill default: as the teacher's RECIPE.json records)")
     t.add_argument("--prediction", choices=["v_prediction", "epsilon"],
                    help="shapes-xl: the U-Net's target (default v_prediction)")
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
@@ -702,7 +703,7 @@ def _train(args: argparse.Namespace) -> int:
         bar.update(step - bar.n)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
-    out = run(cfg, args.work, args.out, progress)
+    out = run(cfg, args.work, args.out, progress=progress)
     for bar in bars.values():
         bar.close()
     print(out)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +56,11 @@ class DistillConfig:
     w_task: float = 1.0
     w_output: float = 1.0
     w_feature: float = 1.0
-    tags_fraction: float = 0.25
-    # as the teacher was trained (shapes-xl's defaults; the shapes-xl v5 and deep runs used uncolored 0.4)
-    uncolored_fraction: float = 0.15  # natural-language captions naming no colour ("a star")
-    cond_dropout: float = 0.1  # all text embeddings zeroed: the unconditional branch of guidance
-    pooled_dropout: float = 0.5  # pooled embedding zeroed
+    # The batch mix: None = as the teacher was trained (its RECIPE.json), else shapes-xl's defaults (MIX_DEFAULTS)
+    tags_fraction: float | None = None  # tag-list captions
+    uncolored_fraction: float | None = None  # natural-language captions naming no colour ("a star")
+    cond_dropout: float | None = None  # all text embeddings zeroed: the unconditional branch of guidance
+    pooled_dropout: float | None = None  # pooled embedding zeroed
     min_snr_gamma: float = 5.0  # min-SNR weighting of the task loss, as the teacher's training
     ema_decay: float = 0.999  # the export holds the EMA of the student's weights
     checkpoint_seconds: float = 180.0
@@ -71,6 +71,29 @@ class DistillConfig:
             return StudentRecipe(self.student_layers_per_block, self.student_transformer_layers,
                                  self.student_mid_block)
         return koala_recipe(self.student, teacher_config)
+
+
+# shapes-xl's own defaults: the mix for a teacher that records none (a hub SDXL)
+MIX_DEFAULTS = {"tags_fraction": 0.25, "uncolored_fraction": 0.15, "cond_dropout": 0.1, "pooled_dropout": 0.5}
+
+
+def teacher_mix(teacher_folder: Path | None) -> dict[str, float]:
+    """The batch-mix settings the teacher was trained with, from its RECIPE.json (our recipes write one),
+    falling back to MIX_DEFAULTS for each setting it does not record."""
+    recorded: dict[str, Any] = {}
+    recipe = teacher_folder / "RECIPE.json" if teacher_folder is not None else None
+    if recipe is not None and recipe.is_file():
+        recorded = json.loads(recipe.read_text(encoding="utf-8")).get("config", {})
+    return {k: float(recorded.get(k, v)) for k, v in MIX_DEFAULTS.items()}
+
+
+def with_teacher_mix(cfg: DistillConfig, registry: Any) -> DistillConfig:
+    """cfg with every unset mix setting (None) taken from the teacher's training (teacher_mix)."""
+    unset = [k for k in MIX_DEFAULTS if getattr(cfg, k) is None]
+    if not unset:
+        return cfg
+    mix = teacher_mix(registry.resolve(cfg.teacher).location)
+    return replace(cfg, **{k: mix[k] for k in unset})
 
 
 def load_teacher(name: str, registry: Any) -> Any:
@@ -106,6 +129,9 @@ def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[
                  prompts: list[str], g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
     """(total loss, its parts) for one batch of latents x0 (B, C, h, w) and their prompts."""
     b = x0.shape[0]
+    unset = [k for k in MIX_DEFAULTS if getattr(cfg, k) is None]
+    if unset:
+        raise ValueError(f"{', '.join(unset)} unset: resolve the batch mix with with_teacher_mix first")
     with torch.no_grad():
         emb, _, pooled, _ = pipe.encode_prompt(prompts, device=x0.device, num_images_per_prompt=1,
                                                do_classifier_free_guidance=False)  # (B, 77, D), (B, P)
@@ -140,6 +166,7 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
     if cfg.features != "none" and cfg.features not in KINDS:
         raise ValueError(f"features must be one of {', '.join(KINDS)} or none, got {cfg.features!r}")
     torch.set_num_threads(cfg.threads)
+    cfg = with_teacher_mix(cfg, registry)
     claim_work_folder(work, asdict(cfg), extendable=("steps",), machine=("threads", "checkpoint_seconds"))
     if not (0 <= cfg.uncolored_fraction <= 1 and 0 <= cfg.cond_dropout <= 1 and 0 <= cfg.pooled_dropout <= 1):
         raise ValueError("uncolored_fraction, cond_dropout and pooled_dropout are shares, in [0, 1]")
