@@ -1,11 +1,16 @@
 """The composer alone on shapes world: programs for detailed prompts against the ground-truth programs.
 
-    python bench/composer_alone.py [--n 300] [--model omost-tiny] [--seed 4242] [--llm-option K=V ...]
+    python bench/composer_alone.py [--n 300] [--relations 100] [--model omost-tiny] [--seed 4242]
+                                   [--llm-option K=V ...]
 
 Each prompt says every object's colour, place and size, so the scene's own program is the right answer
 (offsets and depths aside). Prints the parse rate (first answer, and after the one retry with the error
 fed back) and, per ground-truth object, the fractions with a region of its shape and colour, with its
 location word, with its area word, and with all of them (exact).
+
+Then `--relations` prompts in the suite's position phrasing ("a photo of a circle above a star"), which
+fix no single program: the share whose two regions' boxes hold the asked relation (GenEval's rule on
+Omost's grid), overall and per relation.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from tqdm import tqdm
 
 from t2i.backends import default_registry
-from t2i.evaluation.composer import composer_alone
+from t2i.evaluation.composer import composer_alone, relation_following
 from t2i.stages import open_composer
 
 
@@ -28,6 +33,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=4242)
     ap.add_argument("--model", default="omost-tiny")
     ap.add_argument("--llm-option", action="append", default=[], metavar="K=V")
+    ap.add_argument("--relations", type=int, default=100, help="position prompts to score (0: none)")
     ap.add_argument("--show-failures", type=int, default=3)
     args = ap.parse_args()
     options = dict(kv.split("=", 1) for kv in args.llm_option)
@@ -47,6 +53,13 @@ def main() -> None:
     print(json.dumps({k: round(v, 3) for k, v in rates.items()}, indent=1))
     for failure in scores.failures[:args.show_failures]:
         print("parse failure:", failure)
+    if args.relations > 0:
+        bar = tqdm(total=args.relations, desc="relations", file=sys.stderr)
+        relations = relation_following(compose, args.relations, args.seed, lambda i: bar.update(1))
+        bar.close()
+        print(f"{args.relations} position prompts ('a photo of a circle above a star'), composer {args.model}, "
+              f"seed {args.seed}")
+        print(json.dumps({k: round(v, 3) for k, v in relations.rates().items()}, indent=1))
 
 
 if __name__ == "__main__":

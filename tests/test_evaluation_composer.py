@@ -7,7 +7,16 @@ import dataclasses
 import pytest
 
 from t2i.compose import CanvasError, parse_canvas
-from t2i.evaluation.composer import ObjectScores, composer_alone, composer_prompts, perfect_compose, score_canvas
+from t2i.evaluation.composer import (
+    ObjectScores,
+    composer_alone,
+    composer_prompts,
+    perfect_compose,
+    relation_following,
+    relation_holds,
+    relation_prompts,
+    score_canvas,
+)
 from t2i.world.captions import AREA_PHRASES, canvas_program
 from t2i.world.scene import Scene
 
@@ -86,3 +95,61 @@ def test_retried_programs_parse_but_not_on_the_first_try() -> None:
 @pytest.mark.parametrize("n", [0])
 def test_empty_runs_do_not_divide_by_zero(n: int) -> None:
     assert composer_alone(perfect_compose([]), n, 0).rates()["exact"] == 0.0
+
+
+def _two_regions(a: str, where_a: str, b: str, where_b: str):
+    from t2i.compose import Canvas
+
+    canvas = Canvas()
+    canvas.set_global_description(f"a {a} and a {b}", tags=f"{a}, {b}")
+    for shape, where in ((a, where_a), (b, where_b)):
+        canvas.add_local_description(location=where, offset="no offset", area="a small square area",
+                                     distance_to_viewer=1.0, description=f"a {shape}", tags=f"{shape}")
+    return canvas
+
+
+PLACES = {"above": ("on the top", "on the bottom"), "below": ("on the bottom", "on the top"),
+          "left of": ("on the left", "on the right"), "right of": ("on the right", "on the left")}
+
+
+def test_relation_prompts_are_seeded_and_in_the_suites_phrasing() -> None:
+    prompts = relation_prompts(40, 3)
+    assert prompts == relation_prompts(40, 3) and prompts != relation_prompts(40, 4)
+    for prompt, a, rel, b in prompts:
+        assert a != b and prompt.startswith("a photo of ") and f" {rel} " in prompt
+        assert prompt.index(a) < prompt.index(rel) < prompt.rindex(b)
+
+
+def test_a_composer_that_places_by_the_relation_is_right_and_one_that_ignores_it_is_not() -> None:
+    def faithful(prompt: str, seed: int):
+        _, a, rel, b = next(p for p in relation_prompts(60, 9) if p[0] == prompt)
+        return _two_regions(a, PLACES[rel][0], b, PLACES[rel][1]), False
+
+    def always_above(prompt: str, seed: int):  # the first shape on top, whatever the prompt says
+        _, a, _, b = next(p for p in relation_prompts(60, 9) if p[0] == prompt)
+        return _two_regions(a, "on the top", b, "on the bottom"), False
+
+    good = relation_following(faithful, 60, 9).rates()
+    assert good["parse_rate"] == good["both_found"] == good["relation_right"] == 1.0
+    scores = relation_following(always_above, 60, 9)
+    rates = scores.rates()
+    assert rates["right_above"] == 1.0 and rates["right_below"] == rates["right_left_of"] == 0.0
+    assert scores.right == scores.by_relation["above"][1]
+
+
+def test_a_program_missing_a_shape_or_failing_to_parse_is_wrong() -> None:
+    def missing(prompt: str, seed: int):
+        _, a, _, _ = next(p for p in relation_prompts(10, 2) if p[0] == prompt)
+        return _two_regions(a, "on the top", a, "on the bottom"), False
+
+    def broken(prompt: str, seed: int):
+        raise CanvasError("no program")
+
+    assert relation_holds(_two_regions("star", "on the left", "circle", "on the right"), "star", "left of",
+                          "circle") is True
+    assert relation_holds(_two_regions("star", "on the left", "star", "on the right"), "star", "above",
+                          "circle") is None
+    r = relation_following(missing, 10, 2).rates()
+    assert r["both_found"] == r["relation_right"] == 0.0 and r["parse_rate"] == 1.0
+    r = relation_following(broken, 10, 2).rates()
+    assert r["parse_rate"] == r["relation_right"] == 0.0

@@ -114,3 +114,20 @@ def test_fine_tuning_starts_from_the_exported_model_and_keeps_its_tokenizer(tmp_
     cfg.init = str(tmp_path / "missing")
     with pytest.raises(OSError):
         train_small_lm(cfg, "t", _docs, (), tmp_path / "c", tmp_path / "mc")
+
+
+def test_about_one_omost_document_in_seven_teaches_a_relation():
+    import re
+
+    from t2i.train.omost_data import omost_documents
+    from t2i.world.relations import RELATIONS
+
+    docs = omost_documents(600, 3)
+    taught = [d for d in docs if "# Set a global description for the canvas: " in d]
+    assert 0.10 < len(taught) / len(docs) < 0.20
+    for d in taught:
+        prompt = d.split("<|user|>\n", 1)[1].split("</s>", 1)[0]
+        summary = re.search(r"for the canvas: (.+)\.\n", d).group(1)
+        rel = next(r for r in RELATIONS if f" {r} " in summary)
+        assert summary.split(f" {rel} ")[1].split()[-1] == prompt.split()[-1]  # the same second object
+        assert d.count("canvas.add_local_description(") == 2 and d.count("# Add ") == 2

@@ -81,3 +81,32 @@ def test_each_region_comment_names_the_size_its_area_gives():
     ))
     comments = [line for line in canvas_program(s).splitlines() if line.startswith("# Add")]
     assert comments == ["# Add an orange circle, large and tall.", "# Add a red star, small."]
+
+
+def test_relation_captions_name_two_objects_and_a_relation_that_holds():
+    from t2i.world.captions import OPPOSITE, relation_caption
+    from t2i.world.relations import relative_position
+
+    assert relation_caption(Scene("white", _two().objects[:1]), random.Random(0)) is None  # one object
+    seen = set()
+    for k in range(200):
+        r = relation_caption(_two(), random.Random(k))
+        a, b = r.scene.objects
+        rel = next(w for w in ("above", "below") if f" {w} " in r.summary)  # _two() is a vertical pair
+        named_a, named_b = (part.split(" ", 1)[1] for part in r.summary.split(f" {rel} "))  # drop "a"
+        assert rel in relative_position(a.shape_box(), b.shape_box())
+        assert named_a.endswith(a.shape) and named_b.endswith(b.shape) and r.text.endswith(named_b)
+        assert r.notes == (f"{rel} the {named_b}", f"{OPPOSITE[rel]} the {named_a}")
+        seen.add((rel, a.shape))
+    assert {("above", "circle"), ("below", "square")} <= seen  # either object can be named first
+
+
+def test_a_relation_program_states_the_relation_before_the_places():
+    from t2i.world.captions import relation_caption
+
+    r = next(r for k in range(50) if (r := relation_caption(_two(), random.Random(k))).summary.startswith("a red"))
+    program = canvas_program(r.scene, notes=r.notes, summary=r.summary)
+    assert program.index(f"canvas: {r.summary}.") < program.index("detailed_descriptions") < \
+        program.index("# Add a red circle above the blue square, small.") < program.index("location='on the top'")
+    assert "# Add a blue square below the red circle, small." in program
+    ast.parse(program)

@@ -4,6 +4,10 @@ Prompts are the world's detailed captions (every object's colour, place and size
 is right: the scene's own (`t2i.world.captions.canvas_program`), up to the offsets and depths, which no
 caption fixes.  An object is *exactly right* when the program has a region of its shape and colour with
 its location and area words; regions are matched one to one, exact matches first.
+
+`relation_following` scores the other kind of prompt the suite's position task asks ("a photo of a
+circle above a star"): many programs are right, and one is judged by its two regions' boxes under
+GenEval's relative-position rule (`t2i.world.relations`), as the detector's boxes are judged.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from dataclasses import dataclass, field
 from t2i.compose import Canvas, CanvasError
 from t2i.compose.canvas import Component
 from t2i.world.captions import sized_caption
+from t2i.world.relations import RELATIONS, relative_position
 from t2i.world.scene import Scene, SceneObject, sample_scene
 from t2i.world.text import Mention, parse_tag
+from t2i.world.vocab import SHAPES, count_phrase
 
 
 def composer_prompts(n: int, seed: int) -> list[tuple[str, Scene]]:
@@ -122,3 +128,68 @@ def perfect_compose(prompts: Sequence[tuple[str, Scene]]) -> Callable[[str, int]
 
     by_prompt = {p: s for p, s in prompts}
     return lambda prompt, seed: (parse_canvas(canvas_program(by_prompt[prompt])), False)
+
+
+def relation_prompts(n: int, seed: int) -> list[tuple[str, str, str, str]]:
+    """`n` seeded (prompt, shape a, relation, shape b) in the suite's position phrasing: "a photo of a
+    circle above a star" asks for a `relation` b."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        a, b = rng.sample(SHAPES, 2)
+        rel = rng.choice(RELATIONS)
+        out.append((f"a photo of {count_phrase(1, a)} {rel} {count_phrase(1, b)}", a, rel, b))
+    return out
+
+
+@dataclass
+class RelationScores:
+    programs: int = 0
+    parsed: int = 0
+    both_found: int = 0  # programs with a region for each of the two shapes
+    right: int = 0  # ... whose first such regions' boxes hold the asked relation
+    by_relation: dict[str, list[int]] = field(default_factory=dict)  # relation -> [right, programs]
+
+    def rates(self) -> dict[str, float]:
+        n = max(self.programs, 1)
+        out = {"parse_rate": self.parsed / n, "both_found": self.both_found / n, "relation_right": self.right / n}
+        for rel, (right, asked) in sorted(self.by_relation.items()):
+            out[f"right_{rel.replace(' ', '_')}"] = right / max(asked, 1)
+        return out
+
+
+def relation_holds(canvas: Canvas, a: str, rel: str, b: str) -> bool | None:
+    """Whether the canvas's first region drawing shape a lies `rel` its first region drawing shape b
+    (boxes on Omost's grid, GenEval's rule); None when either shape has no region."""
+    boxes: dict[str, tuple[float, float, float, float]] = {}
+    for c in canvas.components:
+        what = _region_object(c)
+        if what is not None and what[0] not in boxes:
+            top, bottom, left, right = c.box
+            boxes[what[0]] = (left, top, right, bottom)  # (x0, y0, x1, y1), y down
+    if a not in boxes or b not in boxes:
+        return None
+    return rel in relative_position(boxes[a], boxes[b])
+
+
+def relation_following(compose: Callable[[str, int], tuple[Canvas, bool]], n: int, seed: int,
+                       progress: Callable[[int], None] | None = None) -> RelationScores:
+    """Score `compose` on `n` seeded position prompts (relation_prompts)."""
+    scores = RelationScores()
+    for i, (prompt, a, rel, b) in enumerate(relation_prompts(n, seed)):
+        scores.programs += 1
+        tally = scores.by_relation.setdefault(rel, [0, 0])
+        tally[1] += 1
+        try:
+            canvas, _ = compose(prompt, seed + i)
+        except CanvasError:
+            canvas = None
+        if canvas is not None:
+            scores.parsed += 1
+            held = relation_holds(canvas, a, rel, b)
+            scores.both_found += held is not None
+            scores.right += bool(held)
+            tally[0] += bool(held)
+        if progress is not None:
+            progress(i)
+    return scores

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from t2i.world.captions import canvas_program, natural_caption, sized_caption, tags_caption
+from t2i.world.captions import canvas_program, natural_caption, relation_caption, sized_caption, tags_caption
 from t2i.world.scene import sample_scene
 
 # Our tiny composer's system prompt (Omost's own is ~1,300 characters: too long for a tiny context).
@@ -19,13 +19,20 @@ ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
 def omost_conversation(rng: random.Random) -> tuple[str, str]:
     """(user prompt, assistant program) of one random scene.
 
-    Prompt mix: 45% detailed (colour, place and size of every object: the program follows exactly),
-    40% natural captions (places, relations or nothing: the rest is a plausible guess), 15% tags."""
-    scene = sample_scene(rng)
+    Prompt mix: 40% detailed (colour, place and size of every object: the program follows exactly),
+    30% natural captions (places, relations or nothing: the rest is a plausible guess), 15% two objects
+    and their relation alone (the suite's position prompts: each region's comment restates its relation
+    to the other before its location is written), 15% tags."""
     u = rng.random()
-    if u < 0.45:
+    if 0.70 <= u < 0.85:
+        for _ in range(100):  # a two-object scene with a clear relation (most are)
+            r = relation_caption(sample_scene(rng, 2), rng)
+            if r is not None:
+                return r.text, canvas_program(r.scene, notes=r.notes, summary=r.summary)
+    scene = sample_scene(rng)
+    if u < 0.40:
         prompt = sized_caption(scene, rng)
-    elif u < 0.85:
+    elif u < 0.70:
         prompt = natural_caption(scene, rng)
     else:
         prompt = tags_caption(scene, rng)

@@ -138,6 +138,37 @@ def natural_caption(scene: Scene, rng: random.Random, uncolored: float = UNCOLOR
     return f"{text} {background}".strip() if background else text
 
 
+OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+
+
+@dataclass(frozen=True)
+class RelationCaption:
+    """A caption of two related objects, with what a program for it states before deciding places."""
+
+    text: str  # "a photo of a circle over a star"
+    scene: Scene  # the two objects, the first-named first
+    summary: str  # the relation in canonical words: "a circle above a star"
+    notes: tuple[str, str]  # each object's relation to the other: ("above the star", "below the circle")
+
+
+def relation_caption(scene: Scene, rng: random.Random, uncolored: float = UNCOLORED) -> RelationCaption | None:
+    """A caption naming two related objects and nothing else, in the suite's position phrasing ("a photo
+    of a circle above a star"), for a scene of exactly those two; None when the scene is not two objects
+    or neither lies clearly in some relation to the other."""
+    if len(scene.objects) != 2:
+        return None
+    pair = _related_pair(scene, rng)
+    if pair is None:
+        return None
+    i, j, rel = pair
+    a, b = scene.objects[i], scene.objects[j]
+    colors = rng.random() > uncolored
+    na, nb = object_noun(a, colors), object_noun(b, colors)
+    text = f"{rng.choice(PREFIXES)}{count_phrase(1, na)} {rng.choice(RELATION_PHRASES[rel])} {count_phrase(1, nb)}"
+    return RelationCaption(text, Scene(scene.background, (a, b)), f"{count_phrase(1, na)} {rel} {count_phrase(1, nb)}",
+                           (f"{rel} the {nb}", f"{OPPOSITE[rel]} the {na}"))
+
+
 def sized_noun(o: SceneObject) -> str:
     """'large tall red circle': the object's Omost area as size and aspect words, then colour and shape."""
     size, aspect = AREA_PHRASES[o.area]
@@ -166,15 +197,21 @@ def _q(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def canvas_program(scene: Scene, description: str | None = None) -> str:
-    """The scene as an Omost Canvas program, exactly describing every object's box."""
+def canvas_program(scene: Scene, description: str | None = None, notes: tuple[str, ...] | None = None,
+                   summary: str = "") -> str:
+    """The scene as an Omost Canvas program, exactly describing every object's box.  `summary`: words the
+    global description's comment carries ("a circle above a star"), before the places are first written;
+    `notes`: per object, words its region's comment carries after the object ("above the star"), just
+    before its location (as the size words come just before its area)."""
+    if notes is not None and len(notes) != len(scene.objects):
+        raise ValueError(f"{len(notes)} notes for {len(scene.objects)} objects")
     counts = Counter(object_noun(o) for o in scene.objects)
     listing = _join([count_phrase(n, noun) for noun, n in counts.items()])
     desc = description or f"{listing[0].upper()}{listing[1:]} on a {scene.background} background."
     lines = [
         "# Initialize the canvas",
         "canvas = Canvas()",
-        "# Set a global description for the canvas",
+        f"# Set a global description for the canvas{': ' + summary + '.' if summary else ''}",
         "canvas.set_global_description(",
         f"    description={_q(desc)},",
         "    detailed_descriptions=[",
@@ -185,10 +222,11 @@ def canvas_program(scene: Scene, description: str | None = None) -> str:
         f"    HTML_web_color_name={_q(scene.background)},",
         ")",
     ]
-    for o in scene.objects:
+    for k, o in enumerate(scene.objects):
         noun = object_noun(o)
+        note = f" {notes[k]}" if notes is not None and notes[k] else ""
         lines += [
-            f"# Add {count_phrase(1, noun)}, {size_words(o)}.",  # the object, then the size that decides its area
+            f"# Add {count_phrase(1, noun)}{note}, {size_words(o)}.",  # the object, then the size that decides its area
             "canvas.add_local_description(",
             f"    location={_q(o.location)},",
             f"    offset={_q(o.offset)},",
