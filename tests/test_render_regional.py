@@ -54,9 +54,32 @@ def test_modes_change_the_image(backend):
     assert np.abs(a - b).max() > 0
 
 
+def test_region_texts_local_keeps_object_words_inside_their_boxes():
+    from t2i.compose import parse_canvas
+    from t2i.render.regional import color_name, region_texts
+
+    layout = parse_canvas(program()).process()
+    assert region_texts(layout) == [(r.prefixes, r.suffixes) for r in layout.regions]  # omost: as processed
+    local = region_texts(layout, "local")
+    assert local[0] == (("gray background",), ())  # the global region names no object
+    assert [t for t, _ in local[1:]] == [("a blue square.",), ("a red circle.",)]  # far to near; no global prefix
+    assert [s for _, s in local[1:]] == [r.suffixes for r in layout.regions[1:]]
+    assert color_name((128, 128, 128)) == "gray" and color_name((250, 5, 3)) == "red"
+    with pytest.raises(ValueError, match="region text"):
+        region_texts(layout, "everything")
+
+
+def test_local_region_text_renders_and_changes_the_image(backend):
+    a = np.asarray(backend.generate(request(3.0)).images[0], dtype=np.int16)
+    b = np.asarray(backend.generate(request(3.0, region_text="local")).images[0], dtype=np.int16)
+    assert np.abs(a - b).max() > 0
+
+
 def test_bad_programs_and_modes_are_clear_errors(backend):
     with pytest.raises(RequestError, match="region"):
         backend.generate(request(3.0, region_mode="fancy"))
+    with pytest.raises(RequestError, match="region text"):
+        backend.generate(request(3.0, region_text="fancy"))
     bad = request(3.0).with_(compose=ComposeOptions(enabled=True, program="import os"))
     with pytest.raises(CanvasError):
         backend.generate(bad)

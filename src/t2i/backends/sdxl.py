@@ -30,8 +30,8 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ddim": ("DDIMScheduler", {}, "DDIM"),
 }
 OPTIONS = {"device", "dtype", "cpu_offload", "vae_tiling", "attention_slicing", "config", "variant",
-           "zero_pooled", "batch_size", "region_mode", "init_strength", "hires_scale", "hires_strength",
-           "guidance_rescale"}
+           "zero_pooled", "batch_size", "region_mode", "region_text", "init_strength", "hires_scale",
+           "hires_strength", "guidance_rescale"}
 BLACK_LEVEL = 2.0 / 255  # an image whose every pixel is below this counts as black
 
 
@@ -210,7 +210,11 @@ class SDXLBackend:
                 cfg = request.guidance > 1 and self.pipe.unet.config.time_cond_proj_dim is None
                 from t2i.render.regional import encode_layout
 
-                extra, token_region = encode_layout(self.pipe, layout, negative, len(ks), cfg)
+                try:
+                    extra, token_region = encode_layout(self.pipe, layout, negative, len(ks), cfg,
+                                                        str(opts.get("region_text", "omost")))
+                except ValueError as e:
+                    raise RequestError(f"regional rendering: {e}") from e
             else:
                 cfg, token_region = False, None
                 extra = self._zero_pooled_embeds(request.prompt, negative, len(ks), request.guidance) \

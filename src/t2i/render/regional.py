@@ -14,6 +14,30 @@ from t2i.render.attention import RegionalState, install
 from t2i.render.bags import CONTENT_TOKENS, bag_token_ids, pack_bags
 
 REGION_MODES = ("omost", "couple", "off")  # off: the same concatenated tokens, attended everywhere
+# What each region's tokens say.  omost: as Omost (spec-omost.md): every local region's prefixes start
+# with the global description, and the global region (attended everywhere) is the global description,
+# its detailed descriptions and tags.  local: each local region reads only its own texts, and the global
+# region only "<its colour name> background", so no text naming an object reaches pixels outside that
+# object's box (an ablation for small models that draw whatever they read).
+REGION_TEXTS = ("omost", "local")
+
+
+def color_name(rgb: tuple[int, int, int]) -> str:
+    """The first of Omost's colour names with this exact RGB value (they come from names), else the
+    nearest one."""
+    from t2i.compose.canvas import COLOR_NAMES
+
+    return min(COLOR_NAMES, key=lambda n: sum((a - b) ** 2 for a, b in zip(COLOR_NAMES[n], rgb, strict=True)))
+
+
+def region_texts(layout: Layout, text: str = "omost") -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(prefixes, suffixes) each region is encoded from, global region first (see REGION_TEXTS)."""
+    if text not in REGION_TEXTS:
+        raise ValueError(f"region text must be one of {', '.join(REGION_TEXTS)}, got {text!r}")
+    if text == "omost":
+        return [(r.prefixes, r.suffixes) for r in layout.regions]
+    background = f"{color_name(layout.global_region.color)} background"
+    return [((background,), ())] + [(r.prefixes[1:] or r.prefixes, r.suffixes) for r in layout.regions[1:]]
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:
@@ -54,12 +78,14 @@ def encode_region(pipe: Any, prefixes: tuple[str, ...], suffixes: tuple[str, ...
 
 
 @torch.no_grad()
-def encode_layout(pipe: Any, layout: Layout, negative: str | None, n: int, cfg: bool) -> tuple[dict, torch.Tensor]:
-    """Pipeline keyword arguments (embeddings for n images) and the (L,) region index of every token."""
+def encode_layout(pipe: Any, layout: Layout, negative: str | None, n: int, cfg: bool,
+                  text: str = "omost") -> tuple[dict, torch.Tensor]:
+    """Pipeline keyword arguments (embeddings for n images) and the (L,) region index of every token;
+    `text` picks what the regions read (REGION_TEXTS)."""
     feats, regions = [], []
     pooled = None
-    for r, region in enumerate(layout.regions):
-        f, p = encode_region(pipe, region.prefixes, region.suffixes)
+    for r, (prefixes, suffixes) in enumerate(region_texts(layout, text)):
+        f, p = encode_region(pipe, prefixes, suffixes)
         feats.append(f)
         regions.append(torch.full((f.shape[0],), r, dtype=torch.long))
         pooled = p if pooled is None else pooled
