@@ -64,6 +64,8 @@ def test_region_texts_local_keeps_object_words_inside_their_boxes():
     assert local[0] == (("gray background",), ())  # the global region names no object
     assert [t for t, _ in local[1:]] == [("a blue square.",), ("a red circle.",)]  # far to near; no global prefix
     assert [s for _, s in local[1:]] == [r.suffixes for r in layout.regions[1:]]
+    own = region_texts(layout, "own")
+    assert own[0] == (layout.regions[0].prefixes, layout.regions[0].suffixes) and own[1:] == local[1:]
     assert color_name((128, 128, 128)) == "gray" and color_name((250, 5, 3)) == "red"
     with pytest.raises(ValueError, match="region text"):
         region_texts(layout, "everything")

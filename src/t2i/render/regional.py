@@ -16,10 +16,11 @@ from t2i.render.bags import CONTENT_TOKENS, bag_token_ids, pack_bags
 REGION_MODES = ("omost", "couple", "off")  # off: the same concatenated tokens, attended everywhere
 # What each region's tokens say.  omost: as Omost (spec-omost.md): every local region's prefixes start
 # with the global description, and the global region (attended everywhere) is the global description,
-# its detailed descriptions and tags.  local: each local region reads only its own texts, and the global
-# region only "<its colour name> background", so no text naming an object reaches pixels outside that
-# object's box (an ablation for small models that draw whatever they read).
-REGION_TEXTS = ("omost", "local")
+# its detailed descriptions and tags.  own: each local region reads only its own texts (the global
+# region as Omost's).  local: as own, and the global region reads only "<its colour name> background",
+# so no text naming an object reaches pixels outside that object's box.  own and local are ablations
+# for small models that draw whatever they read.
+REGION_TEXTS = ("omost", "own", "local")
 
 
 def color_name(rgb: tuple[int, int, int]) -> str:
@@ -36,8 +37,9 @@ def region_texts(layout: Layout, text: str = "omost") -> list[tuple[tuple[str, .
         raise ValueError(f"region text must be one of {', '.join(REGION_TEXTS)}, got {text!r}")
     if text == "omost":
         return [(r.prefixes, r.suffixes) for r in layout.regions]
-    background = f"{color_name(layout.global_region.color)} background"
-    return [((background,), ())] + [(r.prefixes[1:] or r.prefixes, r.suffixes) for r in layout.regions[1:]]
+    g = layout.global_region
+    first = ((f"{color_name(g.color)} background",), ()) if text == "local" else (g.prefixes, g.suffixes)
+    return [first] + [(r.prefixes[1:] or r.prefixes, r.suffixes) for r in layout.regions[1:]]
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:
