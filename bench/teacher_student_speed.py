@@ -1,6 +1,6 @@
 """A teacher and its KOALA student side by side: one U-Net forward and a whole image, on this machine.
 
-    python bench/teacher_student_speed.py --teacher runs/shapes-xl-deep/model --student runs/shapes-koala/model
+    python bench/teacher_student_speed.py --teacher shapes-xl --student shapes-koala
     python bench/teacher_student_speed.py --teacher MODEL --recipe koala-700m   (student built, random init)
 
 Both go through the t2i backend (registered names or model folders).  U-Net forward: batch 2 (the

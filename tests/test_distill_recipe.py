@@ -161,3 +161,22 @@ def test_the_command_line_runs_the_recipe(teacher_folder, tmp_path, capsys) -> N
     recipe = json.loads((out / "RECIPE.json").read_text())
     assert recipe["config"]["features"] == "none" and recipe["config"]["uncolored_fraction"] == 0.3
     assert str(out) in capsys.readouterr().out
+
+
+def test_the_shipped_shapes_koala_is_a_koala_700m_student_of_shapes_xl() -> None:
+    from diffusers import UNet2DConditionModel
+
+    from t2i.registry import package_weights
+
+    registry = default_registry()
+    koala, teacher = registry.resolve("shapes-koala"), registry.resolve("shapes-xl")
+    assert koala.location == package_weights("shapes-koala")
+    assert koala.spec.defaults == teacher.spec.defaults  # it samples as its teacher (64x64, guidance 2)
+    student = UNet2DConditionModel.from_pretrained(koala.location / "unet")
+    big = UNet2DConditionModel.from_pretrained(teacher.location / "unet")
+    assert student.mid_block is None and student.config.layers_per_block == 1
+    assert sum(p.numel() for p in student.parameters()) < 0.5 * sum(p.numel() for p in big.parameters())
+    recipe = json.loads((koala.location / "RECIPE.json").read_text())
+    assert recipe["config"]["teacher"] == "shapes-xl" and recipe["config"]["uncolored_fraction"] == 0.4
+    result = generate(GenerationRequest("a red circle", model="shapes-koala", seed=0, steps=2), registry)
+    assert result.images[0].size == (64, 64)
