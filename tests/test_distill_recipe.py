@@ -180,3 +180,29 @@ def test_the_shipped_shapes_koala_is_a_koala_700m_student_of_shapes_xl() -> None
     assert recipe["config"]["teacher"] == "shapes-xl" and recipe["config"]["uncolored_fraction"] == 0.4
     result = generate(GenerationRequest("a red circle", model="shapes-koala", seed=0, steps=2), registry)
     assert result.images[0].size == (64, 64)
+
+
+def test_the_relative_feature_loss_weighs_every_layer_alike_whatever_its_scale() -> None:
+    from t2i.distill.recipe import layer_feature_loss
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(2, 16, 8, generator=g)
+    s = t + 0.1 * torch.randn(2, 16, 8, generator=g)
+    small, large = layer_feature_loss(s * 0.01, t * 0.01, "relative"), layer_feature_loss(s * 10, t * 10, "relative")
+    assert small.item() == pytest.approx(large.item(), rel=1e-4) and 0.005 < small.item() < 0.02
+    plain_small, plain_large = layer_feature_loss(s * 0.01, t * 0.01), layer_feature_loss(s * 10, t * 10)
+    assert plain_large.item() == pytest.approx(1e6 * plain_small.item(), rel=1e-3)  # plain MSE grows with scale
+    with pytest.raises(ValueError, match="feature_loss"):
+        layer_feature_loss(s, t, "cosine")
+
+
+def test_the_command_line_sets_the_feature_loss(teacher_folder, tmp_path) -> None:
+    from t2i.cli import main
+
+    out = tmp_path / "out"
+    assert main(["train", "distill", "--smoke", "--teacher", str(teacher_folder), "--feature-loss", "relative",
+                 "--w-feature", "5", "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
+    config = json.loads((out / "RECIPE.json").read_text())["config"]
+    assert config["feature_loss"] == "relative" and config["w_feature"] == 5.0
+    assert main(["train", "shapes-xl", "--smoke", "--feature-loss", "relative", "--work", str(tmp_path / "w2"),
+                 "--out", str(tmp_path / "o2")]) == 2  # a distill flag on another recipe

@@ -253,6 +253,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--student", choices=["koala-1b", "koala-700m"], help="distill: the student recipe")
     t.add_argument("--features", choices=["self_attention", "cross_attention", "block", "resnet", "none"],
                    help="distill: which features to match (default self_attention, KOALA's finding)")
+    t.add_argument("--feature-loss", choices=["mse", "relative"],
+                   help="distill: plain MSE per layer (default) or MSE over the teacher feature's mean square")
+    t.add_argument("--w-feature", type=float, metavar="W", help="distill: weight of the feature loss (default 1)")
 
     cv = sub.add_parser("convert", help="a pickled state dict (.pt/.pth/.bin/.ckpt), or a diffusers SDXL folder "
                                         "(as one original-layout file), to .safetensors",
@@ -640,6 +643,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg = DistillConfig(n_scenes=16, steps=3, batch=4, warmup=1) if args.smoke else DistillConfig()
         settings = (("steps", args.steps), ("n_scenes", args.scenes), ("threads", args.threads),
                     ("teacher", args.teacher), ("student", args.student), ("features", args.features),
+                    ("feature_loss", args.feature_loss), ("w_feature", args.w_feature),
                     ("uncolored_fraction", args.uncolored))
         bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
                                     ("--decoder-steps", args.decoder_steps)) if v is not None]
@@ -679,7 +683,8 @@ def _train(args: argparse.Namespace) -> int:
         bad.append("--uncolored")
     if args.recipe != "distill":
         bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
-                                     ("--features", args.features)) if v is not None]
+                                     ("--features", args.features), ("--feature-loss", args.feature_loss),
+                                     ("--w-feature", args.w_feature)) if v is not None]
     if args.snapshot and args.recipe != "shapes-xl":
         bad.append("--snapshot")
     if bad:

@@ -56,6 +56,10 @@ class DistillConfig:
     w_task: float = 1.0
     w_output: float = 1.0
     w_feature: float = 1.0
+    # mse: plain MSE per matched layer (KOALA); relative: each layer's MSE divided by the teacher feature's
+    # mean square, so every layer weighs alike whatever its scale (tiny models' features are small: plain
+    # MSE came out ~300x below the task loss on shapes-xl)
+    feature_loss: str = "mse"
     # The batch mix: None = as the teacher was trained (its RECIPE.json), else shapes-xl's defaults (MIX_DEFAULTS)
     tags_fraction: float | None = None  # tag-list captions
     uncolored_fraction: float | None = None  # natural-language captions naming no colour ("a star")
@@ -125,6 +129,19 @@ def stage_latents(work: Path, pipe: Any, images: np.ndarray) -> torch.Tensor:
     return state["latents"]
 
 
+FEATURE_LOSSES = ("mse", "relative")
+
+
+def layer_feature_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """One matched layer's feature loss (see DistillConfig.feature_loss); teacher is detached."""
+    mse = F.mse_loss(student, teacher)
+    if kind == "mse":
+        return mse
+    if kind == "relative":
+        return mse / teacher.pow(2).mean().clamp_min(1e-8)
+    raise ValueError(f"feature_loss must be one of {', '.join(FEATURE_LOSSES)}, got {kind!r}")
+
+
 def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[str, str]], x0: torch.Tensor,
                  prompts: list[str], g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
     """(total loss, its parts) for one batch of latents x0 (B, C, h, w) and their prompts."""
@@ -155,7 +172,7 @@ def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[
     want = target(prediction, alphas, x0, noise, t)
     weight = min_snr_weight(prediction, alphas, t, cfg.min_snr_gamma) if cfg.min_snr_gamma > 0 else torch.ones(b)
     parts = {"task": (weight * ((s_out - want) ** 2).mean(dim=(1, 2, 3))).mean(), "output": F.mse_loss(s_out, t_out)}
-    feature = sum((F.mse_loss(s_feats[s], t_feats[tn]) for s, tn in pairs), torch.zeros(()))
+    feature = sum((layer_feature_loss(s_feats[s], t_feats[tn], cfg.feature_loss) for s, tn in pairs), torch.zeros(()))
     parts["feature"] = feature / max(len(pairs), 1)
     total = cfg.w_task * parts["task"] + cfg.w_output * parts["output"] + cfg.w_feature * parts["feature"]
     return total, {k: float(v.detach()) for k, v in parts.items()}
@@ -165,6 +182,8 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
                   command: str = "") -> Path:
     if cfg.features != "none" and cfg.features not in KINDS:
         raise ValueError(f"features must be one of {', '.join(KINDS)} or none, got {cfg.features!r}")
+    if cfg.feature_loss not in FEATURE_LOSSES:
+        raise ValueError(f"feature_loss must be one of {', '.join(FEATURE_LOSSES)}, got {cfg.feature_loss!r}")
     torch.set_num_threads(cfg.threads)
     cfg = with_teacher_mix(cfg, registry)
     claim_work_folder(work, asdict(cfg), extendable=("steps",), machine=("threads", "checkpoint_seconds"))
