@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from t2i.compose.canvas import Layout
+from t2i.compose.canvas import COLOR_NAMES, Layout
 from t2i.render.attention import RegionalState, install
 from t2i.render.bags import CONTENT_TOKENS, bag_token_ids, pack_bags
 
@@ -26,8 +26,6 @@ REGION_TEXTS = ("omost", "own", "local")
 def color_name(rgb: tuple[int, int, int]) -> str:
     """The first of Omost's colour names with this exact RGB value (they come from names), else the
     nearest one."""
-    from t2i.compose.canvas import COLOR_NAMES
-
     return min(COLOR_NAMES, key=lambda n: sum((a - b) ** 2 for a, b in zip(COLOR_NAMES[n], rgb, strict=True)))
 
 
