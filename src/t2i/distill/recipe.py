@@ -31,7 +31,7 @@ from t2i.distill.student import StudentRecipe, build_student, koala_recipe
 from t2i.registry import DEFAULTS_FILE
 from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.diffusion import alphas_cumprod, min_snr_weight, noised, target
-from t2i.train.recipe_file import write_recipe
+from t2i.train.recipe_file import strip_load_paths, write_recipe
 from t2i.train.schedule import cosine_lr
 from t2i.train.world_data import training_caption, world_images
 
@@ -240,6 +240,7 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
     pipe.register_modules(unet=student)
     pipe.to(dtype=torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
+    strip_load_paths(out)  # the teacher's folder on this machine is no part of the model
     if teacher_defaults:  # the student samples as its teacher does (size, steps, guidance)
         (out / DEFAULTS_FILE).write_text(json.dumps(teacher_defaults, indent=1), encoding="utf-8")
     figures = {k: round(float(np.mean([h[k] for h in history])), 5) for k in ("task", "output", "feature")} \

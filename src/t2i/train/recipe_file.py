@@ -54,3 +54,19 @@ def write_recipe(out: Path, model: str, config: dict[str, Any], figures: dict[st
     path = Path(out) / "RECIPE.json"
     path.write_text(json.dumps(record, indent=1), encoding="utf-8")
     return path
+
+
+def strip_load_paths(folder: Path) -> list[Path]:
+    """Remove `_name_or_path` (where the library loaded a module from: a path of the machine that trained
+    it) from every JSON config under an exported folder; returns the files changed."""
+    changed = []
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if isinstance(data, dict) and "_name_or_path" in data:
+            del data["_name_or_path"]
+            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            changed.append(path)
+    return changed
