@@ -38,6 +38,7 @@ def test_smoke_run_exports_a_loadable_pipeline(tmp_path):
     assert pipe.unet.config.addition_embed_type == "text_time"
     assert "CrossAttnDownBlock2D" == pipe.unet.config.down_block_types[0]  # cross-attention at the top level
     assert pipe.tokenizer.model_max_length == 77 and (out / "RECIPE.json").exists()
+    assert not [f for f in out.rglob("*.json") if "_name_or_path" in f.read_text()]  # no load paths
     from t2i.registry import ModelRegistry
 
     # the folder carries its own sampling defaults: the size it was trained at, not SDXL's 1024

@@ -45,7 +45,7 @@ from t2i.train.checkpoint import (
     save_checkpoint,
 )
 from t2i.train.diffusion import alphas_cumprod, check_parametrisation, min_snr_weight, noised, target
-from t2i.train.recipe_file import write_recipe
+from t2i.train.recipe_file import strip_load_paths, write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
 from t2i.train.world_data import training_caption, world_images
@@ -484,6 +484,7 @@ def export_pipeline(out: Path, vae, unet, te1, te2, tokenizer, cfg: ShapesXLConf
                                      force_zeros_for_empty_prompt=True)
     pipe.to(dtype=dtype)
     pipe.save_pretrained(out, safe_serialization=True)
+    strip_load_paths(out)  # a VAE loaded from a stage folder records that folder's path
     pipe.to(dtype=torch.float32)
     write_recipe(out, "shapes-xl", asdict(cfg), figures, adjustments=adjustments or [])
     # the folder's sampling defaults (read by the registry): the size it was trained at; guidance 2 measured
