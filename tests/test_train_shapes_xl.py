@@ -83,6 +83,19 @@ def test_training_lowers_the_loss(tmp_path, prepared):
     assert np.mean(raw[-15:]) < 0.8 * np.mean(raw[:15])
 
 
+def test_oversampling_changes_the_batches_and_resumes_exactly(tmp_path, prepared):
+    cfg, tokenizer, latents, scenes = prepared
+    weighted = ShapesXLConfig(**{**cfg.__dict__, "unet_steps": 4, "checkpoint_steps": 2, "oversample": {"star": 4.0}})
+    a = stage_unet(weighted, tmp_path / "a", tokenizer, latents, scenes)
+    assert stage_unet(weighted, tmp_path / "b", tokenizer, latents, scenes, stop=lambda step: step == 3) is None
+    b = stage_unet(weighted, tmp_path / "b", tokenizer, latents, scenes)
+    plain = stage_unet(ShapesXLConfig(**{**cfg.__dict__, "unet_steps": 4}), tmp_path / "c", tokenizer, latents,
+                       scenes)
+    key = "conv_in.weight"
+    assert torch.equal(a[0].state_dict()[key], b[0].state_dict()[key])
+    assert not torch.equal(a[0].state_dict()[key], plain[0].state_dict()[key])
+
+
 def test_vae_training_lowers_the_loss(tmp_path, prepared):
     images = np.stack([np.full((64, 64, 3), c, np.uint8) for c in (0, 128, 255)] * 4)
     cfg = ShapesXLConfig(**{**ShapesXLConfig.smoke().__dict__, "vae_steps": 40, "vae_lr": 3e-3})

@@ -78,6 +78,18 @@ def _option(text: str) -> tuple[str, object]:
     return key, parsed
 
 
+def _weights(pairs: list[tuple[str, object]]) -> dict[str, float] | None:
+    """--oversample SHAPE=W pairs as a dict (None when none were given); W must be a number."""
+    if not pairs:
+        return None
+    out = {}
+    for key, value in pairs:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"--oversample {key}={value}: the weight must be a number")
+        out[key] = float(value)
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(prog="t2i", description="Text to image: presample, compose, generate, evaluate.",
@@ -238,6 +250,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="shapes-xl / distill: share of natural-language captions that name no colour (shapes-xl "
                         "default 0.15, and it may change it for the rest of a run, logged in adjustments.json; "
                         "distill default: as the teacher's RECIPE.json records)")
+    t.add_argument("--oversample", type=_option, action="append", default=[], metavar="SHAPE=W",
+                   help="shapes-xl: draw the U-Net stage's scenes holding SHAPE W times as often (e.g. star=2)")
     t.add_argument("--prediction", choices=["v_prediction", "epsilon"],
                    help="shapes-xl: the U-Net's target (default v_prediction)")
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
@@ -669,7 +683,7 @@ def _train(args: argparse.Namespace) -> int:
                     ("unet_init", args.unet_init), ("prediction_type", args.prediction),
                     ("zero_terminal_snr", args.zero_snr), ("unet_layers_per_block", args.unet_layers),
                     ("unet_transformer_depth", args.unet_depth), ("uncolored_fraction", args.uncolored),
-                    ("init_from", args.init))
+                    ("init_from", args.init), ("oversample", _weights(args.oversample)))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
     if args.recipe not in ("tipo-tiny", "omost-tiny", "shapes-xl") and args.init is not None:
@@ -679,6 +693,7 @@ def _train(args: argparse.Namespace) -> int:
                                      ("--unet-init", args.unet_init), ("--prediction", args.prediction),
                                      ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),
                                      ("--unet-depth", args.unet_depth)) if v is not None]
+        bad += ["--oversample"] if args.oversample else []
     if args.recipe not in ("shapes-xl", "distill") and args.uncolored is not None:
         bad.append("--uncolored")
     if args.recipe != "distill":

@@ -48,7 +48,7 @@ from t2i.train.diffusion import alphas_cumprod, check_parametrisation, min_snr_w
 from t2i.train.recipe_file import strip_load_paths, write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
-from t2i.train.world_data import training_caption, world_images
+from t2i.train.world_data import sample_scenes, scene_weights, training_caption, world_images
 
 SIZE = 64
 TIME_IDS = (SIZE, SIZE, 0, 0, SIZE, SIZE)  # original size, crop top-left, target size (SDXL micro-conditioning)
@@ -104,6 +104,9 @@ class ShapesXLConfig:
     # epsilon on the plain schedule (LEGACY below).
     prediction_type: str = "v_prediction"
     zero_terminal_snr: bool = True
+    # Shape -> sampling weight of the U-Net stage's scenes that hold it (others 1; `world_data.scene_weights`):
+    # stars, the finest shape at 16x16 latents, are the suite's most frequent miss. Empty = uniform.
+    oversample: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -186,7 +189,7 @@ def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, 
 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
 # settings added later: what older runs used
-LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False, "uncolored_fraction": 0.15}
+LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False, "uncolored_fraction": 0.15, "oversample": {}}
 EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may change between runs (not below a checkpoint)
 MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run uses the machine; may change
 ADJUSTABLE = frozenset({"uncolored_fraction"})  # the data mix of the rest of a run; each change logged
@@ -432,6 +435,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         if start > cfg.unet_steps:
             raise ValueError(f"{ckpt_path} is at step {start}, beyond unet_steps={cfg.unet_steps}")
     time_ids = torch.tensor([TIME_IDS], dtype=torch.float32)
+    weights = scene_weights(scenes, cfg.oversample)  # (N,) or None
     timer = SaveTimer(cfg.checkpoint_seconds, cfg.checkpoint_steps)
 
     def save(step: int) -> None:
@@ -445,7 +449,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7 + step)
         rng = random.Random(cfg.seed * 1_000_003 + step)
         b = cfg.unet_batch
-        idx = torch.randint(len(latents), (b,), generator=g)
+        idx = sample_scenes(len(latents), b, g, weights)
         x0 = latents[idx]  # (B, 4, 16, 16)
         prompts = [training_caption(scenes[int(i)], rng, cfg.tags_fraction, cfg.uncolored_fraction) for i in idx]
         t = torch.randint(0, len(alphas), (b,), generator=g)
@@ -505,6 +509,7 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
         raise ValueError("init_from gives the U-Net and the text encoders: leave unet_init empty and clip_steps 0")
     if not 0.0 <= cfg.uncolored_fraction <= 1.0:
         raise ValueError(f"uncolored_fraction is a share of captions, in [0, 1]; got {cfg.uncolored_fraction}")
+    scene_weights([], cfg.oversample)  # checks the shape names and weights before any stage runs
     unet_state = load_checkpoint(work / "unet.ckpt")  # where the run stands, for the log of adjustments
     at = {"unet_step": unet_state["step"] if unet_state is not None else 0}
     del unet_state

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
 import numpy as np
+import torch
 
 
 def world_images(folder: Path, n_scenes: int, seed: int, size: int) -> tuple[np.ndarray, list[dict]]:
@@ -30,3 +32,27 @@ def training_caption(scene: dict, rng: random.Random, tags_fraction: float, unco
     if rng.random() < tags_fraction:
         return tags_caption(s, rng)
     return natural_caption(s, rng, UNCOLORED if uncolored is None else uncolored)
+
+
+def scene_weights(scenes: list[dict], oversample: dict[str, float]) -> torch.Tensor | None:
+    """Sampling weights (N,) for the scenes: a scene holding shape s gets weight oversample[s] (the largest
+    when it holds several), others 1; None when oversample is empty (uniform sampling, as runs before it)."""
+    from t2i.world.vocab import SHAPES
+
+    if not oversample:
+        return None
+    unknown = sorted(set(oversample) - set(SHAPES))
+    if unknown:
+        raise ValueError(f"oversample names unknown shapes {unknown}; the shapes are {', '.join(SHAPES)}")
+    bad = {k: v for k, v in oversample.items() if not (math.isfinite(v) and v > 0)}
+    if bad:
+        raise ValueError(f"oversample weights must be finite and > 0, got {bad}")
+    weights = [max([oversample.get(o["shape"], 1.0) for o in scene["objects"]], default=1.0) for scene in scenes]
+    return torch.tensor(weights, dtype=torch.float64)
+
+
+def sample_scenes(n: int, batch: int, g: torch.Generator, weights: torch.Tensor | None) -> torch.Tensor:
+    """`batch` scene indices in [0, n), uniform or by `weights` (with replacement), from generator g."""
+    if weights is None:
+        return torch.randint(n, (batch,), generator=g)
+    return torch.multinomial(weights, batch, replacement=True, generator=g)

@@ -1,0 +1,49 @@
+"""Oversampling scenes by shape (shapes-xl's `oversample` setting)."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from t2i.train.world_data import sample_scenes, scene_weights  # noqa: E402
+
+
+def scene(*shapes: str) -> dict:
+    return {"objects": [{"shape": s} for s in shapes]}
+
+
+def test_scenes_holding_an_oversampled_shape_get_its_weight():
+    scenes = [scene("star"), scene("circle"), scene("circle", "star"), scene("square", "triangle")]
+    w = scene_weights(scenes, {"star": 3.0, "square": 2.0})
+    assert w.tolist() == [3.0, 1.0, 3.0, 2.0]
+
+
+def test_no_oversampling_keeps_uniform_sampling_unchanged():
+    assert scene_weights([scene("star")], {}) is None
+    a = sample_scenes(10, 64, torch.Generator().manual_seed(5), None)
+    b = torch.randint(10, (64,), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)  # runs begun before the setting draw the same batches
+
+
+def test_weighted_sampling_follows_the_weights_and_is_seeded():
+    w = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    a = sample_scenes(2, 4000, torch.Generator().manual_seed(0), w)
+    assert torch.equal(a, sample_scenes(2, 4000, torch.Generator().manual_seed(0), w))
+    assert 0.72 < a.float().mean().item() < 0.78  # share of index 1: 3/4
+
+
+@pytest.mark.parametrize("bad, match", [({"hexagon": 2.0}, "unknown shapes"), ({"star": 0.0}, "finite and > 0"),
+                                        ({"star": float("inf")}, "finite and > 0")])
+def test_bad_oversampling_is_refused(bad, match):
+    with pytest.raises(ValueError, match=match):
+        scene_weights([scene("star")], bad)
+
+
+def test_the_command_line_refuses_oversampling_elsewhere_and_bad_weights(tmp_path, capsys):
+    from t2i.cli import main
+
+    assert main(["train", "tipo-tiny", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
+                 "--oversample", "star=2"]) == 2
+    assert "--oversample does not apply" in capsys.readouterr().err
+    assert main(["train", "shapes-xl", "--smoke", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
+                 "--oversample", "star=many"]) != 0
+    assert "must be a number" in capsys.readouterr().err
