@@ -64,11 +64,13 @@ def test_cli_generate_with_a_program_file_and_compose_with_a_model(registry, tmp
     prog = tmp_path / "canvas.py"
     prog.write_text(parse_canvas(GOOD.format(c="blue")).to_program())
     code = main(["generate", "a blue square", "--model", "fake", "--program", str(prog), "--region-mode", "couple",
-                 "--color-start", "0.8", "--hires", "1.5", "--out", str(tmp_path / "a.png")], registry=registry)
+                 "--region-text", "local", "--color-start", "0.8", "--hires", "1.5", "--out", str(tmp_path / "a.png")],
+                registry=registry)
     assert code == 0
     meta = read_image_metadata(tmp_path / "a.png")
     assert meta.request.compose.program == prog.read_text()
-    assert meta.request.model_options == {"region_mode": "couple", "init_strength": 0.8, "hires_scale": 1.5}
+    assert meta.request.model_options == {"region_mode": "couple", "region_text": "local", "init_strength": 0.8,
+                                          "hires_scale": 1.5}
     folder = make_tiny_llama(tmp_path / "llm")  # a random chat model: its answer does not parse
     code = main(["compose", "a red circle", "--model", str(folder), "--llm-option", "device=cpu"], registry=registry)
     err = capsys.readouterr().err

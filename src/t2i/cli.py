@@ -122,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="render this Canvas program (parsed, never executed) instead of asking an LLM")
     g.add_argument("--region-mode", choices=["omost", "couple", "off"],
                    help="regional attention: omost (score manipulation, default), couple (masks only), off")
+    g.add_argument("--region-text", choices=["omost", "own", "local"],
+                   help="what each region reads: omost (global description first, default), own (only its own "
+                        "description), local (own, and the global region only its colour and 'background')")
     g.add_argument("--color-start", type=float, metavar="STRENGTH",
                    help="with a canvas: start from its coarse colour image at this strength (0-1, e.g. 0.9)")
     g.add_argument("--hires", type=float, metavar="SCALE",
@@ -222,6 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--gt-program", action="store_true",
                    help="render each line's own scene as a Canvas program (the renderer alone)")
     e.add_argument("--region-mode", choices=["omost", "couple", "off"])
+    e.add_argument("--region-text", choices=["omost", "own", "local"], help="as in generate")
     e.add_argument("--out", type=Path, required=True)
 
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
@@ -388,8 +392,8 @@ def _generate(args: argparse.Namespace) -> int:
 
         program = args.program.read_text(encoding="utf-8") if args.program is not None else None
         changes["compose"] = ComposeOptions(enabled=True, model=args.compose_model, program=program)
-    flags = {"region_mode": args.region_mode, "init_strength": args.color_start, "hires_scale": args.hires,
-             "hires_strength": args.hires_strength}
+    flags = {"region_mode": args.region_mode, "region_text": args.region_text, "init_strength": args.color_start,
+             "hires_scale": args.hires, "hires_strength": args.hires_strength}
     if any(v is not None for v in flags.values()):
         changes["model_options"] = {**changes.get("model_options", request.model_options),
                                     **{k: v for k, v in flags.items() if v is not None}}
@@ -600,8 +604,9 @@ def _eval(args: argparse.Namespace) -> int:
                                         ("sampler", args.sampler)) if v is not None}
     if args.size is not None:
         settings["width"], settings["height"] = args.size
-    if args.option or args.region_mode:
-        settings["model_options"] = dict(args.option) | ({"region_mode": args.region_mode} if args.region_mode else {})
+    regional = {k: v for k, v in (("region_mode", args.region_mode), ("region_text", args.region_text)) if v}
+    if args.option or regional:
+        settings["model_options"] = dict(args.option) | regional
     if args.compose and args.gt_program:
         raise ValueError("give --compose (an LLM writes programs) or --gt-program (the scenes' own), not both")
     registry = args.registry or default_registry()
