@@ -131,3 +131,29 @@ def test_about_one_omost_document_in_seven_teaches_a_relation():
         rel = next(r for r in RELATIONS if f" {r} " in summary)
         assert summary.split(f" {rel} ")[1].split()[-1] == prompt.split()[-1]  # the same second object
         assert d.count("canvas.add_local_description(") == 2 and d.count("# Add ") == 2
+
+
+def test_prompts_that_fix_no_place_get_open_layouts():
+    import random
+
+    from t2i.compose import parse_canvas
+    from t2i.train.omost_data import OPEN_LAYOUT_AREAS, omost_conversation, open_layout_scene
+    from t2i.world.captions import natural_caption
+    from t2i.world.scene import separated
+
+    rng = random.Random(7)
+    for n in (1, 2, 3, 4):
+        objects = open_layout_scene(rng, n).objects
+        assert len(objects) == n and {o.area for o in objects} <= set(OPEN_LAYOUT_AREAS)
+        assert all(separated(a, b) for i, a in enumerate(objects) for b in objects[:i])
+    place_words = ("left", "right", "top", "bottom", "center", "middle", "corner", "side", "upper", "lower", "above",
+                   "below", "under", "over", "beneath", "near", "small", "medium", "large")
+    open_areas, other_areas = [], []
+    for _ in range(400):
+        prompt, program = omost_conversation(rng)
+        areas = [c.area for c in parse_canvas(program).components]
+        (other_areas if any(w in prompt for w in place_words) else open_areas).extend(areas)
+    assert len(open_areas) > 100 and set(open_areas) <= set(OPEN_LAYOUT_AREAS)
+    assert not set(other_areas) <= set(OPEN_LAYOUT_AREAS)  # prompts that fix places keep the world's areas
+    with pytest.raises(ValueError, match="form must be one of"):
+        natural_caption(open_layout_scene(rng, 1), rng, form="poem")

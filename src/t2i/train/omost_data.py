@@ -4,9 +4,17 @@ world's captions use, or tags) -> the scene's Canvas program."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
-from t2i.world.captions import canvas_program, natural_caption, relation_caption, sized_caption, tags_caption
-from t2i.world.scene import sample_scene
+from t2i.world.captions import (
+    NATURAL_FORMS,
+    canvas_program,
+    natural_caption,
+    relation_caption,
+    sized_caption,
+    tags_caption,
+)
+from t2i.world.scene import MAX_OBJECTS, Scene, SceneError, sample_scene, separated
 
 # Our tiny composer's system prompt (Omost's own is ~1,300 characters: too long for a tiny context).
 TINY_SYSTEM = "Compose the image with the Canvas class."
@@ -16,25 +24,48 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
 
 
+# Areas of the layouts the composer chooses itself when the prompt fixes no place or size. The world draws
+# every area, but shapes-xl under regional prompts fills a wide box with a row of copies and draws small
+# boxes' shapes as blobs; a composer that leaves layout to chance (sampled at Omost's temperature 0.6, the
+# commonest words win) wrote one such layout for every uncoloured two-object prompt.
+OPEN_LAYOUT_AREAS = ("a medium-sized square area", "a large square area")
+
+
+def open_layout_scene(rng: random.Random, n_objects: int | None = None, tries: int = 200) -> Scene:
+    """A random scene whose objects all take OPEN_LAYOUT_AREAS, drawn shapes still apart."""
+    n = n_objects if n_objects is not None else rng.randint(1, MAX_OBJECTS)
+    for _ in range(tries):
+        scene = sample_scene(rng, n)
+        objects = tuple(replace(o, area=rng.choice(OPEN_LAYOUT_AREAS)) for o in scene.objects)
+        if all(separated(a, b) for i, a in enumerate(objects) for b in objects[:i]):
+            return replace(scene, objects=objects)
+    raise SceneError(f"could not lay out {n} objects in {', '.join(OPEN_LAYOUT_AREAS)}")
+
+
 def omost_conversation(rng: random.Random) -> tuple[str, str]:
     """(user prompt, assistant program) of one random scene.
 
     Prompt mix: 40% detailed (colour, place and size of every object: the program follows exactly),
-    30% natural captions (places, relations or nothing: the rest is a plausible guess), 15% two objects
-    and their relation alone (the suite's position prompts: each region's comment restates its relation
-    to the other before its location is written), 15% tags."""
+    30% natural captions (places, relations, or a bare list of objects), 15% two objects and their
+    relation alone (the suite's position prompts: each region's comment restates its relation to the
+    other before its location is written), 15% tags.  Where the prompt fixes no place (tags, bare lists:
+    the suite's two_object and counting prompts) the program's layout is an open one (open_layout_scene),
+    as Omost's LLM picks a sensible layout rather than a random one."""
     u = rng.random()
     if 0.70 <= u < 0.85:
         for _ in range(100):  # a two-object scene with a clear relation (most are)
             r = relation_caption(sample_scene(rng, 2), rng)
             if r is not None:
                 return r.text, canvas_program(r.scene, notes=r.notes, summary=r.summary)
-    scene = sample_scene(rng)
     if u < 0.40:
+        scene = sample_scene(rng)
         prompt = sized_caption(scene, rng)
     elif u < 0.70:
-        prompt = natural_caption(scene, rng)
+        form = rng.choice(NATURAL_FORMS)
+        scene = open_layout_scene(rng) if form == "list" else sample_scene(rng)
+        prompt = natural_caption(scene, rng, form=form)
     else:
+        scene = open_layout_scene(rng)
         prompt = tags_caption(scene, rng)
     return prompt, canvas_program(scene)
 

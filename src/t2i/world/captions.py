@@ -103,15 +103,20 @@ def _related_pair(scene: Scene, rng: random.Random) -> tuple[int, int, str] | No
 UNCOLORED = 0.15  # share of natural-language captions that name no colour at all
 
 
-def natural_caption(scene: Scene, rng: random.Random, uncolored: float = UNCOLORED) -> str:
-    """One natural-language caption in a randomly chosen phrasing; true of the scene.  With probability
-    `uncolored` it names no colour at all ("a circle and a star"); else each object's colour is named with
-    probability 0.95."""
+NATURAL_FORMS = ("list", "places", "relation", "sentences")  # only "list" fixes no place
+
+
+def natural_caption(scene: Scene, rng: random.Random, uncolored: float = UNCOLORED, form: str | None = None) -> str:
+    """One natural-language caption in a randomly chosen phrasing (or the given one of NATURAL_FORMS);
+    true of the scene.  With probability `uncolored` it names no colour at all ("a circle and a star");
+    else each object's colour is named with probability 0.95."""
+    if form is not None and form not in NATURAL_FORMS:
+        raise ValueError(f"form must be one of {', '.join(NATURAL_FORMS)}, got {form!r}")
     colors = rng.random() > uncolored
     nouns = [object_noun(o, colors and rng.random() > 0.05) for o in scene.objects]
     background = rng.choice(BACKGROUND_PHRASES).format(scene.background) if rng.random() < 0.6 else ""
     prefix = rng.choice(PREFIXES)
-    form = rng.choice(("list", "places", "relation", "sentences"))
+    form = form or rng.choice(NATURAL_FORMS)
     pair = _related_pair(scene, rng) if len(scene.objects) > 1 else None
     if form == "relation" and pair is None:
         form = "places"
