@@ -50,6 +50,19 @@ def test_the_released_vqgan_on_the_meta_device() -> None:
     assert tuple(state["up_blocks.13.weight"].shape) == (384, 192, 4, 4)  # after 12 bottleneck blocks
 
 
+def test_more_blocks_per_vqgan_level_keep_shapes_and_add_spatial_mixing() -> None:
+    from dataclasses import replace
+
+    one, two = VQModel(TINY_VQ), VQModel(replace(TINY_VQ, level_blocks=2))
+    count = lambda m: sum(isinstance(x, torch.nn.Conv2d) and x.groups > 1 for x in m.modules())  # noqa: E731
+    assert count(two) == count(one) + 3  # one more depthwise conv per encoder level and the upper decoder level
+    x = torch.rand(2, 3, 16, 16)
+    tokens = two.encode(x)
+    assert tokens.shape == (2, 4, 4) and two.decode(tokens).shape == x.shape
+    with pytest.raises(ValueError, match="at least 1"):
+        VQModel(replace(TINY_VQ, level_blocks=0))
+
+
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)

@@ -25,6 +25,10 @@ class VQGANConfig:
     c_latent: int = 4
     codebook_size: int = 8192
     scale_factor: float = 0.3764
+    # ResBlocks per encoder level and per decoder level above the bottleneck (released: 1). More give the
+    # full-resolution levels more than one depthwise 3x3 convolution of spatial mixing; key names of the
+    # released layout hold only at 1.
+    level_blocks: int = 1
 
     @property
     def factor(self) -> int:
@@ -81,6 +85,8 @@ class Quantizer(nn.Module):
 class VQModel(nn.Module):
     def __init__(self, cfg: VQGANConfig) -> None:
         super().__init__()
+        if cfg.levels < 1 or cfg.level_blocks < 1 or cfg.bottleneck_blocks < 1:
+            raise ValueError(f"levels, level_blocks and bottleneck_blocks must be at least 1, got {cfg}")
         self.cfg = cfg
         c = [cfg.c_hidden // 2 ** i for i in reversed(range(cfg.levels))]  # e.g. [192, 384]
         self.in_block = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, c[0], kernel_size=1))
@@ -88,7 +94,7 @@ class VQModel(nn.Module):
         for i in range(cfg.levels):
             if i > 0:
                 down.append(nn.Conv2d(c[i - 1], c[i], kernel_size=4, stride=2, padding=1))
-            down.append(VQResBlock(c[i], 4 * c[i]))
+            down.extend(VQResBlock(c[i], 4 * c[i]) for _ in range(cfg.level_blocks))
         down.append(nn.Sequential(nn.Conv2d(c[-1], cfg.c_latent, kernel_size=1, bias=False),
                                   nn.BatchNorm2d(cfg.c_latent)))
         self.down_blocks = nn.Sequential(*down)
@@ -96,7 +102,7 @@ class VQModel(nn.Module):
         up: list[nn.Module] = [nn.Sequential(nn.Conv2d(cfg.c_latent, c[-1], kernel_size=1))]
         for i in range(cfg.levels):
             ci = c[cfg.levels - 1 - i]
-            up.extend(VQResBlock(ci, 4 * ci) for _ in range(cfg.bottleneck_blocks if i == 0 else 1))
+            up.extend(VQResBlock(ci, 4 * ci) for _ in range(cfg.bottleneck_blocks if i == 0 else cfg.level_blocks))
             if i < cfg.levels - 1:
                 up.append(nn.ConvTranspose2d(ci, c[cfg.levels - 2 - i], kernel_size=4, stride=2, padding=1))
         self.up_blocks = nn.Sequential(*up)
