@@ -157,3 +157,23 @@ def test_prompts_that_fix_no_place_get_open_layouts():
     assert not set(other_areas) <= set(OPEN_LAYOUT_AREAS)  # prompts that fix places keep the world's areas
     with pytest.raises(ValueError, match="form must be one of"):
         natural_caption(open_layout_scene(rng, 1), rng, form="poem")
+
+
+def test_counting_prompts_get_that_many_regions_of_one_shape():
+    import random
+    import re
+
+    from t2i.compose import parse_canvas
+    from t2i.train.omost_data import omost_conversation
+
+    rng, seen = random.Random(11), 0
+    for _ in range(600):
+        prompt, program = omost_conversation(rng)
+        m = re.fullmatch(r"(?:a \w+ of |an image of )?(two|three|four) (?:\w+ )?(circle|square|triangle|star)s"
+                         r"(?: (?:on|against|with) a \w+ background)?", prompt)
+        if m:
+            seen += 1
+            regions = parse_canvas(program).components
+            assert len(regions) == {"two": 2, "three": 3, "four": 4}[m.group(1)], prompt
+            assert all(m.group(2) in r.description for r in regions)
+    assert seen > 20

@@ -15,6 +15,7 @@ from t2i.world.captions import (
     tags_caption,
 )
 from t2i.world.scene import MAX_OBJECTS, Scene, SceneError, sample_scene, separated
+from t2i.world.vocab import SHAPES
 
 # Our tiny composer's system prompt (Omost's own is ~1,300 characters: too long for a tiny context).
 TINY_SYSTEM = "Compose the image with the Canvas class."
@@ -31,12 +32,17 @@ ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
 OPEN_LAYOUT_AREAS = ("a medium-sized square area", "a large square area")
 
 
-def open_layout_scene(rng: random.Random, n_objects: int | None = None, tries: int = 200) -> Scene:
-    """A random scene whose objects all take OPEN_LAYOUT_AREAS, drawn shapes still apart."""
+def open_layout_scene(rng: random.Random, n_objects: int | None = None, same_shape: bool = False,
+                      tries: int = 200) -> Scene:
+    """A random scene whose objects all take OPEN_LAYOUT_AREAS, drawn shapes still apart; `same_shape`: all
+    objects one shape and colour (what a counting prompt, "four stars" or "four red stars", asks for)."""
     n = n_objects if n_objects is not None else rng.randint(1, MAX_OBJECTS)
+    shape = rng.choice(SHAPES) if same_shape else None
     for _ in range(tries):
         scene = sample_scene(rng, n)
-        objects = tuple(replace(o, area=rng.choice(OPEN_LAYOUT_AREAS)) for o in scene.objects)
+        color = scene.objects[0].color if same_shape else None  # never the background's (sample_scene)
+        objects = tuple(replace(o, area=rng.choice(OPEN_LAYOUT_AREAS), shape=shape or o.shape,
+                                color=color or o.color) for o in scene.objects)
         if all(separated(a, b) for i, a in enumerate(objects) for b in objects[:i]):
             return replace(scene, objects=objects)
     raise SceneError(f"could not lay out {n} objects in {', '.join(OPEN_LAYOUT_AREAS)}")
@@ -46,7 +52,8 @@ def omost_conversation(rng: random.Random) -> tuple[str, str]:
     """(user prompt, assistant program) of one random scene.
 
     Prompt mix: 40% detailed (colour, place and size of every object: the program follows exactly),
-    30% natural captions (places, relations, or a bare list of objects), 15% two objects and their
+    7.5% counts (2-4 copies of one shape and colour, as a bare list: the suite's counting prompts), 22.5%
+    natural captions (places, relations, or a bare list of objects), 15% two objects and their
     relation alone (the suite's position prompts: each region's comment restates its relation to the
     other before its location is written), 15% tags.  Where the prompt fixes no place (tags, bare lists:
     the suite's two_object and counting prompts) the program's layout is an open one (open_layout_scene),
@@ -60,6 +67,9 @@ def omost_conversation(rng: random.Random) -> tuple[str, str]:
     if u < 0.40:
         scene = sample_scene(rng)
         prompt = sized_caption(scene, rng)
+    elif u < 0.475:  # counting: 2-4 copies of one shape (random scenes rarely repeat a shape four times)
+        scene = open_layout_scene(rng, rng.randint(2, MAX_OBJECTS), same_shape=True)
+        prompt = natural_caption(scene, rng, form="list")
     elif u < 0.70:
         form = rng.choice(NATURAL_FORMS)
         scene = open_layout_scene(rng) if form == "list" else sample_scene(rng)
