@@ -1,7 +1,7 @@
 """The composer alone on shapes world: programs for detailed prompts against the ground-truth programs.
 
-    python bench/composer_alone.py [--n 300] [--relations 100] [--model omost-tiny] [--seed 4242]
-                                   [--llm-option K=V ...]
+    python bench/composer_alone.py [--n 300] [--relations 100] [--counts 60] [--model omost-tiny]
+                                   [--seed 4242] [--llm-option K=V ...]
 
 Each prompt says every object's colour, place and size, so the scene's own program is the right answer
 (offsets and depths aside). Prints the parse rate (first answer, and after the one retry with the error
@@ -11,6 +11,9 @@ location word, with its area word, and with all of them (exact).
 Then `--relations` prompts in the suite's position phrasing ("a photo of a circle above a star"), which
 fix no single program: the share whose two regions' boxes hold the asked relation (GenEval's rule on
 Omost's grid), overall and per relation.
+
+Then `--counts` prompts in the suite's counting phrasing ("a photo of three stars"): the share whose
+program has exactly that many regions, all of that shape, overall and per count (2, 3, 4).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 from tqdm import tqdm
 
 from t2i.backends import default_registry
-from t2i.evaluation.composer import composer_alone, relation_following
+from t2i.evaluation.composer import composer_alone, count_following, relation_following
 from t2i.stages import open_composer
 
 
@@ -34,6 +37,7 @@ def main() -> None:
     ap.add_argument("--model", default="omost-tiny")
     ap.add_argument("--llm-option", action="append", default=[], metavar="K=V")
     ap.add_argument("--relations", type=int, default=100, help="position prompts to score (0: none)")
+    ap.add_argument("--counts", type=int, default=60, help="counting prompts to score (0: none)")
     ap.add_argument("--show-failures", type=int, default=3)
     args = ap.parse_args()
     options = dict(kv.split("=", 1) for kv in args.llm_option)
@@ -60,6 +64,12 @@ def main() -> None:
         print(f"{args.relations} position prompts ('a photo of a circle above a star'), composer {args.model}, "
               f"seed {args.seed}")
         print(json.dumps({k: round(v, 3) for k, v in relations.rates().items()}, indent=1))
+    if args.counts > 0:
+        bar = tqdm(total=args.counts, desc="counts", file=sys.stderr)
+        counts = count_following(compose, args.counts, args.seed, lambda i: bar.update(1))
+        bar.close()
+        print(f"{args.counts} counting prompts ('a photo of three stars'), composer {args.model}, seed {args.seed}")
+        print(json.dumps({k: round(v, 3) for k, v in counts.rates().items()}, indent=1))
 
 
 if __name__ == "__main__":

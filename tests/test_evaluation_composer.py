@@ -153,3 +153,48 @@ def test_a_program_missing_a_shape_or_failing_to_parse_is_wrong() -> None:
     assert r["both_found"] == r["relation_right"] == 0.0 and r["parse_rate"] == 1.0
     r = relation_following(broken, 10, 2).rates()
     assert r["parse_rate"] == r["relation_right"] == 0.0
+
+
+def _copies(shape: str, k: int, other: str | None = None):
+    from t2i.compose import Canvas
+
+    canvas = Canvas()
+    canvas.set_global_description(f"{k} {shape}s", tags=f"{shape}")
+    places = ("on the top-left", "on the top-right", "on the bottom-left", "on the bottom-right")
+    for i in range(k):
+        what = other if other is not None and i == k - 1 else shape
+        canvas.add_local_description(location=places[i], offset="no offset", area="a small square area",
+                                     distance_to_viewer=1.0, description=f"a {what}", tags=f"{what}")
+    return canvas
+
+
+def test_count_prompts_are_seeded_and_in_the_suites_phrasing() -> None:
+    from t2i.evaluation.composer import count_prompts
+
+    prompts = count_prompts(30, 1)
+    assert prompts == count_prompts(30, 1) and prompts != count_prompts(30, 2)
+    words = {2: "two", 3: "three", 4: "four"}
+    assert {k for _, _, k in prompts} == {2, 3, 4}
+    for prompt, shape, k in prompts:
+        assert prompt == f"a photo of {words[k]} {shape}s"
+
+
+def test_a_program_counts_right_only_with_exactly_k_regions_of_the_shape() -> None:
+    from t2i.evaluation.composer import count_following, count_holds, count_prompts
+
+    assert count_holds(_copies("star", 3), "star", 3)
+    assert not count_holds(_copies("star", 2), "star", 3)  # too few
+    assert not count_holds(_copies("star", 4), "star", 3)  # too many
+    assert not count_holds(_copies("star", 3, other="circle"), "star", 3)  # a wrong shape among them
+
+    def faithful(prompt: str, seed: int):
+        _, shape, k = next(p for p in count_prompts(24, 5) if p[0] == prompt)
+        return _copies(shape, k), False
+
+    def one_region(prompt: str, seed: int):
+        _, shape, _ = next(p for p in count_prompts(24, 5) if p[0] == prompt)
+        return _copies(shape, 1), False
+
+    assert count_following(faithful, 24, 5).rates()["count_right"] == 1.0
+    scores = count_following(one_region, 24, 5)
+    assert scores.right == 0 and sum(asked for _, asked in scores.by_count.values()) == 24

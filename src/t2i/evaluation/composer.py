@@ -13,7 +13,7 @@ GenEval's relative-position rule (`t2i.world.relations`), as the detector's boxe
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from t2i.compose import Canvas, CanvasError
@@ -172,24 +172,83 @@ def relation_holds(canvas: Canvas, a: str, rel: str, b: str) -> bool | None:
     return rel in relative_position(boxes[a], boxes[b])
 
 
-def relation_following(compose: Callable[[str, int], tuple[Canvas, bool]], n: int, seed: int,
-                       progress: Callable[[int], None] | None = None) -> RelationScores:
-    """Score `compose` on `n` seeded position prompts (relation_prompts)."""
-    scores = RelationScores()
-    for i, (prompt, a, rel, b) in enumerate(relation_prompts(n, seed)):
-        scores.programs += 1
-        tally = scores.by_relation.setdefault(rel, [0, 0])
-        tally[1] += 1
+def _programs(compose: Callable[[str, int], tuple[Canvas, bool]], prompts: Sequence[str], seed: int,
+              progress: Callable[[int], None] | None) -> Iterator[Canvas | None]:
+    """Each prompt's canvas (prompt i sampled with seed + i), None where nothing parsed."""
+    for i, prompt in enumerate(prompts):
         try:
             canvas, _ = compose(prompt, seed + i)
         except CanvasError:
             canvas = None
+        yield canvas
+        if progress is not None:
+            progress(i)
+
+
+def relation_following(compose: Callable[[str, int], tuple[Canvas, bool]], n: int, seed: int,
+                       progress: Callable[[int], None] | None = None) -> RelationScores:
+    """Score `compose` on `n` seeded position prompts (relation_prompts)."""
+    scores = RelationScores()
+    asked = relation_prompts(n, seed)
+    for (_, a, rel, b), canvas in zip(asked, _programs(compose, [q[0] for q in asked], seed, progress), strict=True):
+        scores.programs += 1
+        tally = scores.by_relation.setdefault(rel, [0, 0])
+        tally[1] += 1
         if canvas is not None:
             scores.parsed += 1
             held = relation_holds(canvas, a, rel, b)
             scores.both_found += held is not None
             scores.right += bool(held)
             tally[0] += bool(held)
-        if progress is not None:
-            progress(i)
+    return scores
+
+
+COUNTS = (2, 3, 4)  # the suite's counting task
+
+
+def count_prompts(n: int, seed: int) -> list[tuple[str, str, int]]:
+    """`n` seeded (prompt, shape, k) in the suite's counting phrasing: "a photo of three stars"."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        shape, k = rng.choice(SHAPES), rng.choice(COUNTS)
+        out.append((f"a photo of {count_phrase(k, shape)}", shape, k))
+    return out
+
+
+@dataclass
+class CountScores:
+    programs: int = 0
+    parsed: int = 0
+    right: int = 0  # programs whose regions draw exactly k of the shape and nothing else
+    by_count: dict[int, list[int]] = field(default_factory=dict)  # k -> [right, programs]
+
+    def rates(self) -> dict[str, float]:
+        n = max(self.programs, 1)
+        out = {"parse_rate": self.parsed / n, "count_right": self.right / n}
+        for k, (right, asked) in sorted(self.by_count.items()):
+            out[f"right_{k}"] = right / max(asked, 1)
+        return out
+
+
+def count_holds(canvas: Canvas, shape: str, k: int) -> bool:
+    """Whether the canvas's local regions draw exactly k of `shape` and nothing else."""
+    drawn = [_region_object(c) for c in canvas.components]
+    return len(drawn) == k and all(d is not None and d[0] == shape for d in drawn)
+
+
+def count_following(compose: Callable[[str, int], tuple[Canvas, bool]], n: int, seed: int,
+                    progress: Callable[[int], None] | None = None) -> CountScores:
+    """Score `compose` on `n` seeded counting prompts (count_prompts)."""
+    scores = CountScores()
+    asked = count_prompts(n, seed)
+    for (_, shape, k), canvas in zip(asked, _programs(compose, [q[0] for q in asked], seed, progress), strict=True):
+        scores.programs += 1
+        tally = scores.by_count.setdefault(k, [0, 0])
+        tally[1] += 1
+        if canvas is not None:
+            scores.parsed += 1
+            right = count_holds(canvas, shape, k)
+            scores.right += right
+            tally[0] += right
     return scores
