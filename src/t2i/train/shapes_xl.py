@@ -48,7 +48,7 @@ from t2i.train.diffusion import alphas_cumprod, check_parametrisation, min_snr_w
 from t2i.train.recipe_file import strip_load_paths, write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
-from t2i.train.world_data import sample_scenes, scene_weights, training_caption, world_images
+from t2i.train.world_data import check_oversample, sample_scenes, scene_weights, training_caption, world_images
 
 SIZE = 64
 TIME_IDS = (SIZE, SIZE, 0, 0, SIZE, SIZE)  # original size, crop top-left, target size (SDXL micro-conditioning)
@@ -509,7 +509,7 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
         raise ValueError("init_from gives the U-Net and the text encoders: leave unet_init empty and clip_steps 0")
     if not 0.0 <= cfg.uncolored_fraction <= 1.0:
         raise ValueError(f"uncolored_fraction is a share of captions, in [0, 1]; got {cfg.uncolored_fraction}")
-    scene_weights([], cfg.oversample)  # checks the shape names and weights before any stage runs
+    check_oversample(cfg.oversample)  # before any stage runs
     unet_state = load_checkpoint(work / "unet.ckpt")  # where the run stands, for the log of adjustments
     at = {"unet_step": unet_state["step"] if unet_state is not None else 0}
     del unet_state

@@ -34,19 +34,24 @@ def training_caption(scene: dict, rng: random.Random, tags_fraction: float, unco
     return natural_caption(s, rng, UNCOLORED if uncolored is None else uncolored)
 
 
-def scene_weights(scenes: list[dict], oversample: dict[str, float]) -> torch.Tensor | None:
-    """Sampling weights (N,) for the scenes: a scene holding shape s gets weight oversample[s] (the largest
-    when it holds several), others 1; None when oversample is empty (uniform sampling, as runs before it)."""
+def check_oversample(oversample: dict[str, float]) -> None:
+    """Raise ValueError unless every key is a world shape and every weight finite and > 0."""
     from t2i.world.vocab import SHAPES
 
-    if not oversample:
-        return None
     unknown = sorted(set(oversample) - set(SHAPES))
     if unknown:
         raise ValueError(f"oversample names unknown shapes {unknown}; the shapes are {', '.join(SHAPES)}")
     bad = {k: v for k, v in oversample.items() if not (math.isfinite(v) and v > 0)}
     if bad:
         raise ValueError(f"oversample weights must be finite and > 0, got {bad}")
+
+
+def scene_weights(scenes: list[dict], oversample: dict[str, float]) -> torch.Tensor | None:
+    """Sampling weights (N,) for the scenes: a scene holding shape s gets weight oversample[s] (the largest
+    when it holds several), others 1; None when oversample is empty (uniform sampling, as runs before it)."""
+    check_oversample(oversample)
+    if not oversample:
+        return None
     weights = [max([oversample.get(o["shape"], 1.0) for o in scene["objects"]], default=1.0) for scene in scenes]
     return torch.tensor(weights, dtype=torch.float64)
 
