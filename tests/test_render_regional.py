@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from t2i.compose import Canvas, CanvasError
 from t2i.registry import ModelRegistry
@@ -64,6 +65,7 @@ def test_region_texts_local_keeps_object_words_inside_their_boxes():
     assert local[0] == (("gray background",), ())  # the global region names no object
     assert [t for t, _ in local[1:]] == [("a blue square.",), ("a red circle.",)]  # far to near; no global prefix
     assert [s for _, s in local[1:]] == [r.suffixes for r in layout.regions[1:]]
+    assert region_texts(layout, "local-pooled") == local  # the same texts; only the pooled vector differs
     own = region_texts(layout, "own")
     assert own[0] == (layout.regions[0].prefixes, layout.regions[0].suffixes) and own[1:] == local[1:]
     assert color_name((128, 128, 128)) == "gray" and color_name((250, 5, 3)) == "red"
@@ -74,6 +76,22 @@ def test_region_texts_local_keeps_object_words_inside_their_boxes():
 def test_local_region_text_renders_and_changes_the_image(backend):
     a = np.asarray(backend.generate(request(3.0)).images[0], dtype=np.int16)
     b = np.asarray(backend.generate(request(3.0, region_text="local")).images[0], dtype=np.int16)
+    assert np.abs(a - b).max() > 0
+
+
+def test_local_pooled_takes_the_global_descriptions_pooled_vector(backend):
+    from t2i.compose import parse_canvas
+    from t2i.render.regional import encode_layout, encode_region
+
+    pipe, layout = backend.pipe, parse_canvas(program()).process()
+    local, _ = encode_layout(pipe, layout, None, 1, False, "local")
+    pooled, tokens = encode_layout(pipe, layout, None, 1, False, "local-pooled")
+    g = layout.global_region
+    assert torch.equal(pooled["prompt_embeds"], local["prompt_embeds"])  # cross-attention reads the same
+    assert torch.equal(pooled["pooled_prompt_embeds"][0], encode_region(pipe, g.prefixes, g.suffixes)[1])
+    assert not torch.equal(pooled["pooled_prompt_embeds"], local["pooled_prompt_embeds"])
+    a = np.asarray(backend.generate(request(3.0, region_text="local")).images[0], dtype=np.int16)
+    b = np.asarray(backend.generate(request(3.0, region_text="local-pooled")).images[0], dtype=np.int16)
     assert np.abs(a - b).max() > 0
 
 

@@ -18,9 +18,11 @@ REGION_MODES = ("omost", "couple", "off")  # off: the same concatenated tokens, 
 # with the global description, and the global region (attended everywhere) is the global description,
 # its detailed descriptions and tags.  own: each local region reads only its own texts (the global
 # region as Omost's).  local: as own, and the global region reads only "<its colour name> background",
-# so no text naming an object reaches pixels outside that object's box.  own and local are ablations
-# for small models that draw whatever they read.
-REGION_TEXTS = ("omost", "own", "local")
+# so no text naming an object reaches pixels outside that object's box.  local-pooled: as local for
+# cross-attention, but the pooled text vector (SDXL adds it to the time embedding, so it reaches every
+# pixel) is the global description's, as under omost, not "<colour> background"'s.  own, local and
+# local-pooled are ablations for small models that draw whatever they read.
+REGION_TEXTS = ("omost", "own", "local", "local-pooled")
 
 
 def color_name(rgb: tuple[int, int, int]) -> str:
@@ -36,7 +38,8 @@ def region_texts(layout: Layout, text: str = "omost") -> list[tuple[tuple[str, .
     if text == "omost":
         return [(r.prefixes, r.suffixes) for r in layout.regions]
     g = layout.global_region
-    first = ((f"{color_name(g.color)} background",), ()) if text == "local" else (g.prefixes, g.suffixes)
+    boxed = text in ("local", "local-pooled")
+    first = ((f"{color_name(g.color)} background",), ()) if boxed else (g.prefixes, g.suffixes)
     return [first] + [(r.prefixes[1:] or r.prefixes, r.suffixes) for r in layout.regions[1:]]
 
 
@@ -89,6 +92,9 @@ def encode_layout(pipe: Any, layout: Layout, negative: str | None, n: int, cfg: 
         feats.append(f)
         regions.append(torch.full((f.shape[0],), r, dtype=torch.long))
         pooled = p if pooled is None else pooled
+    if text == "local-pooled":  # the global description's pooled vector (its first bag), as Omost's
+        g = layout.global_region
+        pooled = encode_region(pipe, g.prefixes, g.suffixes)[1]
     pos = torch.cat(feats, dim=0)  # (L, D)
     token_region = torch.cat(regions)
     out = {"prompt_embeds": pos[None].expand(n, -1, -1).contiguous(),
