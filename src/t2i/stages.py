@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from t2i.presample import Expansion, Presampler, TagDatabase, sampling_for, targets_for
+from t2i.presample import Expansion, Presampler, TagDatabase, sampling_for, targets_for, vocabulary_for
 from t2i.registry import ModelRegistry
 from t2i.types import GenerationRequest, PresampleOptions
 
@@ -20,7 +20,7 @@ DEFAULT_PRESAMPLER = "tipo-tiny"
 def open_presampler(name: str | None, registry: ModelRegistry, llm_options: Mapping[str, Any] | None = None,
                     ban: tuple[str, ...] = (), db: TagDatabase | None = None) -> Presampler:
     """Load the presampler `name` (default tipo-tiny) with its length targets, its sampling settings (both
-    from the model's presample.json, else the reference's) and the tag database."""
+    from the model's presample.json, else the reference's), its vocabulary and the tag database."""
     from t2i.llm.loading import load_llm
 
     name = name or DEFAULT_PRESAMPLER
@@ -29,7 +29,7 @@ def open_presampler(name: str | None, registry: ModelRegistry, llm_options: Mapp
     if not name.startswith(("http://", "https://")):
         location = registry.resolve(name).location
     return Presampler(llm, targets_for(location), db or TagDatabase.default(), ban=ban,
-                      settings=sampling_for(location))
+                      settings=sampling_for(location), vocabulary=vocabulary_for(location))
 
 
 def presample(request: GenerationRequest, presampler: Presampler, tags: list[str] | None = None,
@@ -41,10 +41,8 @@ def presample(request: GenerationRequest, presampler: Presampler, tags: list[str
     seed = opts.seed if opts.seed is not None else (request.seed or 0)
     given = {k: getattr(opts, k) for k in ("temperature", "top_p", "top_k", "min_p") if getattr(opts, k) is not None}
     settings = replace(presampler.settings, **given)  # the request's settings over the model's own
-    runner = Presampler(presampler.llm, presampler.targets, presampler.db, presampler.ban, settings,
-                        presampler.max_retries, presampler.max_same)
-    return runner.expand(request.prompt, tags=tags, nl=nl, seed=seed, target=opts.target, width=request.width,
-                         height=request.height, fmt=opts.format)
+    return presampler.with_settings(settings).expand(request.prompt, tags=tags, nl=nl, seed=seed, target=opts.target,
+                                                     width=request.width, height=request.height, fmt=opts.format)
 
 
 DEFAULT_COMPOSER = "omost-tiny"

@@ -9,10 +9,19 @@ from t2i.presample.parse import TipoOutput, parse_output
 from t2i.presample.request import LENGTHS, TASKS, Operation, build_request, format_aspect_ratio, plan_operations
 from t2i.presample.runner import Expansion, PresampleError, Presampler, banned
 from t2i.presample.tags import CATEGORIES, TagDatabase, categorize, category_of
-from t2i.presample.targets import REFERENCE_SETTINGS, TIPO_TARGETS, LengthTargets, sampling_for, targets_for
+from t2i.presample.targets import (
+           REFERENCE_SETTINGS,
+           TIPO_TARGETS,
+           LengthTargets,
+           sampling_for,
+           targets_for,
+           vocabulary_for,
+)
+from t2i.presample.vocabulary import VOCABULARIES, Vocabulary
 from t2i.presample.weights import WeightedTag, parse_weighted, render, split_prompt
 
-__all__ = ["CATEGORIES", "FORMATS", "LENGTHS", "REFERENCE_SETTINGS", "TASKS", "TIPO_TARGETS", "Expansion",
-           "LengthTargets", "Operation", "PresampleError", "Presampler", "TagDatabase", "TipoOutput", "WeightedTag",
-           "apply_format", "banned", "build_request", "categorize", "category_of", "format_aspect_ratio",
-           "parse_output", "parse_weighted", "plan_operations", "render", "sampling_for", "split_prompt", "targets_for"]
+__all__ = ["CATEGORIES", "FORMATS", "LENGTHS", "REFERENCE_SETTINGS", "TASKS", "TIPO_TARGETS", "VOCABULARIES",
+           "Expansion", "LengthTargets", "Operation", "PresampleError", "Presampler", "TagDatabase", "TipoOutput",
+           "Vocabulary", "WeightedTag", "apply_format", "banned", "build_request", "categorize", "category_of",
+           "format_aspect_ratio", "parse_output", "parse_weighted", "plan_operations", "render", "sampling_for",
+           "split_prompt", "targets_for", "vocabulary_for"]

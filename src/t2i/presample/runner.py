@@ -20,6 +20,7 @@ from t2i.presample.parse import TipoOutput, parse_output
 from t2i.presample.request import LENGTHS, META_KEYS, Operation, build_request, plan_operations
 from t2i.presample.tags import CATEGORIES, TagDatabase, categorize, normalise
 from t2i.presample.targets import REFERENCE_SETTINGS, TIPO_TARGETS, LengthTargets, sentences
+from t2i.presample.vocabulary import Vocabulary
 from t2i.presample.weights import WeightedTag, parse_weighted, split_prompt
 
 MAX_PROMPT_CHARS = 10_000
@@ -58,6 +59,7 @@ class _State:
     new_other: dict[str, list[str]] = field(default_factory=dict)  # new tags of non-general categories
     added_nl: list[str] = field(default_factory=list)
     generated: list[str] = field(default_factory=list)
+    dropped: int = 0  # generated tags and sentences the vocabulary rejected
 
     def plain_user(self) -> list[str]:
         return [t.text for t in self.user]
@@ -99,7 +101,7 @@ class Presampler:
 
     def __init__(self, llm: LLM, targets: LengthTargets = TIPO_TARGETS, db: TagDatabase | None = None,
                  ban: Sequence[str] = (), settings: SamplingSettings = REFERENCE_SETTINGS, max_retries: int = 10,
-                 max_same: int = 5) -> None:
+                 max_same: int = 5, vocabulary: Vocabulary | None = None) -> None:
         self.llm = llm
         self.targets = targets
         self.db = db or TagDatabase()
@@ -107,6 +109,12 @@ class Presampler:
         self.settings = settings
         self.max_retries = max_retries
         self.max_same = max_same
+        self.vocabulary = vocabulary  # generated content outside it is dropped (t2i.presample.vocabulary)
+
+    def with_settings(self, settings: SamplingSettings) -> Presampler:
+        """The same presampler (LLM, targets, tags, ban list, vocabulary) sampling with `settings`."""
+        return Presampler(self.llm, self.targets, self.db, self.ban, settings, self.max_retries, self.max_same,
+                          self.vocabulary)
 
     # ------------------------------------------------------------------ public
 
@@ -215,6 +223,8 @@ class Presampler:
                 if _key(tag) in have or banned(tag, self.ban) or cat in ("meta", "quality", "rating") or \
                         not plausible(tag, MAX_TAG_CHARS):
                     continue  # meta lines the model writes are not tags the user asked for
+                if not self._known("tag", tag, state):
+                    continue
                 if cat in ("general", "special"):
                     if cap is not None and n_general >= cap:
                         continue
@@ -230,14 +240,22 @@ class Presampler:
             for s in sentences(text):
                 if s.rstrip(".").lower() not in given and not banned(s, self.ban) and \
                         plausible(s, MAX_SENTENCE_CHARS) and \
-                        (limit is None or len(state.added_nl) < limit):
+                        (limit is None or len(state.added_nl) < limit) and self._known("sentence", s, state):
                     state.added_nl.append(s)
                     given.add(s.rstrip(".").lower())
         elif op.writes == "long":
             fresh = [s for s in sentences(out.generated) if s.rstrip(".").lower() not in given
-                     and not banned(s, self.ban) and plausible(s, MAX_SENTENCE_CHARS)]
+                     and not banned(s, self.ban) and plausible(s, MAX_SENTENCE_CHARS)
+                     and self._known("sentence", s, state)]
             if fresh:
                 state.generated = fresh[:limit] if limit is not None else fresh
+
+    def _known(self, kind: str, text: str, state: _State) -> bool:
+        """Whether generated `text` (a "tag" or a "sentence") is in the model's vocabulary; counts drops."""
+        if self.vocabulary is None or getattr(self.vocabulary, kind)(text):
+            return True
+        state.dropped += 1
+        return False
 
     # ------------------------------------------------------------------ results
 
@@ -256,6 +274,9 @@ class Presampler:
         for cat, items in state.new_other.items():
             cats[cat] = cats[cat] + items
         extended, generated = state.extended(), " ".join(state.generated)
+        if state.dropped:
+            warnings.append(f"dropped {state.dropped} generated tag(s) or sentence(s) outside the "
+                            f"{self.vocabulary.name} vocabulary")
         prompt = apply_format(fmt, {**cats, "extended": extended, "generated": generated})
         low = prompt.lower()
         missing = [t.written() for t in state.user if t.text.lower() not in low]

@@ -4,7 +4,8 @@ five tags) ship their own in `presample.json` beside their weights:
 
     {"min_tags": {...}, "max_tags": {...}, "min_sentences": {...}, "max_sentences": {...},
      "default_target": "auto", "default_format": "tag only", "target_weights": {...},
-     "sampling": {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}}
+     "sampling": {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0},
+     "vocabulary": "shapes-world"}
 
 Why sampling belongs to the model: the reference's low temperature (0.35) suits a model trained on a
 long-tailed tag distribution; on a model trained on shapes world it sharpens the colour distribution of
@@ -23,6 +24,7 @@ from typing import Any
 
 from t2i.llm.base import SamplingSettings
 from t2i.presample.request import LENGTHS
+from t2i.presample.vocabulary import Vocabulary, vocabulary
 
 # The reference's sampling defaults (spec-tipo.md); the UIs use temperature 0.5, top_k 80, min_p 0.05.
 REFERENCE_SETTINGS = SamplingSettings(temperature=0.35, top_p=0.95, top_k=60, min_p=0.1, repetition_penalty=1.17,
@@ -109,7 +111,7 @@ def targets_for(folder: Path | None) -> LengthTargets:
     data = _model_file(folder)
     if data is None:
         return TIPO_TARGETS
-    return LengthTargets.from_dict({k: v for k, v in data.items() if k != "sampling"})
+    return LengthTargets.from_dict({k: v for k, v in data.items() if k not in ("sampling", "vocabulary")})
 
 
 def sampling_from_dict(data: Mapping[str, Any]) -> SamplingSettings:
@@ -129,6 +131,15 @@ def sampling_for(folder: Path | None) -> SamplingSettings:
     """The sampling settings shipped beside a model (presample.json "sampling"), else the reference's."""
     data = _model_file(folder)
     return sampling_from_dict(data.get("sampling") or {}) if data else REFERENCE_SETTINGS
+
+
+def vocabulary_for(folder: Path | None) -> Vocabulary | None:
+    """The vocabulary a model's generated content must keep to (presample.json "vocabulary"), else None."""
+    data = _model_file(folder)
+    name = data.get("vocabulary") if data else None
+    if name is not None and not isinstance(name, str):
+        raise ValueError("presample.json: vocabulary must be a name (a string)")
+    return vocabulary(name)
 
 
 def sentences(text: str) -> list[str]:

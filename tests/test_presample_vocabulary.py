@@ -1,0 +1,79 @@
+"""A presampling model's vocabulary (presample.json "vocabulary"): generated text outside it is dropped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from t2i.backends import default_registry
+from t2i.llm.base import Completion
+from t2i.presample import Presampler, Vocabulary, targets_for, vocabulary_for
+from t2i.presample.vocabulary import vocabulary
+from t2i.stages import open_presampler, presample
+from t2i.types import GenerationRequest, PresampleOptions
+
+from .test_presample_runner import SMALL, ScriptedLLM
+
+
+class OffWorldLLM(ScriptedLLM):
+    """Tags: one off-world tag, then world tags.  Captions: an off-world sentence on the first call only."""
+
+    def complete(self, prompt, settings, on_token=None):
+        self.requests.append((prompt, settings.seed))
+        if prompt.endswith("long:"):
+            if sum(p.endswith("long:") for p, _ in self.requests) == 1:
+                return Completion(" There is a white yellow circle on the top. The background is gray.", "stop")
+            return Completion(" There is a red circle on the top. The background is gray.", "stop")
+        return Completion(", purple dragon, blue square, green star, pink circle", "stop")
+
+
+def test_the_shapes_world_vocabulary_reads_tags_and_sentences():
+    v = vocabulary("shapes-world")
+    assert v.tag("two red circles") and v.tag("gray background") and not v.tag("purple dragon")
+    assert v.sentence("There is a red circle on the top.") and v.sentence("The background is gray.")
+    assert not v.sentence("There is a white yellow circle on the top.")
+    assert not v.sentence("There is a brown circle at the top-right bottom right.")
+    assert vocabulary(None) is None
+    with pytest.raises(ValueError, match="unknown presample vocabulary 'klingon'; known: shapes-world"):
+        vocabulary("klingon")
+
+
+def test_generated_text_outside_the_vocabulary_is_dropped_retried_and_reported():
+    llm = OffWorldLLM()
+    out = Presampler(llm, SMALL, vocabulary=vocabulary("shapes-world")).expand("red circle", seed=1,
+                                                                                target="long")
+    assert "purple dragon" not in out.tags and out.new_tags[:3] == ["blue square", "green star", "pink circle"]
+    assert "white yellow" not in out.prompt + out.generated + out.extended
+    assert out.generated.startswith("The background is gray.")  # the caption's world sentence is kept
+    assert sum(p.endswith("long:") for p, _ in llm.requests) > 1  # and the caption was asked for again
+    assert any("outside the shapes-world vocabulary" in w for w in out.warnings)
+    # without a vocabulary everything plausible is taken, as the reference does
+    plain = Presampler(OffWorldLLM(), SMALL).expand("red circle", seed=1, target="long")
+    assert "purple dragon" in plain.tags and "white yellow" in plain.generated and not plain.warnings
+
+
+def test_the_users_own_text_is_never_checked():
+    out = Presampler(OffWorldLLM(), SMALL, vocabulary=vocabulary("shapes-world")).expand(
+        "purple dragon, red circle", seed=1, fmt="tag only")
+    assert out.tags[:2] == ["purple dragon", "red circle"] and out.prompt.startswith("purple dragon, red circle")
+
+
+def test_presample_json_names_the_vocabulary(tmp_path):
+    assert vocabulary_for(None) is None and vocabulary_for(tmp_path) is None
+    (tmp_path / "presample.json").write_text(json.dumps({**SMALL.to_dict(), "vocabulary": "shapes-world"}))
+    assert vocabulary_for(tmp_path).name == "shapes-world" and targets_for(tmp_path) == SMALL
+    (tmp_path / "presample.json").write_text(json.dumps({**SMALL.to_dict(), "vocabulary": ["shapes"]}))
+    with pytest.raises(ValueError, match="vocabulary must be a name"):
+        vocabulary_for(tmp_path)
+
+
+def test_a_custom_vocabulary_object_and_the_request_path_keep_it():
+    only_squares = Vocabulary("squares", tag=lambda t: "square" in t, sentence=lambda s: "square" in s)
+    presampler = Presampler(OffWorldLLM(), SMALL, vocabulary=only_squares)
+    out = presample(GenerationRequest("red circle", seed=2, presample=PresampleOptions(enabled=True)), presampler)
+    assert [t for t in out.new_tags if "square" not in t] == []
+
+
+def test_the_shipped_tipo_tiny_keeps_to_shapes_world():
+    assert open_presampler("tipo-tiny", default_registry()).vocabulary.name == "shapes-world"
