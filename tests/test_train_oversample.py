@@ -47,3 +47,15 @@ def test_the_command_line_refuses_oversampling_elsewhere_and_bad_weights(tmp_pat
     assert main(["train", "shapes-xl", "--smoke", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
                  "--oversample", "star=many"]) != 0
     assert "must be a number" in capsys.readouterr().err
+
+
+def test_the_unet_learning_rate_flag_is_for_shapes_xl_and_must_be_a_rate(tmp_path, capsys):
+    from t2i.cli import main
+
+    assert main(["train", "tipo-tiny", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
+                 "--unet-lr", "1e-4"]) == 2
+    assert "--unet-lr does not apply" in capsys.readouterr().err
+    for bad in ("0", "-1e-4", "nan", "3"):
+        assert main(["train", "shapes-xl", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
+                     f"--unet-lr={bad}"]) == 2
+        assert "--unet-lr must be between 0 and 1" in capsys.readouterr().err

@@ -247,6 +247,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="shapes-xl: pre-train the text encoders contrastively for this many steps first")
     t.add_argument("--text-lr-scale", type=float,
                    help="shapes-xl: text encoders' learning rate / the U-Net's (0 freezes them)")
+    t.add_argument("--unet-lr", type=float,
+                   help="shapes-xl: the U-Net stage's peak learning rate (default 3e-4; lower it to polish a "
+                        "shipped model with --init)")
     t.add_argument("--unet-init", help="shapes-xl: a diffusers U-Net folder to start from")
     t.add_argument("--unet-layers", type=int, help="shapes-xl: residual blocks per U-Net level (default 1)")
     t.add_argument("--unet-depth", type=_counts, metavar="N,N,N",
@@ -689,13 +692,14 @@ def _train(args: argparse.Namespace) -> int:
                     ("unet_init", args.unet_init), ("prediction_type", args.prediction),
                     ("zero_terminal_snr", args.zero_snr), ("unet_layers_per_block", args.unet_layers),
                     ("unet_transformer_depth", args.unet_depth), ("uncolored_fraction", args.uncolored),
-                    ("init_from", args.init), ("oversample", _weights(args.oversample)))
+                    ("init_from", args.init), ("oversample", _weights(args.oversample)), ("unet_lr", args.unet_lr))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
     if args.recipe not in ("tipo-tiny", "omost-tiny", "shapes-xl") and args.init is not None:
         bad.append("--init")
     if args.recipe != "shapes-xl":
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),
+                                     ("--unet-lr", args.unet_lr),
                                      ("--unet-init", args.unet_init), ("--prediction", args.prediction),
                                      ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),
                                      ("--unet-depth", args.unet_depth)) if v is not None]
@@ -710,6 +714,9 @@ def _train(args: argparse.Namespace) -> int:
         bad.append("--snapshot")
     if bad:
         print(f"t2i train {args.recipe}: {', '.join(bad)} does not apply to this recipe", file=sys.stderr)
+        return 2
+    if args.unet_lr is not None and not 0 < args.unet_lr < 1:
+        print(f"t2i train shapes-xl: --unet-lr must be between 0 and 1, got {args.unet_lr}", file=sys.stderr)
         return 2
     if args.snapshot:
         from t2i.train.shapes_xl import export_snapshot
