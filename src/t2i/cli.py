@@ -227,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="render each line's own scene as a Canvas program (the renderer alone)")
     e.add_argument("--region-mode", choices=["omost", "couple", "off"])
     e.add_argument("--region-text", choices=["omost", "own", "local", "local-pooled"], help="as in generate")
+    e.add_argument("--color-start", type=float, metavar="STRENGTH", help="as in generate")
     e.add_argument("--out", type=Path, required=True)
 
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
@@ -608,7 +609,8 @@ def _eval(args: argparse.Namespace) -> int:
                                         ("sampler", args.sampler)) if v is not None}
     if args.size is not None:
         settings["width"], settings["height"] = args.size
-    regional = {k: v for k, v in (("region_mode", args.region_mode), ("region_text", args.region_text)) if v}
+    regional = {k: v for k, v in (("region_mode", args.region_mode), ("region_text", args.region_text),
+                                  ("init_strength", args.color_start)) if v is not None}
     if args.option or regional:
         settings["model_options"] = dict(args.option) | regional
     if args.compose and args.gt_program:
