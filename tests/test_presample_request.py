@@ -30,6 +30,10 @@ def test_the_spec_worked_example_exactly():
 def test_follow_up_request_writes_the_last_field():
     assert build_request(tags=["1girl", "smile"], task="tag_to_long", expand=False) == \
         "target: <|long|> <|tag_to_long|>\ntag: 1girl, smile\nlong:"
+    # a retry of the caption: the field already has text, so the model continues it (a second `long:`
+    # would open a block the parser ignores)
+    assert build_request(tags=["1girl", "smile"], nl="A girl smiles.", task="tag_to_long", expand=False) == \
+        "target: <|long|> <|tag_to_long|>\ntag: 1girl, smile\nlong: A girl smiles."
 
 
 def test_empty_fields_except_the_last_and_nl_placement():

@@ -17,14 +17,15 @@ from .test_presample_runner import SMALL, ScriptedLLM
 
 
 class OffWorldLLM(ScriptedLLM):
-    """Tags: one off-world tag, then world tags.  Captions: an off-world sentence on the first call only."""
+    """Tags: one off-world tag, then world tags.  The caption: one world and one off-world sentence on the
+    first call; a retry (which continues the caption kept so far) adds a world sentence."""
 
     def complete(self, prompt, settings, on_token=None):
         self.requests.append((prompt, settings.seed))
-        if prompt.endswith("long:"):
-            if sum(p.endswith("long:") for p, _ in self.requests) == 1:
+        if "<|tag_to_long|>" in prompt:
+            if prompt.endswith("long:"):
                 return Completion(" There is a white yellow circle on the top. The background is gray.", "stop")
-            return Completion(" There is a red circle on the top. The background is gray.", "stop")
+            return Completion(" There is a red circle on the top.", "stop")
         return Completion(", purple dragon, blue square, green star, pink circle", "stop")
 
 
@@ -44,13 +45,24 @@ def test_generated_text_outside_the_vocabulary_is_dropped_retried_and_reported()
     out = Presampler(llm, SMALL, vocabulary=vocabulary("shapes-world")).expand("red circle", seed=1,
                                                                                 target="long")
     assert "purple dragon" not in out.tags and out.new_tags[:3] == ["blue square", "green star", "pink circle"]
+    captions = [p for p, _ in llm.requests if "<|tag_to_long|>" in p]
+    # one sentence was left after the drop (the minimum is two): the retry continues the kept caption
+    assert len(captions) == 2 and captions[1].endswith("long: The background is gray.")
+    assert out.generated == "The background is gray. There is a red circle on the top."
     assert "white yellow" not in out.prompt + out.generated + out.extended
-    assert out.generated.startswith("The background is gray.")  # the caption's world sentence is kept
-    assert sum(p.endswith("long:") for p, _ in llm.requests) > 1  # and the caption was asked for again
-    assert any("outside the shapes-world vocabulary" in w for w in out.warnings)
+    assert any("dropped 2 generated tag(s) or sentence(s) outside the shapes-world vocabulary" in w
+               for w in out.warnings)
     # without a vocabulary everything plausible is taken, as the reference does
     plain = Presampler(OffWorldLLM(), SMALL).expand("red circle", seed=1, target="long")
     assert "purple dragon" in plain.tags and "white yellow" in plain.generated and not plain.warnings
+
+
+def test_when_the_vocabulary_leaves_nothing_the_fallback_says_why():
+    llm = ScriptedLLM(garbage=", purple dragon, green dragon")
+    out = Presampler(llm, SMALL, vocabulary=vocabulary("shapes-world")).expand("red circle", seed=1,
+                                                                                want_nl=False)
+    assert out.fallback and out.prompt == "red circle"
+    assert out.warnings[0].startswith("dropped 2 generated") and "nothing usable" in out.warnings[1]
 
 
 def test_the_users_own_text_is_never_checked():
@@ -72,7 +84,8 @@ def test_a_custom_vocabulary_object_and_the_request_path_keep_it():
     only_squares = Vocabulary("squares", tag=lambda t: "square" in t, sentence=lambda s: "square" in s)
     presampler = Presampler(OffWorldLLM(), SMALL, vocabulary=only_squares)
     out = presample(GenerationRequest("red circle", seed=2, presample=PresampleOptions(enabled=True)), presampler)
-    assert [t for t in out.new_tags if "square" not in t] == []
+    assert out.new_tags == ["blue square"] and not out.fallback
+    assert any("outside the squares vocabulary" in w for w in out.warnings)
 
 
 def test_the_shipped_tipo_tiny_keeps_to_shapes_world():

@@ -10,12 +10,12 @@ from t2i.presample.request import LENGTHS, TASKS, Operation, build_request, form
 from t2i.presample.runner import Expansion, PresampleError, Presampler, banned
 from t2i.presample.tags import CATEGORIES, TagDatabase, categorize, category_of
 from t2i.presample.targets import (
-           REFERENCE_SETTINGS,
-           TIPO_TARGETS,
-           LengthTargets,
-           sampling_for,
-           targets_for,
-           vocabulary_for,
+    REFERENCE_SETTINGS,
+    TIPO_TARGETS,
+    LengthTargets,
+    sampling_for,
+    targets_for,
+    vocabulary_for,
 )
 from t2i.presample.vocabulary import VOCABULARIES, Vocabulary
 from t2i.presample.weights import WeightedTag, parse_weighted, render, split_prompt

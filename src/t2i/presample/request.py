@@ -33,7 +33,9 @@ def build_request(*, tags: Sequence[str] = (), nl: str = "", meta: Mapping[str, 
     tags: special + general tags (the `tag:` field); nl: natural language (in `short:` when the task
     names short, else in `long:`); meta: {meta, rating, artist, characters, copyrights, quality: [tags]};
     target: a length bucket; task: None (continue tags) or one of TASKS; expand: True = the model
-    continues the last field, False = the request ends with `lastkey:` and the model writes that field.
+    continues the last field, False = the request ends with `lastkey:` and the model writes that field
+    (when `nl` already fills that field, as on a retry, the model continues it instead: a second
+    `lastkey:` would start a block the parser ignores, since the first block of a key wins).
     """
     if target not in LENGTHS:
         raise ValueError(f"target must be one of {', '.join(LENGTHS)}, got {target!r}")
@@ -56,6 +58,8 @@ def build_request(*, tags: Sequence[str] = (), nl: str = "", meta: Mapping[str, 
     content = {"tag": ", ".join(t.strip() for t in tags if t.strip())}
     if nl.strip():
         content["short" if task and "short" in order else "long"] = nl.strip()
+    if not expand and content.get(order[-1]):
+        expand = True  # the last field already has text (a retry of a caption): the model continues it
     text = "\n".join(lines) + "\n"
     for i, key in enumerate(order):
         value = content.get(key, "")

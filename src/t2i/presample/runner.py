@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from t2i.llm.base import LLM, LLMError, SamplingSettings
 from t2i.presample.formats import FORMATS, apply_format
@@ -59,7 +59,7 @@ class _State:
     new_other: dict[str, list[str]] = field(default_factory=dict)  # new tags of non-general categories
     added_nl: list[str] = field(default_factory=list)
     generated: list[str] = field(default_factory=list)
-    dropped: int = 0  # generated tags and sentences the vocabulary rejected
+    dropped: set[str] = field(default_factory=set)  # generated tags and sentences the vocabulary rejected
 
     def plain_user(self) -> list[str]:
         return [t.text for t in self.user]
@@ -156,7 +156,7 @@ class Presampler:
             warnings.append(f"presampling failed ({e}); the prompt is used as written")
             return self._fallback(original, user, nl, seed, warnings, calls)
         if not state.new and not state.added_nl and not state.generated:
-            warnings.append("the model added nothing usable; the prompt is used as written")
+            warnings += [*self._dropped_note(state), "the model added nothing usable; the prompt is used as written"]
             return self._fallback(original, user, nl, seed, warnings, calls)
         return self._result(original, state, seed, fmt, warnings, calls)
 
@@ -223,15 +223,15 @@ class Presampler:
                 if _key(tag) in have or banned(tag, self.ban) or cat in ("meta", "quality", "rating") or \
                         not plausible(tag, MAX_TAG_CHARS):
                     continue  # meta lines the model writes are not tags the user asked for
-                if not self._known("tag", tag, state):
-                    continue
                 if cat in ("general", "special"):
-                    if cap is not None and n_general >= cap:
+                    if cap is not None and n_general >= cap or not self._known("tag", tag, state):
                         continue
                     state.new.append(tag)
                     n_general += 1
-                else:
+                elif self._known("tag", tag, state):
                     state.new_other.setdefault(cat, []).append(tag)
+                else:
+                    continue
                 have.add(_key(tag))
         given = {s.rstrip(".").lower() for s in sentences(state.extended())}
         limit = self.targets.max_sentences[op.target]
@@ -243,19 +243,28 @@ class Presampler:
                         (limit is None or len(state.added_nl) < limit) and self._known("sentence", s, state):
                     state.added_nl.append(s)
                     given.add(s.rstrip(".").lower())
-        elif op.writes == "long":
-            fresh = [s for s in sentences(out.generated) if s.rstrip(".").lower() not in given
-                     and not banned(s, self.ban) and plausible(s, MAX_SENTENCE_CHARS)
-                     and self._known("sentence", s, state)]
+        elif op.writes == "long":  # the caption as a whole (a retry continues it: earlier sentences come again)
+            fresh = []
+            for s in sentences(out.generated):
+                if s.rstrip(".").lower() not in given and not banned(s, self.ban) and \
+                        plausible(s, MAX_SENTENCE_CHARS) and self._known("sentence", s, state):
+                    fresh.append(s)
+                    given.add(s.rstrip(".").lower())
             if fresh:
                 state.generated = fresh[:limit] if limit is not None else fresh
 
-    def _known(self, kind: str, text: str, state: _State) -> bool:
-        """Whether generated `text` (a "tag" or a "sentence") is in the model's vocabulary; counts drops."""
+    def _known(self, kind: Literal["tag", "sentence"], text: str, state: _State) -> bool:
+        """Whether generated `text` is in the model's vocabulary; what is not is remembered in `dropped`."""
         if self.vocabulary is None or getattr(self.vocabulary, kind)(text):
             return True
-        state.dropped += 1
+        state.dropped.add(text.strip().lower())
         return False
+
+    def _dropped_note(self, state: _State) -> list[str]:
+        if not state.dropped:
+            return []
+        return [f"dropped {len(state.dropped)} generated tag(s) or sentence(s) outside the {self.vocabulary.name} "
+                f"vocabulary"]
 
     # ------------------------------------------------------------------ results
 
@@ -274,9 +283,7 @@ class Presampler:
         for cat, items in state.new_other.items():
             cats[cat] = cats[cat] + items
         extended, generated = state.extended(), " ".join(state.generated)
-        if state.dropped:
-            warnings.append(f"dropped {state.dropped} generated tag(s) or sentence(s) outside the "
-                            f"{self.vocabulary.name} vocabulary")
+        warnings += self._dropped_note(state)
         prompt = apply_format(fmt, {**cats, "extended": extended, "generated": generated})
         low = prompt.lower()
         missing = [t.written() for t in state.user if t.text.lower() not in low]
