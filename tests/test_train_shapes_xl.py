@@ -218,3 +218,8 @@ def test_a_run_goes_on_from_an_exported_model_with_a_deeper_unet(tmp_path):
     assert all(torch.equal(enc_a[k], enc_b[k]) for k in enc_a)  # the latent space the U-Net learnt in
     with pytest.raises(ValueError, match="init_from gives"):
         train_shapes_xl(replace(cfg, clip_steps=2), tmp_path / "w3", tmp_path / "m3")
+    import shutil
+
+    shutil.copytree(tmp_path / "w1" / "vae", tmp_path / "w4" / "vae")  # an older run's VAE, without its tuned decoder
+    with pytest.raises(ValueError, match="is not the VAE of --init"):
+        train_shapes_xl(cfg, tmp_path / "w4", tmp_path / "m4")

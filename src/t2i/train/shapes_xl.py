@@ -255,13 +255,29 @@ def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: 
         ckpt_path.unlink(missing_ok=True)
 
 
+def _check_init_vae(vae, init_vae: Path, folder: Path) -> None:
+    """A run from init_from must export init_from's VAE (decoder included): refuse a work folder whose
+    `vae/` holds another one (e.g. copied from an older run), which the export would otherwise ship."""
+    from diffusers import AutoencoderKL
+
+    theirs = AutoencoderKL.from_pretrained(init_vae, torch_dtype=torch.float32).state_dict()
+    ours = vae.state_dict()
+    differ = [k for k in theirs if k not in ours or not torch.equal(ours[k].float(), theirs[k])]
+    if differ:
+        raise ValueError(f"{folder} is not the VAE of --init {init_vae.parent} ({len(differ)} tensors differ, "
+                         f"e.g. {differ[0]}): remove it (the run copies --init's) or start a new work folder")
+
+
 def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Progress | None = None):
     """Train (or resume, or load) the VAE: MSE (+ optional L1) + 1e-6 KL on seeded batches."""
     from diffusers import AutoencoderKL
 
     final = work / "vae"
     if (final / "config.json").exists():
-        return AutoencoderKL.from_pretrained(final)
+        vae = AutoencoderKL.from_pretrained(final)
+        if cfg.init_from:
+            _check_init_vae(vae, Path(cfg.init_from) / "vae", final)
+        return vae
     if cfg.init_from:  # the latent space init_from's U-Net was trained in
         vae = AutoencoderKL.from_pretrained(Path(cfg.init_from) / "vae", torch_dtype=torch.float32)
         vae.save_pretrained(final)
