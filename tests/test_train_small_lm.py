@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from t2i.llm import SamplingSettings, load_llm
-from t2i.presample import REFERENCE_SETTINGS, LengthTargets, parse_output, sampling_for, targets_for
+from t2i.presample import REFERENCE_SETTINGS, LengthTargets, parse_output, sampling_for, targets_for, vocabulary_for
 from t2i.train.small_lm import SmallLMConfig, train_small_lm
 from t2i.train.tipo_data import BUCKETS, TINY_SAMPLING, TINY_TARGETS, tipo_document, tipo_documents
 from t2i.train.tipo_tiny import train_tipo_tiny
@@ -46,7 +46,8 @@ def test_smoke_run_exports_a_loadable_presampler(tmp_path):
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
     written = json.loads((out / "presample.json").read_text())
     assert targets_for(out) == TINY_TARGETS == LengthTargets.from_dict({k: v for k, v in written.items()
-                                                                       if k != "sampling"})
+                                                                       if k not in ("sampling", "vocabulary")})
+    assert vocabulary_for(out).name == "shapes-world"  # generated text outside shapes world is dropped
     settings = sampling_for(out)  # the model's own sampling, over the reference's other fields
     assert (settings.temperature, settings.top_k, settings.repetition_penalty) == (1.0, 0, 1.0)
     assert settings.max_tokens == REFERENCE_SETTINGS.max_tokens and written["sampling"] == TINY_SAMPLING
