@@ -223,15 +223,14 @@ class Presampler:
                 if _key(tag) in have or banned(tag, self.ban) or cat in ("meta", "quality", "rating") or \
                         not plausible(tag, MAX_TAG_CHARS):
                     continue  # meta lines the model writes are not tags the user asked for
-                if cat in ("general", "special"):
-                    if cap is not None and n_general >= cap or not self._known("tag", tag, state):
-                        continue
+                general = cat in ("general", "special")
+                if (general and cap is not None and n_general >= cap) or not self._known("tag", tag, state):
+                    continue  # over the cap (checked first, so a capped tag is not counted as dropped)
+                if general:
                     state.new.append(tag)
                     n_general += 1
-                elif self._known("tag", tag, state):
-                    state.new_other.setdefault(cat, []).append(tag)
                 else:
-                    continue
+                    state.new_other.setdefault(cat, []).append(tag)
                 have.add(_key(tag))
         given = {s.rstrip(".").lower() for s in sentences(state.extended())}
         limit = self.targets.max_sentences[op.target]
