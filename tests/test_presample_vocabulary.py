@@ -90,3 +90,40 @@ def test_a_custom_vocabulary_object_and_the_request_path_keep_it():
 
 def test_the_shipped_tipo_tiny_keeps_to_shapes_world():
     assert open_presampler("tipo-tiny", default_registry()).vocabulary.name == "shapes-world"
+
+
+class DisagreeingLLM(ScriptedLLM):
+    """Tags: a blue square and a gray background.  The caption names a green triangle (not in the tags) on
+    the first call; a retry adds a sentence about the blue square."""
+
+    def complete(self, prompt, settings, on_token=None):
+        self.requests.append((prompt, settings.seed))
+        if "<|tag_to_long|>" in prompt:
+            if prompt.endswith("long:"):
+                return Completion(" There is a green triangle on the left. There is a red circle on the top.",
+                                  "stop")
+            return Completion(" There is a blue square at the bottom.", "stop")
+        return Completion(", blue square, gray background", "stop")
+
+
+def test_caption_sentences_must_agree_with_the_tags():
+    from t2i.presample.vocabulary import shapes_world_agrees as agrees
+
+    tags = ["red circle", "two squares", "gray background"]
+    assert agrees(tags, "There is a red circle on the top.") and agrees(tags, "There is a circle in the centre.")
+    assert agrees(tags, "There is a blue square on the left.")  # the tag names no colour for the squares
+    assert not agrees(tags, "There is a blue circle on the top.") and not agrees(tags, "There is a star on the top.")
+    assert agrees(tags, "The background is gray.") and not agrees(tags, "The background is white.")
+    assert agrees(["red circle"], "The background is white.")  # no background tag: nothing to contradict
+    assert agrees(tags, "A sentence of another form.")  # left to the vocabulary check
+
+    llm = DisagreeingLLM()
+    out = Presampler(llm, SMALL, vocabulary=vocabulary("shapes-world")).expand("red circle", seed=1, target="long",
+                                                                                fmt="both + generated NL")
+    assert out.new_tags == ["blue square", "gray background"]
+    assert out.generated == "There is a red circle on the top. There is a blue square at the bottom."
+    assert "green triangle" not in out.prompt
+    assert any("dropped 1 generated caption sentence(s) that disagree with the tags" in w for w in out.warnings)
+    # without a vocabulary the caption is taken as written
+    plain = Presampler(DisagreeingLLM(), SMALL).expand("red circle", seed=1, target="long", fmt="both + generated NL")
+    assert "green triangle" in plain.generated

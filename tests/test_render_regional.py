@@ -141,3 +141,22 @@ def test_colour_start_needs_a_canvas(backend):
         backend.generate(plain)
     hires = backend.generate(request(3.0, hires_scale=2).with_(compose=ComposeOptions(), steps=2))
     assert hires.images[0].size == (128, 128)
+
+
+def test_local_outside_attends_the_global_region_only_outside_the_boxes(backend):
+    from t2i.compose import parse_canvas
+    from t2i.render.regional import encode_layout, region_texts, regional_processors
+
+    pipe, layout = backend.pipe, parse_canvas(program()).process()
+    assert region_texts(layout, "local-outside") == region_texts(layout, "local")
+    _, tokens = encode_layout(pipe, layout, None, 1, False, "local-outside")
+    with regional_processors(pipe, layout, tokens, 64, 64, False, "omost", "local-outside") as state:
+        m = state.region_masks  # (R, h, w)
+        boxes = m[1:].amax(dim=0)
+        assert torch.equal(m[0], 1 - boxes) and 0 < m[0].sum() < m[0].numel()  # the complement of the boxes
+        assert torch.equal((m.sum(dim=0) > 0).float(), torch.ones_like(m[0]))  # every pixel reads some region
+    with regional_processors(pipe, layout, tokens, 64, 64, False, "omost", "local") as state:
+        assert torch.equal(state.region_masks[0], torch.ones_like(state.region_masks[0]))
+    a = np.asarray(backend.generate(request(3.0, region_text="local")).images[0], dtype=np.int16)
+    b = np.asarray(backend.generate(request(3.0, region_text="local-outside")).images[0], dtype=np.int16)
+    assert np.abs(a - b).max() > 0

@@ -122,10 +122,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="render this Canvas program (parsed, never executed) instead of asking an LLM")
     g.add_argument("--region-mode", choices=["omost", "couple", "off"],
                    help="regional attention: omost (score manipulation, default), couple (masks only), off")
-    g.add_argument("--region-text", choices=["omost", "own", "local", "local-pooled"],
+    g.add_argument("--region-text", choices=["omost", "own", "local", "local-pooled", "local-outside"],
                    help="what each region reads: omost (global description first, default), own (only its own "
                         "description), local (own, and the global region only its colour and 'background'), "
-                        "local-pooled (local, with the global description's pooled vector)")
+                        "local-pooled (local, with the global description's pooled vector), local-outside (local, "
+                        "and the global region attended only outside the local boxes)")
     g.add_argument("--color-start", type=float, metavar="STRENGTH",
                    help="with a canvas: start from its coarse colour image at this strength (0-1, e.g. 0.9)")
     g.add_argument("--hires", type=float, metavar="SCALE",
@@ -226,7 +227,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--gt-program", action="store_true",
                    help="render each line's own scene as a Canvas program (the renderer alone)")
     e.add_argument("--region-mode", choices=["omost", "couple", "off"])
-    e.add_argument("--region-text", choices=["omost", "own", "local", "local-pooled"], help="as in generate")
+    e.add_argument("--region-text", choices=["omost", "own", "local", "local-pooled", "local-outside"],
+                   help="as in generate")
     e.add_argument("--color-start", type=float, metavar="STRENGTH", help="as in generate")
     e.add_argument("--out", type=Path, required=True)
 

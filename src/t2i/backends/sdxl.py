@@ -197,7 +197,7 @@ class SDXLBackend:
 
         images, seeds, per_image = [], [], []
         batch = int(opts.get("batch_size") or 1)
-        mode = str(opts.get("region_mode", "omost"))
+        mode, text = str(opts.get("region_mode", "omost")), str(opts.get("region_text", "omost"))
         for start in range(0, request.n_images, batch):
             ks = list(range(start, min(start + batch, request.n_images)))
             gens = [torch.Generator("cpu").manual_seed(request.seed + k) for k in ks]
@@ -211,8 +211,7 @@ class SDXLBackend:
                 from t2i.render.regional import encode_layout
 
                 try:
-                    extra, token_region = encode_layout(self.pipe, layout, negative, len(ks), cfg,
-                                                        str(opts.get("region_text", "omost")))
+                    extra, token_region = encode_layout(self.pipe, layout, negative, len(ks), cfg, text)
                 except ValueError as e:
                     raise RequestError(f"regional rendering: {e}") from e
             else:
@@ -228,7 +227,7 @@ class SDXLBackend:
             for (_, strength), (height, width) in zip(passes, _pass_sizes(request, opts, m), strict=True):
                 if out is not None:  # hi-res fix: upscale the last pass's images, then denoise them partly
                     start_image = [Image.fromarray(_to_uint8(a)).resize((width, height), Image.LANCZOS) for a in out]
-                out = self._pass(run, extra, layout, token_region, cfg, mode, height, width,
+                out = self._pass(run, extra, layout, token_region, cfg, mode, text, height, width,
                                  start_image if strength < 1 else None, strength)
                 if cancelled:
                     raise Cancelled(f"cancelled after {done} steps")
@@ -244,7 +243,7 @@ class SDXLBackend:
                                 warnings=warnings)
 
     def _pass(self, run: dict[str, Any], extra: dict[str, Any], layout: Any, token_region: Any, cfg: bool, mode: str,
-              height: int, width: int, image: list[Image.Image] | None, strength: float) -> np.ndarray:
+              text: str, height: int, width: int, image: list[Image.Image] | None, strength: float) -> np.ndarray:
         """One denoising pass -> (b, H, W, 3) floats in [0, 1]: text-to-image, or image-to-image from
         `image` at `strength`; with the layout's regional processors installed when there is a layout."""
         if image is None:
@@ -256,7 +255,8 @@ class SDXLBackend:
         from t2i.render.regional import regional_processors
 
         try:
-            with regional_processors(self.pipe, layout, token_region, height, width, cfg, mode):
+            with regional_processors(self.pipe, layout, token_region, height, width, cfg, mode,
+                                     text):
                 return pipe(**kwargs).images
         except ValueError as e:
             raise RequestError(f"regional rendering: {e}") from e

@@ -19,6 +19,13 @@ FORMATS = {
 _PLACEHOLDER = re.compile(r"<\|([a-z_]+)\|>")
 
 
+def uses_nl(template: str) -> bool:
+    """Whether a format (preset name or template) shows natural language; when it does not, the extra
+    caption-writing operation of the plan is not wanted (spec-tipo.md, operation plan)."""
+    template = FORMATS.get(template, template)
+    return "<|extended|>" in template or "<|generated|>" in template
+
+
 def apply_format(template: str, values: Mapping[str, str | Sequence[str]]) -> str:
     """Fill a template; an empty placeholder goes with its trailing comma; `extended` falls back to
     `generated`; unknown placeholders are an error (a typo would otherwise vanish silently)."""

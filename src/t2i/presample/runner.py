@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from t2i.llm.base import LLM, LLMError, SamplingSettings
-from t2i.presample.formats import FORMATS, apply_format
+from t2i.presample.formats import FORMATS, apply_format, uses_nl
 from t2i.presample.parse import TipoOutput, parse_output
 from t2i.presample.request import LENGTHS, META_KEYS, Operation, build_request, plan_operations
 from t2i.presample.tags import CATEGORIES, TagDatabase, categorize, normalise
@@ -60,6 +60,7 @@ class _State:
     added_nl: list[str] = field(default_factory=list)
     generated: list[str] = field(default_factory=list)
     dropped: set[str] = field(default_factory=set)  # generated tags and sentences the vocabulary rejected
+    disagreeing: set[str] = field(default_factory=set)  # caption sentences that contradict the tags
 
     def plain_user(self) -> list[str]:
         return [t.text for t in self.user]
@@ -150,7 +151,7 @@ class Presampler:
         aspect = f"{width / height:.1f}" if width and height else None
         calls = 0
         try:
-            for op in plan_operations(bool(user), bool(nl.strip()), target, nl_target, want_nl):
+            for op in plan_operations(bool(user), bool(nl.strip()), target, nl_target, want_nl and uses_nl(fmt)):
                 calls += self._run(op, state, seed, aspect, warnings, on_call)
         except LLMError as e:
             warnings.append(f"presampling failed ({e}); the prompt is used as written")
@@ -234,6 +235,9 @@ class Presampler:
                 have.add(_key(tag))
         given = {s.rstrip(".").lower() for s in sentences(state.extended())}
         limit = self.targets.max_sentences[op.target]
+        if op.writes == "long":  # a caption from the tags must describe them (Vocabulary.agrees)
+            out = replace(out, extended=self._agreeing(out.extended, state), generated=self._agreeing(out.generated,
+                                                                                                       state))
         if op.writes in ("short", "long") and (op.expand or op.writes == "short"):
             text = out.extended if op.writes == "short" else out.generated
             for s in sentences(text):
@@ -259,11 +263,30 @@ class Presampler:
         state.dropped.add(text.strip().lower())
         return False
 
+    def _agreeing(self, text: str, state: _State) -> str:
+        """`text` without the generated sentences that disagree with the tags (remembered in `disagreeing`);
+        the user's own sentences are never checked."""
+        agrees = self.vocabulary.agrees if self.vocabulary is not None else None
+        if agrees is None or not text:
+            return text
+        tags = [*state.plain_user(), *state.new]
+        user = {u.rstrip(".").lower() for u in sentences(state.user_nl)}
+        kept = []
+        for s in sentences(text):
+            if s.rstrip(".").lower() in user or agrees(tags, s):
+                kept.append(s)
+            else:
+                state.disagreeing.add(s.strip().lower())
+        return " ".join(kept)
+
     def _dropped_note(self, state: _State) -> list[str]:
-        if not state.dropped:
-            return []
-        return [f"dropped {len(state.dropped)} generated tag(s) or sentence(s) outside the {self.vocabulary.name} "
-                f"vocabulary"]
+        notes = []
+        if state.dropped:
+            notes.append(f"dropped {len(state.dropped)} generated tag(s) or sentence(s) outside the "
+                         f"{self.vocabulary.name} vocabulary")
+        if state.disagreeing:
+            notes.append(f"dropped {len(state.disagreeing)} generated caption sentence(s) that disagree with the tags")
+        return notes
 
     # ------------------------------------------------------------------ results
 

@@ -28,7 +28,8 @@ class RegionalState:
     """What every regional processor of one pipeline call shares.
 
     token_region: (L,) region index of each conditioning token (0 = global).
-    region_masks: (R, H0, W0) {0,1} masks at the latent's size; region 0 is all ones.
+    region_masks: (R, H0, W0) {0,1} masks at the latent's size; region 0 (global) is all ones, or the
+        pixels outside every local box (region text local-outside).
     cfg: the batch is [negative rows, positive rows] (classifier-free guidance), else positive only.
     """
 

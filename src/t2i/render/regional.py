@@ -20,9 +20,11 @@ REGION_MODES = ("omost", "couple", "off")  # off: the same concatenated tokens, 
 # region as Omost's).  local: as own, and the global region reads only "<its colour name> background",
 # so no text naming an object reaches pixels outside that object's box.  local-pooled: as local for
 # cross-attention, but the pooled text vector (SDXL adds it to the time embedding, so it reaches every
-# pixel) is the global description's, as under omost, not "<colour> background"'s.  own, local and
-# local-pooled are ablations for small models that draw whatever they read.
-REGION_TEXTS = ("omost", "own", "local", "local-pooled")
+# pixel) is the global description's, as under omost, not "<colour> background"'s.  local-outside: as
+# local, and the global region is attended only outside the local boxes, so inside a box the object's
+# own text is all there is to read.  own, local, local-pooled and local-outside are ablations for small
+# models that draw whatever they read.
+REGION_TEXTS = ("omost", "own", "local", "local-pooled", "local-outside")
 
 
 def color_name(rgb: tuple[int, int, int]) -> str:
@@ -38,7 +40,7 @@ def region_texts(layout: Layout, text: str = "omost") -> list[tuple[tuple[str, .
     if text == "omost":
         return [(r.prefixes, r.suffixes) for r in layout.regions]
     g = layout.global_region
-    boxed = text in ("local", "local-pooled")
+    boxed = text in ("local", "local-pooled", "local-outside")
     first = ((f"{color_name(g.color)} background",), ()) if boxed else (g.prefixes, g.suffixes)
     return [first] + [(r.prefixes[1:] or r.prefixes, r.suffixes) for r in layout.regions[1:]]
 
@@ -114,12 +116,15 @@ def encode_layout(pipe: Any, layout: Layout, negative: str | None, n: int, cfg: 
 
 @contextmanager
 def regional_processors(pipe: Any, layout: Layout, token_region: torch.Tensor, height: int, width: int, cfg: bool,
-                        mode: str = "omost") -> Iterator[RegionalState]:
+                        mode: str = "omost", text: str = "omost") -> Iterator[RegionalState]:
     """Regional processors on the U-Net for the duration of the block; the old ones come back after."""
     if mode not in REGION_MODES:
         raise ValueError(f"region mode must be one of {', '.join(REGION_MODES)}, got {mode!r}")
     f = pipe.vae_scale_factor
     masks = torch.from_numpy(layout.masks(height // f, width // f))  # (R, h, w)
+    if text == "local-outside" and len(masks) > 1:
+        # every pixel stays in some region: the global one where no local box is (at least one pixel)
+        masks[0] = 1 - masks[1:].amax(dim=0)
     if mode == "off":
         masks = torch.ones_like(masks)
     state = RegionalState(token_region, masks, cfg=cfg, mode="couple" if mode == "off" else mode)
