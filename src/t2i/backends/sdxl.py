@@ -31,7 +31,8 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any], str]] = {
 }
 OPTIONS = {"device", "dtype", "cpu_offload", "vae_tiling", "attention_slicing", "config", "variant",
            "zero_pooled", "batch_size", "region_mode", "region_text", "init_strength", "hires_scale",
-           "hires_strength", "guidance_rescale"}
+           "hires_strength", "guidance_rescale", "excite", "excite_scale", "excite_factor",
+           "excite_refine"}
 BLACK_LEVEL = 2.0 / 255  # an image whose every pixel is below this counts as black
 
 
@@ -187,8 +188,12 @@ class SDXLBackend:
         cancelled = False
         done = 0
 
+        exciter = self._exciter(request, opts, layout is not None, warnings)
+
         def on_step(pipe, i, t, kwargs):  # diffusers' callback_on_step_end
             nonlocal cancelled, done
+            if exciter is not None and pipe is self.pipe:  # text-to-image only (not a hi-res pass)
+                kwargs = exciter.step(pipe, i, kwargs)
             done += 1
             if callback is not None and callback(done, total * request.n_images) is False:
                 cancelled = True
@@ -204,6 +209,9 @@ class SDXLBackend:
             t0 = time.perf_counter()
             run = {"num_inference_steps": request.steps, "guidance_scale": request.guidance,
                    "generator": gens, "output_type": "np", "callback_on_step_end": on_step}
+            if exciter is not None:
+                run["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds", "add_text_embeds",
+                                                             "add_time_ids"]
             if opts.get("guidance_rescale"):  # Lin et al. 2024 Sec. 3.4: 0.7 against over-exposure at zero SNR
                 run["guidance_rescale"] = float(opts["guidance_rescale"])
             if layout is not None:
@@ -260,6 +268,38 @@ class SDXLBackend:
                 return pipe(**kwargs).images
         except ValueError as e:
             raise RequestError(f"regional rendering: {e}") from e
+
+    def _exciter(self, request: GenerationRequest, opts: Mapping[str, Any], has_layout: bool,
+                 warnings: list[str]) -> Any:
+        """Attend-and-Excite for this request (option excite: comma-separated words of the prompt, or auto
+        for its shapes-world nouns), or None when off."""
+        words = opts.get("excite")
+        if words in (None, "", "0", "off", False):
+            return None
+        if has_layout:
+            raise RequestError("excite works on plain prompts; a Canvas is drawn by the regional renderer")
+        from t2i.render.excite import Exciter, ExciteSettings, shape_words, subject_tokens
+
+        chosen = shape_words(request.prompt) if words == "auto" else [w.strip() for w in str(words).split(",")
+                                                                       if w.strip()]
+        if not chosen:
+            warnings.append("excite=auto found no subject word in the prompt; attend-and-excite is off")
+            return None
+        try:
+            tokens = subject_tokens(self.pipe.tokenizer, request.prompt, chosen)
+            settings = ExciteSettings(tokens, scale=_number(opts, "excite_scale", 20.0, 0.0, 1000.0),
+                                      factor=int(_number(opts, "excite_factor", 2, 0, 64)),
+                                      refine_iters=int(_number(opts, "excite_refine", 20, -1, 1000)))
+        except ValueError as e:
+            raise RequestError(str(e)) from e
+        kinds = self.pipe.unet.config.down_block_types  # level j is the latent's size / 2**j
+        levels = sorted(2**j for j, kind in enumerate(kinds) if "CrossAttn" in kind)
+        if settings.factor not in levels:
+            raise RequestError(f"excite_factor {settings.factor}: this U-Net has cross-attention at factors "
+                               f"{', '.join(map(str, levels))} (the latent's size over the attention map's)")
+        last = len(self.pipe.tokenizer(request.prompt, truncation=True).input_ids) - 1
+        f = self.pipe.vae_scale_factor
+        return Exciter(settings, last, (int(request.height) // f, int(request.width) // f), int(request.steps))
 
     def _img2img(self):
         """The image-to-image pipeline over the same modules (no copy of the weights)."""
