@@ -46,10 +46,14 @@ def test_subject_maxima_drop_the_start_token_and_resoftmax():
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory):
+def folder(tmp_path_factory):
+    return build_tiny_sdxl(tmp_path_factory.mktemp("sdxl"))
+
+
+@pytest.fixture(scope="module")
+def backend(folder):
     from t2i.backends import default_registry
 
-    folder = build_tiny_sdxl(tmp_path_factory.mktemp("sdxl"))
     return default_registry().load(str(folder))[1]
 
 
@@ -109,3 +113,15 @@ def test_bad_excite_options_are_clear_errors(backend):
         backend.generate(request(excite="auto", excite_factor=3))
     r = backend.generate(request(excite="auto").with_(prompt="a red thing"))
     assert any("found no subject word" in w for w in r.warnings)
+
+
+def test_cli_generate_takes_excite_and_records_it(folder, tmp_path, monkeypatch):
+    from t2i.backends import default_registry
+    from t2i.cli import main
+    from t2i.metadata import read_image_metadata
+
+    monkeypatch.setenv("T2I_HOME", str(tmp_path / "home"))
+    out = tmp_path / "a.png"
+    assert main(["generate", "a red circle above a blue square", "--model", str(folder), "--steps", "3", "--excite",
+                 "auto", "--out", str(out)], registry=default_registry()) == 0
+    assert read_image_metadata(out).request.model_options == {"excite": "auto"}

@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--hires", type=float, metavar="SCALE",
                    help="hi-res fix: upscale by SCALE (e.g. 1.5), then denoise again at --hires-strength")
     g.add_argument("--hires-strength", type=float, metavar="S", help="hi-res fix denoising strength (default 0.5)")
+    g.add_argument("--excite", metavar="WORDS",
+                   help="Attend-and-Excite (SDXL family): words of the prompt that must appear, comma-separated, "
+                        "or auto (the shapes-world nouns); against objects left out of multi-object prompts")
     g.add_argument("--out", type=Path, help="output file (.png) or folder (default outputs/YYYY-MM-DD/)")
     g.add_argument("--outputs-root", type=Path, default=Path("outputs"), help=argparse.SUPPRESS)
 
@@ -230,6 +233,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--region-text", choices=["omost", "own", "local", "local-pooled", "local-outside"],
                    help="as in generate")
     e.add_argument("--color-start", type=float, metavar="STRENGTH", help="as in generate")
+    e.add_argument("--excite", metavar="WORDS", help="as in generate (auto: each line's shape nouns)")
     e.add_argument("--out", type=Path, required=True)
 
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
@@ -400,7 +404,7 @@ def _generate(args: argparse.Namespace) -> int:
         program = args.program.read_text(encoding="utf-8") if args.program is not None else None
         changes["compose"] = ComposeOptions(enabled=True, model=args.compose_model, program=program)
     flags = {"region_mode": args.region_mode, "region_text": args.region_text, "init_strength": args.color_start,
-             "hires_scale": args.hires, "hires_strength": args.hires_strength}
+             "hires_scale": args.hires, "hires_strength": args.hires_strength, "excite": args.excite}
     if any(v is not None for v in flags.values()):
         changes["model_options"] = {**changes.get("model_options", request.model_options),
                                     **{k: v for k, v in flags.items() if v is not None}}
@@ -612,7 +616,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.size is not None:
         settings["width"], settings["height"] = args.size
     regional = {k: v for k, v in (("region_mode", args.region_mode), ("region_text", args.region_text),
-                                  ("init_strength", args.color_start)) if v is not None}
+                                  ("init_strength", args.color_start), ("excite", args.excite)) if v is not None}
     if args.option or regional:
         settings["model_options"] = dict(args.option) | regional
     if args.compose and args.gt_program:
