@@ -66,10 +66,11 @@ def test_cli_eval(recorded, tmp_path, capsys):
     suite = tmp_path / "suite.jsonl"
     write_suite(build_suite(per_task=1, seed=2)[:2], suite)
     assert main(["eval", "--suite", str(suite), "--model", "fake", "--out", str(tmp_path / "o"), "--gt-program",
-                 "--region-mode", "couple", "--region-text", "own", "--color-start", "0.9"], registry=registry) == 0
+                 "--region-mode", "couple", "--region-text", "own", "--color-start", "0.9", "--hires", "2"],
+                registry=registry) == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["settings"]["model_options"] == {"region_mode": "couple", "region_text": "own",
-                                                    "init_strength": 0.9}
+                                                    "init_strength": 0.9, "hires_scale": 2.0}
     assert "overall" in capsys.readouterr().out
     assert main(["eval", "--suite", str(suite), "--model", "fake", "--out", str(tmp_path / "p"), "--gt-program",
                  "--compose"], registry=registry) == 2

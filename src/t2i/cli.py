@@ -234,6 +234,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="as in generate")
     e.add_argument("--color-start", type=float, metavar="STRENGTH", help="as in generate")
     e.add_argument("--excite", metavar="WORDS", help="as in generate (auto: each line's shape nouns)")
+    e.add_argument("--hires", type=float, metavar="SCALE", help="as in generate (the images are scored at the "
+                                                                 "larger size)")
+    e.add_argument("--hires-strength", type=float, metavar="S", help="as in generate")
     e.add_argument("--out", type=Path, required=True)
 
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
@@ -616,7 +619,9 @@ def _eval(args: argparse.Namespace) -> int:
     if args.size is not None:
         settings["width"], settings["height"] = args.size
     regional = {k: v for k, v in (("region_mode", args.region_mode), ("region_text", args.region_text),
-                                  ("init_strength", args.color_start), ("excite", args.excite)) if v is not None}
+                                  ("init_strength", args.color_start), ("excite", args.excite),
+                                  ("hires_scale", args.hires), ("hires_strength", args.hires_strength))
+                if v is not None}
     if args.option or regional:
         settings["model_options"] = dict(args.option) | regional
     if args.compose and args.gt_program:
