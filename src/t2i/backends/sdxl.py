@@ -263,8 +263,7 @@ class SDXLBackend:
         from t2i.render.regional import regional_processors
 
         try:
-            with regional_processors(self.pipe, layout, token_region, height, width, cfg, mode,
-                                     text):
+            with regional_processors(self.pipe, layout, token_region, height, width, cfg, mode, text):
                 return pipe(**kwargs).images
         except ValueError as e:
             raise RequestError(f"regional rendering: {e}") from e
