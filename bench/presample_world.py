@@ -2,7 +2,7 @@
 
     python bench/presample_world.py [--n 200] [--presampler tipo-tiny] [--model shapes-xl] [--out FILE.json]
                                     [--sampling temperature=1,top_p=1,top_k=0,min_p=0,repetition_penalty=1]
-                                    [--compose [--region-text local]]
+                                    [--compose [--region-text local]] [--option hires_scale=2 ...]
 
 For n seeded one-tag prompts ("red circle"): an image from the bare prompt and one from its expansion
 (same seed), the detector on both, and the total variation distance of object count, colour and place
@@ -53,7 +53,10 @@ def main() -> None:
     ap.add_argument("--sampling", default="", help="LLM sampling settings over the presampler's own, k=v,...")
     ap.add_argument("--compose", action="store_true", help="compose both arms' prompts and render them regionally")
     ap.add_argument("--region-text", default="omost", help="with --compose: what the regions read (as t2i generate)")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a model option for every image of both arms, e.g. hires_scale=2")
     args = ap.parse_args()
+    options = dict(o.split("=", 1) for o in args.option)
     registry = default_registry()
     resolved, backend = registry.load(args.model)
     presampler = open_presampler(args.presampler, registry)
@@ -64,9 +67,10 @@ def main() -> None:
     def draw(prompt: str, seed: int):
         if composer is not None:
             request = GenerationRequest(prompt, model=args.model, seed=seed, compose=ComposeOptions(enabled=True),
-                                        model_options={"region_text": args.region_text})
+                                        model_options={**options, "region_text": args.region_text})
             return generate(request, registry, backend=backend, composer=composer).images[0]
-        request = resolve_request(GenerationRequest(prompt, model=args.model, seed=seed), resolved.spec)
+        request = resolve_request(GenerationRequest(prompt, model=args.model, seed=seed, model_options=options),
+                                  resolved.spec)
         return backend.generate(request).images[0]
 
     def expand(prompt: str, seed: int):
@@ -78,9 +82,10 @@ def main() -> None:
     report = run_experiment(one_tag_prompts(args.n, args.seed), draw, expand, world, lambda i: bar.update(1))
     bar.close()
     report.update(model=args.model, presampler=args.presampler, sampling=asdict(presampler.settings),
-                  compose={"region_text": args.region_text} if args.compose else None)
+                  compose={"region_text": args.region_text} if args.compose else None, options=options)
     print(f"{args.n} one-tag prompts, {args.model}, presampler {args.presampler}, {presampler.settings}"
-          + (f", composed (region text {args.region_text})" if args.compose else ""))
+          + (f", composed (region text {args.region_text})" if args.compose else "")
+          + (f", options {options}" if options else ""))
     print(f"{'total variation to the world':<30} {'bare':>8} {'expanded':>9}")
     for k in ("count", "color", "place"):
         print(f"{k:<30} {report['tv_bare'][k]:>8.3f} {report['tv_expanded'][k]:>9.3f}")

@@ -113,3 +113,27 @@ def test_the_vqgan_decoder_stage_lowers_the_reconstruction_loss(tmp_path) -> Non
     stage_vq_decoder(cfg, tmp_path, vq, tokens, images, progress=lambda s, i, n, loss: losses.append(loss))
     assert len(losses) == 60 and np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
     assert torch.equal(vq.encode(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255), tokens)
+
+
+def test_a_fresh_recipe_vqgan_starts_its_residual_gates_where_the_config_says(tmp_path) -> None:
+    from t2i.paella.vqgan import VQResBlock
+    from t2i.train.paella_tiny import new_or_finished_vqgan
+
+    released, _ = new_or_finished_vqgan(PaellaTinyConfig.smoke(), tmp_path / "none.safetensors")
+    opened, _ = new_or_finished_vqgan(dataclasses.replace(PaellaTinyConfig.smoke(), vq_gate_init=0.5),
+                                      tmp_path / "none.safetensors")
+    blocks = [m for m in opened.modules() if isinstance(m, VQResBlock)]
+    assert blocks and all(b.gammas.tolist() == [0, 0, 0.5, 0, 0, 0.5] for b in blocks)
+    assert all(not m.gammas.any() for m in released.modules() if isinstance(m, VQResBlock))
+    # open gates let the convolutions inside the blocks learn from the first step
+    x = torch.from_numpy(np.asarray(render_scene(sample_scene(random.Random(0)), 64))).permute(2, 0, 1)[None]
+    for vq, moves in ((released, False), (opened, True)):
+        vq.zero_grad()
+        vq_loss(vq, x.float() / 255)[0].backward()
+        assert bool(blocks_grad(vq).abs().sum() > 0) is moves
+
+
+def blocks_grad(vq: VQModel) -> torch.Tensor:
+    from t2i.paella.vqgan import VQResBlock
+
+    return torch.cat([m.depthwise[1].weight.grad.flatten() for m in vq.modules() if isinstance(m, VQResBlock)])

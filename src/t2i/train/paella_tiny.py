@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from t2i.paella.model import Paella, PaellaConfig
 from t2i.paella.pipeline import PaellaPipeline
 from t2i.paella.text import byte_tokenizer, encode_bytes, tiny_byt5_encoder
-from t2i.paella.vqgan import VQGANConfig, VQModel
+from t2i.paella.vqgan import VQGANConfig, VQModel, VQResBlock
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
@@ -48,6 +48,11 @@ class PaellaTinyConfig:
     vq_steps: int = 4_000
     vq_batch: int = 32
     vq_lr: float = 1e-3
+    # The released VQGAN's ResBlocks start as the identity with their two residual gates (gammas[2], [5]) at
+    # zero, so their convolutions get no gradient until a gate has moved: after 600 steps at lr 1e-3 the
+    # gates were still ~0.01-0.05 and the blocks did next to nothing.  A fresh recipe VQGAN starts its gates
+    # here instead (0 keeps the released init).
+    vq_gate_init: float = 0.0
     restart_every: int = 100  # steps between restarts of unused codes
     vq_decoder_steps: int = 2_000
     vq_decoder_lr: float = 5e-4
@@ -127,7 +132,18 @@ def new_or_finished_vqgan(cfg: PaellaTinyConfig, final: Path) -> tuple[VQModel, 
         load_strict(vq, read_state_dict(final), "vqgan")
         return vq.eval(), True
     torch.manual_seed(cfg.seed)
-    return VQModel(VQGANConfig.from_dict(cfg.vq)), False
+    vq = VQModel(VQGANConfig.from_dict(cfg.vq))
+    open_gates(vq, cfg.vq_gate_init)
+    return vq, False
+
+
+@torch.no_grad()
+def open_gates(vq: VQModel, value: float) -> None:
+    """Set every VQResBlock's two residual gates (gammas[2]: depthwise branch, [5]: channel MLP) to value."""
+    for block in vq.modules():
+        if isinstance(block, VQResBlock):
+            block.gammas[2] = value
+            block.gammas[5] = value
 
 
 def stage_vqgan(cfg: PaellaTinyConfig, work: Path, images: np.ndarray, progress: Progress | None = None) -> VQModel:
