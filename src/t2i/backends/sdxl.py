@@ -106,8 +106,9 @@ class SDXLBackend:
             raise ModelError("device cuda was asked for but CUDA is not available")
         dtype = _dtype(options, device)
         pipe = _load_pipeline(resolved, options, dtype)
-        if dtype == torch.float16:
-            pipe.vae.register_to_config(force_upcast=True)  # decode in float32: no NaN/black images
+        # float16: decode in float32 (no NaN/black images).  float32: nothing to upcast, and leaving the flag on
+        # makes the img2img (hi-res) pass recast the VAE on every call, which diffusers warns about each time.
+        pipe.vae.register_to_config(force_upcast=dtype == torch.float16)
         if options.get("cpu_offload"):
             if not device.startswith("cuda"):
                 raise ModelError("cpu_offload needs a CUDA device")
