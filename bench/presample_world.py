@@ -9,7 +9,8 @@ For n seeded one-tag prompts ("red circle"): an image from the bare prompt and o
 (3x3 cell) to the world's own distributions (the detector on 1,000 rendered world scenes).  Also: how
 often the user's object is found, and whether every expansion is valid shapes-world text naming it.
 With --compose both arms go through the whole `--presample --compose` pipeline: the composer (omost-tiny)
-writes a Canvas program for the bare prompt or the expansion, and the regional renderer draws it.
+writes a Canvas program for the bare prompt or the expansion, and the regional renderer draws it; a prompt
+the composer writes no usable program for (after its one retry) is drawn from the plain prompt and counted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from t2i.backends import default_registry
+from t2i.compose import CanvasError
 from t2i.evaluation.presample_effect import one_tag_prompts, run_experiment, world_distributions
 from t2i.generate import generate, resolve_request
 from t2i.presample.targets import SAMPLING_KEYS
@@ -64,11 +66,17 @@ def main() -> None:
 
     composer = open_composer(None, registry) if args.compose else None
 
+    failed: list[str] = []  # prompts the composer wrote no usable program for, even on its retry
+
     def draw(prompt: str, seed: int):
         if composer is not None:
             request = GenerationRequest(prompt, model=args.model, seed=seed, compose=ComposeOptions(enabled=True),
                                         model_options={**options, "region_text": args.region_text})
-            return generate(request, registry, backend=backend, composer=composer).images[0]
+            try:
+                return generate(request, registry, backend=backend, composer=composer).images[0]
+            except CanvasError as e:  # drawn from the plain prompt instead, and counted
+                failed.append(prompt)
+                print(f"composer failed on {prompt!r} ({e}); drawn from the plain prompt", file=sys.stderr)
         request = resolve_request(GenerationRequest(prompt, model=args.model, seed=seed, model_options=options),
                                   resolved.spec)
         return backend.generate(request).images[0]
@@ -82,7 +90,8 @@ def main() -> None:
     report = run_experiment(one_tag_prompts(args.n, args.seed), draw, expand, world, lambda i: bar.update(1))
     bar.close()
     report.update(model=args.model, presampler=args.presampler, sampling=asdict(presampler.settings),
-                  compose={"region_text": args.region_text} if args.compose else None, options=options)
+                  compose={"region_text": args.region_text, "failed": failed} if args.compose else None,
+                  options=options)
     print(f"{args.n} one-tag prompts, {args.model}, presampler {args.presampler}, {presampler.settings}"
           + (f", composed (region text {args.region_text})" if args.compose else "")
           + (f", options {options}" if options else ""))
@@ -93,6 +102,8 @@ def main() -> None:
     print(f"{'user object found':<30} {f['bare']:>8.3f} {f['expanded']:>9.3f}")
     print(f"expansions valid {report['expansions_valid']:.3f}, keep the user's object "
           f"{report['expansions_keep_object']:.3f}")
+    if args.compose:
+        print(f"composer failures (drawn from the plain prompt): {len(failed)} of {2 * args.n} prompts")
     for ex in report["examples"][:3]:
         print(f"  {ex['prompt']!r} -> {ex['expansion']!r}")
     if args.out:

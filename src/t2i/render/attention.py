@@ -38,7 +38,7 @@ class RegionalState:
     cfg: bool
     n_negative: int = 77
     mode: str = "omost"
-    _cache: dict[Any, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -78,6 +78,26 @@ class RegionalState:
         return self._cache[key]
 
 
+    def for_batch(self, n: int, b: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(additive masks (B, 1, N, L), key scales (B, 1, L, 1)) for a batch of b rows at a layer of n pixels:
+        the negative rows of classifier-free guidance attend their own first `n_negative` tokens everywhere,
+        unscaled; the positive rows get the regions.  Cached, so every layer of one size shares them."""
+        key = ("batch", n, b, device, dtype)
+        if key not in self._cache:
+            bias, scale = self.for_length(n, device, dtype)  # (N, L), (L,)
+            length = bias.shape[1]
+            n_neg = b // 2 if self.cfg else 0
+            scales = torch.ones(b, 1, length, 1, dtype=dtype, device=device)
+            scales[n_neg:, 0, :, 0] = scale
+            masks = bias.expand(b, 1, n, length).clone()
+            if n_neg:
+                neg = torch.full((length,), float("-inf"), dtype=dtype, device=device)
+                neg[: self.n_negative] = 0
+                masks[:n_neg] = neg
+            self._cache[key] = (masks, scales)
+        return self._cache[key]
+
+
 class RegionalAttnProcessor:
     """Cross-attention with region masks (and Omost's score scaling); self-attention is left alone."""
 
@@ -103,15 +123,7 @@ class RegionalAttnProcessor:
         if length != len(self.state.token_region):
             raise ValueError(f"the conditioning has {length} tokens; the regions describe "
                              f"{len(self.state.token_region)}")
-        bias, scale = self.state.for_length(n, q.device, q.dtype)  # (N, L), (L,)
-        n_neg = b // 2 if self.state.cfg else 0
-        scales = torch.ones(b, 1, length, 1, dtype=q.dtype, device=q.device)
-        scales[n_neg:, 0, :, 0] = scale
-        masks = bias.expand(b, 1, n, length).clone()  # (B, 1, N, L)
-        if n_neg:
-            neg = torch.full((length,), float("-inf"), dtype=q.dtype, device=q.device)
-            neg[: self.state.n_negative] = 0
-            masks[:n_neg] = neg
+        masks, scales = self.state.for_batch(n, b, q.device, q.dtype)  # (B, 1, N, L), (B, 1, L, 1)
         out = F.scaled_dot_product_attention(q, k * scales, v, attn_mask=masks)  # (B, h, N, d)
         out = out.transpose(1, 2).reshape(b, n, attn.heads * d).to(q.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
