@@ -8,7 +8,8 @@ tokens concatenated (L = sum of L_i); for a layer with N = H*W pixels,
 Multiplying the score of token j by scale_j equals scaling key j, so this runs as one fused
 `scaled_dot_product_attention` with the keys scaled and an additive -inf mask: no N x L score matrix of
 our own.  "couple" is the same masked attention without the scaling (attention couple).
-The negative branch of classifier-free guidance attends its own first `n_negative` tokens everywhere.
+The negative branch of classifier-free guidance attends its own first `n_negative` tokens everywhere: it
+runs as a second, unmasked call over those keys alone (the masked-out ones would add exactly nothing).
 """
 
 from __future__ import annotations
@@ -78,26 +79,6 @@ class RegionalState:
         return self._cache[key]
 
 
-    def for_batch(self, n: int, b: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """(additive masks (B, 1, N, L), key scales (B, 1, L, 1)) for a batch of b rows at a layer of n pixels:
-        the negative rows of classifier-free guidance attend their own first `n_negative` tokens everywhere,
-        unscaled; the positive rows get the regions.  Cached, so every layer of one size shares them."""
-        key = ("batch", n, b, device, dtype)
-        if key not in self._cache:
-            bias, scale = self.for_length(n, device, dtype)  # (N, L), (L,)
-            length = bias.shape[1]
-            n_neg = b // 2 if self.cfg else 0
-            scales = torch.ones(b, 1, length, 1, dtype=dtype, device=device)
-            scales[n_neg:, 0, :, 0] = scale
-            masks = bias.expand(b, 1, n, length).clone()
-            if n_neg:
-                neg = torch.full((length,), float("-inf"), dtype=dtype, device=device)
-                neg[: self.n_negative] = 0
-                masks[:n_neg] = neg
-            self._cache[key] = (masks, scales)
-        return self._cache[key]
-
-
 class RegionalAttnProcessor:
     """Cross-attention with region masks (and Omost's score scaling); self-attention is left alone."""
 
@@ -123,8 +104,13 @@ class RegionalAttnProcessor:
         if length != len(self.state.token_region):
             raise ValueError(f"the conditioning has {length} tokens; the regions describe "
                              f"{len(self.state.token_region)}")
-        masks, scales = self.state.for_batch(n, b, q.device, q.dtype)  # (B, 1, N, L), (B, 1, L, 1)
-        out = F.scaled_dot_product_attention(q, k * scales, v, attn_mask=masks)  # (B, h, N, d)
+        bias, scale = self.state.for_length(n, q.device, q.dtype)  # (N, L), (L,)
+        n_neg = b // 2 if self.state.cfg else 0
+        # positive rows: the regions (mask broadcast over batch and heads, keys scaled)
+        out = F.scaled_dot_product_attention(q[n_neg:], k[n_neg:] * scale[:, None], v[n_neg:], attn_mask=bias)
+        if n_neg:  # negative rows attend their own first n_negative tokens everywhere: no mask, fewer keys
+            m = self.state.n_negative
+            out = torch.cat([F.scaled_dot_product_attention(q[:n_neg], k[:n_neg, :, :m], v[:n_neg, :, :m]), out])
         out = out.transpose(1, 2).reshape(b, n, attn.heads * d).to(q.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         if attn.residual_connection:
