@@ -65,6 +65,28 @@ def test_one_retry_with_the_error_fed_back():
         Composer(llm, GENERIC_SYSTEM).compose("a blue square")
 
 
+def test_a_resampling_retry_asks_the_same_question_with_the_next_seed(tmp_path):
+    llm = ChatLLM(["I cannot draw that.", GOOD.format(c="blue")])
+    out = Composer(llm, GENERIC_SYSTEM, retry="resample").compose("a blue square")
+    assert out.retried and "rejected" in out.warnings[0]
+    (first, s1), (second, s2) = llm.calls
+    assert second == first and (s1.seed, s2.seed) == (12345, 12346)  # no feedback turn
+    assert [m.role for m in out.messages] == ["system", "user", "assistant"]
+    with pytest.raises(ValueError, match="retry must be one of"):
+        Composer(llm, GENERIC_SYSTEM, retry="twice")
+
+
+def test_the_retry_way_belongs_to_the_model(tmp_path):
+    from t2i.compose.conversation import retry_for
+
+    assert retry_for(None) == retry_for(tmp_path) == "feedback"
+    (tmp_path / "compose.json").write_text('{"system": "s", "retry": "resample"}')
+    assert retry_for(tmp_path) == "resample"
+    (tmp_path / "compose.json").write_text('{"system": "s", "retry": "pray"}')
+    with pytest.raises(CanvasError, match="retry must be one of"):
+        retry_for(tmp_path)
+
+
 def test_streaming_and_word_corrections():
     seen = []
     llm = ChatLLM([GOOD.format(c="red").replace("'in the center'", "'in the centre'")])

@@ -96,6 +96,7 @@ def test_the_shipped_omost_tiny_composes_offline():
     from t2i.stages import open_composer
 
     composer = open_composer(None, default_registry())  # omost-tiny, shipped in the package
+    assert composer.retry == "resample"  # trained without error-feedback turns
     c = composer.compose("There is a large red circle on the left. The background is gray.", seed=1)
     colours = {(x.color, x.location) for x in c.canvas.components}
     assert ("red", "on the left") in colours and c.canvas.color == "gray"

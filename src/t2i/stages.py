@@ -50,13 +50,13 @@ DEFAULT_COMPOSER = "omost-tiny"
 
 def open_composer(name: str | None, registry: ModelRegistry, llm_options: Mapping[str, Any] | None = None):
     """Load the composer `name` (default omost-tiny) with the system prompt its model expects."""
-    from t2i.compose.conversation import Composer, system_prompt_for
+    from t2i.compose.conversation import Composer, retry_for, system_prompt_for
     from t2i.llm.loading import load_llm
 
     name = name or DEFAULT_COMPOSER
     llm = load_llm(name, registry, llm_options)
     location = None if name.startswith(("http://", "https://")) else registry.resolve(name).location
-    return Composer(llm, system_prompt_for(name, location))
+    return Composer(llm, system_prompt_for(name, location), retry=retry_for(location))
 
 
 def compose(request: GenerationRequest, composer: Any, prompt: str | None = None):
@@ -66,5 +66,5 @@ def compose(request: GenerationRequest, composer: Any, prompt: str | None = None
     opts = request.compose
     settings = replace(OMOST_SETTINGS, temperature=opts.temperature, top_p=opts.top_p,
                        max_tokens=opts.max_new_tokens, seed=opts.seed if opts.seed is not None else 12345)
-    composer = type(composer)(composer.llm, composer.system, settings, composer.correct_words)
+    composer = type(composer)(composer.llm, composer.system, settings, composer.correct_words, composer.retry)
     return composer.compose(prompt if prompt is not None else request.prompt)

@@ -3,7 +3,9 @@
 The system prompt follows the model: Omost's fine-tuned models get Omost's one-sentence prompt plus the
 Canvas stub (their behaviour comes from fine-tuning); generic chat models get a stronger prompt with the
 vocabularies and a worked example; our tiny models ship their own in `compose.json`.  A program that
-does not parse is answered once with the error, and the model writes the whole program again.
+does not parse is answered once with the error, and the model writes the whole program again; a model
+never trained on such turns (omost-tiny: `"retry": "resample"` in its compose.json) is instead asked the
+same question again with the next seed.
 """
 
 from __future__ import annotations
@@ -80,6 +82,19 @@ def system_prompt_for(name: str, folder: Path | None = None) -> str:
     return OMOST_SYSTEM if any(m in low for m in OMOST_MODELS) else GENERIC_SYSTEM
 
 
+RETRIES = ("feedback", "resample")
+
+
+def retry_for(folder: Path | None) -> str:
+    """How the model retries a program that does not parse: its compose.json's "retry", else "feedback"."""
+    if folder is None or not folder.is_dir() or not (folder / "compose.json").is_file():
+        return "feedback"
+    retry = json.loads((folder / "compose.json").read_text(encoding="utf-8")).get("retry", "feedback")
+    if retry not in RETRIES:
+        raise CanvasError(f"{folder / 'compose.json'}: retry must be one of {', '.join(RETRIES)}, got {retry!r}")
+    return retry
+
+
 @dataclass
 class Composition:
     """A composed canvas with the conversation that made it."""
@@ -96,11 +111,14 @@ class Composer:
     """An LLM you own plus its system prompt.  `compose(prompt, history)` for one round of editing."""
 
     def __init__(self, llm: LLM, system: str, settings: SamplingSettings = OMOST_SETTINGS,
-                 correct_words: bool = True) -> None:
+                 correct_words: bool = True, retry: str = "feedback") -> None:
+        if retry not in RETRIES:
+            raise ValueError(f"retry must be one of {', '.join(RETRIES)}, got {retry!r}")
         self.llm = llm
         self.system = system
         self.settings = settings
         self.correct_words = correct_words
+        self.retry = retry
 
     def compose(self, prompt: str, history: Sequence[Message] = (), seed: int | None = None,
                 on_token: TokenCallback | None = None) -> Composition:
@@ -115,8 +133,11 @@ class Composer:
         try:
             return self._finish(answer, messages, retried=False)
         except CanvasError as first:
-            messages.append(Message("user", f"That program cannot be used: {first}. Write the whole program "
-                                            "again, following the Canvas class exactly."))
+            if self.retry == "resample":  # the same question, the next seed
+                del messages[-1]
+            else:
+                messages.append(Message("user", f"That program cannot be used: {first}. Write the whole program "
+                                                "again, following the Canvas class exactly."))
             answer = self.llm.chat(messages, _with_seed(settings, settings.seed + 1), on_token).text
             messages.append(Message("assistant", answer))
             return self._finish(answer, messages, retried=True, first_error=str(first))

@@ -15,7 +15,8 @@ def omost_tiny_config() -> SmallLMConfig:
 
 
 def train_omost_tiny(cfg: SmallLMConfig, work: Path, out: Path, progress: Progress | None = None) -> Path | None:
-    """Train omost-tiny; the exported folder carries its system prompt in compose.json."""
+    """Train omost-tiny; the exported folder's compose.json carries its system prompt and its retry way
+    ("resample": the model never sees an error fed back in training, so a retry asks it again)."""
     return train_small_lm(cfg, "omost-tiny", omost_documents, ROLE_TOKENS, work, out, progress,
-                          files={"compose.json": json.dumps({"system": TINY_SYSTEM}, indent=1)},
+                          files={"compose.json": json.dumps({"system": TINY_SYSTEM, "retry": "resample"}, indent=1)},
                           chat_template=CHAT_TEMPLATE)
