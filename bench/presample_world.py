@@ -3,6 +3,7 @@
     python bench/presample_world.py [--n 200] [--presampler tipo-tiny] [--model shapes-xl] [--out FILE.json]
                                     [--sampling temperature=1,top_p=1,top_k=0,min_p=0,repetition_penalty=1]
                                     [--compose [--region-text local]] [--option hires_scale=2 ...]
+                                    [--target very_short|short|long|very_long]
 
 For n seeded one-tag prompts ("red circle"): an image from the bare prompt and one from its expansion
 (same seed), the detector on both, and the total variation distance of object count, colour and place
@@ -53,6 +54,7 @@ def main() -> None:
     ap.add_argument("--world", type=int, default=1000, help="rendered world scenes for the reference")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--sampling", default="", help="LLM sampling settings over the presampler's own, k=v,...")
+    ap.add_argument("--target", help="length target of every expansion (default: the presampler's own)")
     ap.add_argument("--compose", action="store_true", help="compose both arms' prompts and render them regionally")
     ap.add_argument("--region-text", default="omost", help="with --compose: what the regions read (as t2i generate)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -82,7 +84,7 @@ def main() -> None:
         return backend.generate(request).images[0]
 
     def expand(prompt: str, seed: int):
-        e = presampler.expand(prompt, seed=seed)
+        e = presampler.expand(prompt, seed=seed, target=args.target)
         return e.prompt, e.tags, " ".join(x for x in (e.extended, e.generated) if x)
 
     world = world_distributions(args.world, seed=12345)
@@ -91,10 +93,10 @@ def main() -> None:
     bar.close()
     report.update(model=args.model, presampler=args.presampler, sampling=asdict(presampler.settings),
                   compose={"region_text": args.region_text, "failed": failed} if args.compose else None,
-                  options=options)
+                  options=options, target=args.target)
     print(f"{args.n} one-tag prompts, {args.model}, presampler {args.presampler}, {presampler.settings}"
           + (f", composed (region text {args.region_text})" if args.compose else "")
-          + (f", options {options}" if options else ""))
+          + (f", options {options}" if options else "") + (f", target {args.target}" if args.target else ""))
     print(f"{'total variation to the world':<30} {'bare':>8} {'expanded':>9}")
     for k in ("count", "color", "place"):
         print(f"{k:<30} {report['tv_bare'][k]:>8.3f} {report['tv_expanded'][k]:>9.3f}")
