@@ -5,7 +5,8 @@ paella-tiny's stage 1 and compare their reconstructions side by side.
         --config c_hidden=64,bottleneck_blocks=2 --config c_hidden=96,bottleneck_blocks=4
 
 Each --config overrides paella-tiny's default `vq` settings (keys of VQGANConfig); three more keys: `lr` (the
-VQGAN's learning rate), `gate` (the ResBlocks' residual gates at init: 0 as released) and `quantise=0` (the
+VQGAN's learning rate), `gate` (the ResBlocks' residual gates at init: 0 as released), `edge` (the weight of an
+L1 loss on pixel differences beside the recipe's L1 + MSE) and `quantise=0` (the
 same network trained as a plain autoencoder, decoding the encoder's latent: what the architecture can do
 without a codebook).  For every candidate it
 prints parameters, seconds per step, and on held-out scenes the PSNR (dB) of the quantised reconstruction,
@@ -106,11 +107,12 @@ def main() -> None:
     print("| vq config | params | s/step | PSNR | continuous | codes used | same objects |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for overrides in args.config:
-        vq_keys = {k: v for k, v in overrides.items() if k not in ("lr", "quantise", "gate")}
+        vq_keys = {k: v for k, v in overrides.items() if k not in ("lr", "quantise", "gate", "edge")}
         quantise = bool(overrides.get("quantise", 1))
         cfg = replace(base, vq={**base.vq, **vq_keys}, vq_steps=args.steps, checkpoint_seconds=1e9,
                       threads=args.threads, vq_lr=float(overrides.get("lr", base.vq_lr)),
-                      vq_gate_init=float(overrides.get("gate", base.vq_gate_init)))
+                      vq_gate_init=float(overrides.get("gate", base.vq_gate_init)),
+                      vq_edge_weight=float(overrides.get("edge", base.vq_edge_weight)))
         folder = args.work / slug(overrides, args.steps)
         folder.mkdir(parents=True, exist_ok=True)
         reused = (folder / ("vqgan.safetensors" if quantise else "autoencoder.safetensors")).exists()

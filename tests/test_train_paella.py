@@ -137,3 +137,14 @@ def blocks_grad(vq: VQModel) -> torch.Tensor:
     from t2i.paella.vqgan import VQResBlock
 
     return torch.cat([m.depthwise[1].weight.grad.flatten() for m in vq.modules() if isinstance(m, VQResBlock)])
+
+
+def test_the_edge_loss_sees_a_blurred_edge_that_keeps_the_mean():
+    from t2i.train.paella_tiny import edge_loss
+
+    sharp = torch.zeros(1, 3, 8, 8)
+    sharp[..., 4:] = 1.0  # a vertical edge
+    blurred = sharp.clone()
+    blurred[..., 3], blurred[..., 4] = 0.5, 0.5  # the same mean, a softer edge
+    assert edge_loss(sharp, sharp) == 0
+    assert edge_loss(blurred, sharp) > 0 and torch.isclose(blurred.mean(), sharp.mean())
