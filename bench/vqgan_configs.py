@@ -4,12 +4,12 @@ paella-tiny's stage 1 and compare their reconstructions side by side.
     python bench/vqgan_configs.py --steps 600 --work runs/vq-configs \
         --config c_hidden=64,bottleneck_blocks=2 --config c_hidden=96,bottleneck_blocks=4
 
-Each --config overrides paella-tiny's default `vq` settings (keys of VQGANConfig); three more keys: `lr` (the
+Each --config overrides paella-tiny's default `vq` settings (keys of VQGANConfig); four more keys: `lr` (the
 VQGAN's learning rate), `gate` (the ResBlocks' residual gates at init: 0 as released), `edge` (the weight of an
-L1 loss on pixel differences beside the recipe's L1 + MSE) and `quantise=0` (the
-same network trained as a plain autoencoder, decoding the encoder's latent: what the architecture can do
-without a codebook).  For every candidate it
-prints parameters, seconds per step, and on held-out scenes the PSNR (dB) of the quantised reconstruction,
+L1 loss on pixel differences beside the recipe's L1 + MSE) and `quantise=0` (the same network trained as a
+plain autoencoder, decoding the encoder's latent: what the architecture can do without a codebook).
+For every candidate it prints parameters, seconds per step, and on held-out scenes the PSNR (dB) of the
+quantised reconstruction,
 of the continuous one (the encoder's latent decoded without rounding to codes: the autoencoder's own limit),
 the codes in use, and the share of scenes whose detected objects are the same.  The quantised-vs-continuous
 gap says whether the codebook or the autoencoder limits the VQGAN.

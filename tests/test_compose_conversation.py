@@ -65,7 +65,7 @@ def test_one_retry_with_the_error_fed_back():
         Composer(llm, GENERIC_SYSTEM).compose("a blue square")
 
 
-def test_a_resampling_retry_asks_the_same_question_with_the_next_seed(tmp_path):
+def test_a_resampling_retry_asks_the_same_question_with_the_next_seed():
     llm = ChatLLM(["I cannot draw that.", GOOD.format(c="blue")])
     out = Composer(llm, GENERIC_SYSTEM, retry="resample").compose("a blue square")
     assert out.retried and "rejected" in out.warnings[0]
