@@ -1,7 +1,7 @@
 import pytest
 
 from t2i.llm import LLMError, Message, SamplingSettings, load_llm, stream
-from t2i.llm.transformers_llm import TransformersLLM, pick_device_dtype
+from t2i.llm.transformers_llm import TransformersLLM, cache_argument, pick_device_dtype
 from tests.tiny_llm import make_tiny_llama
 
 
@@ -17,6 +17,21 @@ def test_loads_float32_on_cpu_and_answers(tiny):
         "torch.float32"
     out = llm.complete("tag: red circle", SamplingSettings(max_tokens=12, temperature=1.0, seed=3))
     assert out.n_prompt_tokens > 0 and 0 < out.n_tokens <= 12 and out.finish_reason in ("stop", "length")
+
+
+def test_cache_is_passed_under_the_name_the_model_takes(tiny):
+    """transformers 5.24 renamed `past_key_values` to `cache` and warns on the old name at every token."""
+    import inspect
+    import warnings
+
+    llm = load_llm(str(tiny))
+    name = cache_argument(llm.model)
+    assert name in inspect.signature(llm.model.forward).parameters
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = llm.complete("tag: red", SamplingSettings(max_tokens=8, temperature=1.0, seed=2))
+    assert out.n_tokens > 1  # the cached steps ran
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
 
 
 def test_same_seed_same_text_other_seed_other_text(tiny):

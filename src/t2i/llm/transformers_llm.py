@@ -30,6 +30,19 @@ def _quantisation(config: Any) -> str | None:
     return None
 
 
+def cache_argument(model: Any) -> str:
+    """The name the model's forward takes its KV cache under: `cache` from transformers 5.24 on (where
+    `past_key_values` is deprecated and warns on every call), `past_key_values` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def output_cache(out: Any, name: str) -> Any:
+    """The KV cache of a forward's output, under the same name the forward takes it."""
+    return out[name] if name in out else getattr(out, name)
+
+
 def pick_device_dtype(device: str, dtype: str | None) -> tuple[str, str]:
     """('cpu'|'cuda[:n]', dtype name); raises on half precision for the CPU."""
     import torch
@@ -154,6 +167,7 @@ class TransformersLLM:
         new: list[int] = []
         shown = ""
         reason = "length"
+        cache = cache_argument(self.model)
         with torch.inference_mode():
             out = self.model(input_ids=ids.to(device), use_cache=True)
             history = ids[0]
@@ -169,6 +183,6 @@ class TransformersLLM:
                     piece, shown = text[len(shown):], text
                     if piece and not acc.add(piece):
                         break
-                out = self.model(input_ids=torch.tensor([[tok]], device=device), past_key_values=out.past_key_values,
-                                 use_cache=True)
+                out = self.model(input_ids=torch.tensor([[tok]], device=device), use_cache=True,
+                                 **{cache: output_cache(out, cache)})
         return acc.finish(reason, n_prompt_tokens=n_prompt, n_tokens=len(new))
