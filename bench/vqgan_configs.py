@@ -13,6 +13,11 @@ quantised reconstruction,
 of the continuous one (the encoder's latent decoded without rounding to codes: the autoencoder's own limit),
 the codes in use, and the share of scenes whose detected objects are the same.  The quantised-vs-continuous
 gap says whether the codebook or the autoencoder limits the VQGAN.
+
+`--references` adds two rows to measure the candidates against: a linear autoencoder (PCA of 4x4 pixel
+patches with 4 components, the f4 VQGAN's latent shape, fitted on the training scenes: what any encoder
+that is linear per patch can reach) and shapes-xl's own VAE architecture (diffusers' AutoencoderKL,
+`t2i.train.shapes_xl.build_vae`) trained as a plain autoencoder with the same batches, steps and schedule.
 """
 
 from __future__ import annotations
@@ -71,39 +76,103 @@ def parse_config(text: str) -> dict[str, float]:
     return out
 
 
-@torch.no_grad()
-def score(vq: VQModel, n: int, seed: int, quantise: bool = True) -> dict[str, float]:
+def held_out(n: int, seed: int) -> torch.Tensor:
+    """n rendered scenes no candidate trained on, (n, 3, 64, 64) in [0, 1]."""
     rng = random.Random(seed)
     imgs = np.stack([np.asarray(render_scene(sample_scene(rng), SIZE), dtype=np.float32) / 255 for _ in range(n)])
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2)  # (n, 3, 64, 64)
+    return torch.from_numpy(imgs).permute(0, 3, 1, 2)
+
+
+def psnr(rec: torch.Tensor, x: torch.Tensor) -> float:
+    """Mean per-image PSNR (dB) of reconstructions (B, 3, H, W) in [0, 1]."""
+    return float((10 * torch.log10(1 / ((rec - x) ** 2).mean((1, 2, 3)).clamp_min(1e-10))).mean())
+
+
+def same_objects(rec: torch.Tensor, x: torch.Tensor) -> float:
+    """Share of images whose detected (shape, colour) lists are the same before and after."""
+    def objects(a: torch.Tensor) -> list[tuple[str, str]]:
+        return sorted((d.shape, d.color) for d in detect((a.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)))
+
+    return float(np.mean([objects(a) == objects(b) for a, b in zip(x, rec, strict=True)]))
+
+
+@torch.no_grad()
+def score(vq: VQModel, x: torch.Tensor, quantise: bool = True) -> dict[str, float]:
     z = vq.encode_latents(x)
     idx = vq.vquantizer.indices(z)
     quantised, continuous = vq.decode(idx), vq.decode_latents(z).clamp(0, 1)
+    return {"psnr": psnr(quantised, x), "psnr_continuous": psnr(continuous, x), "codes_used": idx.unique().numel(),
+            "same_objects": same_objects(quantised if quantise else continuous, x)}
 
-    def psnr(rec: torch.Tensor) -> float:
-        return float((10 * torch.log10(1 / ((rec - x) ** 2).mean((1, 2, 3)).clamp_min(1e-10))).mean())
 
-    def objects(a: np.ndarray) -> list[tuple[str, str]]:
-        return sorted((d.shape, d.color) for d in detect((a * 255).round().astype(np.uint8)))
+def patches(x: torch.Tensor, f: int = 4) -> torch.Tensor:
+    """(B, 3, H, W) -> (B * H/f * W/f, 3 f f): every f x f pixel patch as a row."""
+    b, c, h, w = x.shape
+    return x.reshape(b, c, h // f, f, w // f, f).permute(0, 2, 4, 1, 3, 5).reshape(-1, c * f * f)
 
-    rec = (quantised if quantise else continuous).permute(0, 2, 3, 1).numpy()
-    same = np.mean([objects(a) == objects(b) for a, b in zip(imgs, rec, strict=True)])
-    return {"psnr": psnr(quantised), "psnr_continuous": psnr(continuous), "codes_used": idx.unique().numel(),
-            "same_objects": float(same)}
+
+def unpatch(rows: torch.Tensor, shape: torch.Size, f: int = 4) -> torch.Tensor:
+    b, c, h, w = shape
+    return rows.reshape(b, h // f, w // f, c, f, f).permute(0, 3, 1, 4, 2, 5).reshape(shape)
+
+
+@torch.no_grad()
+def linear_reference(images: np.ndarray, x: torch.Tensor, k: int = 4, fit: int = 3000) -> dict[str, float]:
+    """PCA with k components on 4x4 patches of the first `fit` training scenes, scored on x."""
+    rows = patches(torch.from_numpy(images[:fit]).permute(0, 3, 1, 2).float() / 255)
+    mean = rows.mean(0)
+    basis = torch.linalg.svd(rows[::7] - mean, full_matrices=False).Vh[:k]  # (k, 48); every 7th patch suffices
+    rec = unpatch((patches(x) - mean) @ basis.T @ basis + mean, x.shape).clamp(0, 1)
+    return {"psnr": psnr(rec, x), "same_objects": same_objects(rec, x), "parameters": basis.numel() + mean.numel()}
+
+
+def vae_reference(cfg: PaellaTinyConfig, folder: Path, images: np.ndarray, x: torch.Tensor) -> dict[str, float]:
+    """shapes-xl's VAE architecture as a plain autoencoder (latent mode, no KL term), trained like the
+    candidates (recipe batches and seeds, L1 + MSE, cosine schedule at cfg.vq_lr), on [-1, 1] as diffusers
+    VAEs are."""
+    from t2i.train.shapes_xl import build_vae
+
+    final = folder / "vae.safetensors"
+    torch.manual_seed(cfg.seed)
+    vae = build_vae()
+    if final.exists():
+        from safetensors.torch import load_file
+
+        vae.load_state_dict(load_file(str(final)))
+    else:
+        opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vq_lr, weight_decay=0.0)
+        for step in range(cfg.vq_steps):
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            batch = torch.from_numpy(images[torch.randint(len(images), (cfg.vq_batch,), generator=g).numpy()])
+            batch = batch.permute(0, 3, 1, 2).float() / 255.0
+            rec = (vae.decode(vae.encode(batch * 2 - 1).latent_dist.mode()).sample + 1) / 2
+            loss = F.l1_loss(rec, batch) + F.mse_loss(rec, batch)
+            optimizer_step(opt, loss, list(vae.parameters()), cosine_lr(step, cfg.vq_steps, cfg.vq_lr, cfg.warmup))
+        save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(final))
+    vae.eval()
+    with torch.no_grad():
+        rec = ((vae.decode(vae.encode(x * 2 - 1).latent_dist.mode()).sample + 1) / 2).clamp(0, 1)
+    return {"psnr": psnr(rec, x), "same_objects": same_objects(rec, x),
+            "parameters": sum(p.numel() for p in vae.parameters())}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", action="append", type=parse_config, required=True)
+    ap.add_argument("--config", action="append", type=parse_config, default=[])
+    ap.add_argument("--references", action="store_true",
+                    help="also a linear (patch PCA) autoencoder and shapes-xl's VAE architecture, same steps")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--scenes", type=int, default=8000, help="training scenes (rendered once into --work)")
     ap.add_argument("--n", type=int, default=200, help="held-out scenes scored")
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if not args.config and not args.references:
+        raise SystemExit("nothing to compare: give --config KEY=VALUE,... and/or --references")
     torch.set_num_threads(args.threads)
     images, _ = world_images(args.work / "data", args.scenes, 0, SIZE)
     base = PaellaTinyConfig()
+    x = held_out(args.n, 4242)  # (n, 3, 64, 64)
     print("| vq config | params | s/step | PSNR | continuous | codes used | same objects |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for overrides in args.config:
@@ -120,11 +189,23 @@ def main() -> None:
         # resumes, or reuses a finished candidate of the same settings
         vq = stage_vqgan(cfg, folder, images) if quantise else train_unquantised(cfg, folder, images)
         seconds = "-" if reused else f"{(time.perf_counter() - start) / args.steps:.2f}"
-        s = score(vq, args.n, 4242, quantise)
+        s = score(vq, x, quantise)
         label = ",".join(f"{k}={v}" for k, v in overrides.items())
         psnr, codes = (f"{s['psnr']:.2f}", s["codes_used"]) if quantise else ("-", "-")
         print(f"| {label} | {sum(p.numel() for p in vq.parameters()):,} | {seconds} | {psnr} | "
               f"{s['psnr_continuous']:.2f} | {codes} | {s['same_objects']:.3f} |", flush=True)
+    if args.references:
+        r = linear_reference(images, x)
+        print(f"| linear: PCA of 4x4 patches, 4 components | {r['parameters']:,} | - | - | {r['psnr']:.2f} | - | "
+              f"{r['same_objects']:.3f} |", flush=True)
+        cfg = replace(base, vq_steps=args.steps, checkpoint_seconds=1e9, threads=args.threads)
+        folder = args.work / f"reference-vae_steps-{args.steps}"
+        folder.mkdir(parents=True, exist_ok=True)
+        start, reused = time.perf_counter(), (folder / "vae.safetensors").exists()
+        r = vae_reference(cfg, folder, images, x)
+        seconds = "-" if reused else f"{(time.perf_counter() - start) / args.steps:.2f}"
+        print(f"| shapes-xl's VAE architecture, plain autoencoder | {r['parameters']:,} | {seconds} | - | "
+              f"{r['psnr']:.2f} | - | {r['same_objects']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
