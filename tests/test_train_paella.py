@@ -148,3 +148,19 @@ def test_the_edge_loss_sees_a_blurred_edge_that_keeps_the_mean():
     blurred[..., 3], blurred[..., 4] = 0.5, 0.5  # the same mean, a softer edge
     assert edge_loss(sharp, sharp) == 0
     assert edge_loss(blurred, sharp) > 0 and torch.isclose(blurred.mean(), sharp.mean())
+
+
+def test_the_gate_flag_reaches_the_vqgan_and_is_paella_only(tmp_path, capsys) -> None:
+    import json
+
+    from t2i.cli import main
+
+    assert main(["train", "shapes-xl", "--work", str(tmp_path / "x"), "--out", str(tmp_path / "xm"),
+                 "--vq-gate-init", "1"]) == 2
+    assert "--vq-gate-init does not apply" in capsys.readouterr().err
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "p"), "--out", str(tmp_path / "pm"),
+                 "--vq-gate-init", "nan"]) == 2
+    assert "finite" in capsys.readouterr().err
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "p"), "--out", str(tmp_path / "pm"),
+                 "--vq-gate-init", "0.5"]) == 0
+    assert json.loads((tmp_path / "p" / "config.json").read_text())["vq_gate_init"] == 0.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import random
 import sys
 from collections.abc import Sequence
@@ -252,6 +253,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--vae-steps", type=int, help="shapes-xl: VAE steps; paella-tiny: VQGAN steps")
     t.add_argument("--decoder-steps", type=int,
                    help="shapes-xl / paella-tiny: fine-tune the VAE / VQGAN decoder alone for this many steps")
+    t.add_argument("--vq-gate-init", type=float, metavar="G",
+                   help="paella-tiny: the VQGAN ResBlocks' residual gates at init (default 0, as released)")
     t.add_argument("--scenes", type=int, help="scenes (shapes-xl) or documents (tipo-tiny) to train on")
     t.add_argument("--clip-steps", type=int,
                    help="shapes-xl: pre-train the text encoders contrastively for this many steps first")
@@ -692,7 +695,8 @@ def _train(args: argparse.Namespace) -> int:
 
         cfg = PaellaTinyConfig.smoke() if args.smoke else PaellaTinyConfig()
         settings = (("steps", args.steps), ("vq_steps", args.vae_steps), ("n_scenes", args.scenes),
-                    ("threads", args.threads), ("vq_decoder_steps", args.decoder_steps))
+                    ("threads", args.threads), ("vq_decoder_steps", args.decoder_steps),
+                    ("vq_gate_init", args.vq_gate_init))
         bad = ["--unet-steps"] if args.unet_steps is not None else []
         run = partial(train_paella_tiny, command="t2i " + " ".join(sys.argv[1:]))
     else:
@@ -717,6 +721,11 @@ def _train(args: argparse.Namespace) -> int:
                                      ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),
                                      ("--unet-depth", args.unet_depth)) if v is not None]
         bad += ["--oversample"] if args.oversample else []
+    if args.recipe != "paella-tiny" and args.vq_gate_init is not None:
+        bad.append("--vq-gate-init")
+    if args.vq_gate_init is not None and not math.isfinite(args.vq_gate_init):
+        print(f"--vq-gate-init must be a finite number, got {args.vq_gate_init}", file=sys.stderr)
+        return 2
     if args.recipe not in ("shapes-xl", "distill") and args.uncolored is not None:
         bad.append("--uncolored")
     if args.recipe != "distill":
