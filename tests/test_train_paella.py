@@ -119,7 +119,9 @@ def test_a_fresh_recipe_vqgan_starts_its_residual_gates_where_the_config_says(tm
     from t2i.paella.vqgan import VQResBlock
     from t2i.train.paella_tiny import new_or_finished_vqgan
 
-    released, _ = new_or_finished_vqgan(PaellaTinyConfig.smoke(), tmp_path / "none.safetensors")
+    assert PaellaTinyConfig().vq_gate_init == 1.0  # the recipe opens them; 0 is the released init
+    released, _ = new_or_finished_vqgan(dataclasses.replace(PaellaTinyConfig.smoke(), vq_gate_init=0.0),
+                                        tmp_path / "none.safetensors")
     opened, _ = new_or_finished_vqgan(dataclasses.replace(PaellaTinyConfig.smoke(), vq_gate_init=0.5),
                                       tmp_path / "none.safetensors")
     blocks = [m for m in opened.modules() if isinstance(m, VQResBlock)]

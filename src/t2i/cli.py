@@ -254,7 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--decoder-steps", type=int,
                    help="shapes-xl / paella-tiny: fine-tune the VAE / VQGAN decoder alone for this many steps")
     t.add_argument("--vq-gate-init", type=float, metavar="G",
-                   help="paella-tiny: the VQGAN ResBlocks' residual gates at init (default 0, as released)")
+                   help="paella-tiny: the VQGAN ResBlocks' residual gates at init (default 1; 0 as released)")
     t.add_argument("--scenes", type=int, help="scenes (shapes-xl) or documents (tipo-tiny) to train on")
     t.add_argument("--clip-steps", type=int,
                    help="shapes-xl: pre-train the text encoders contrastively for this many steps first")
