@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,22 +48,27 @@ def slug(overrides: dict[str, float], steps: int) -> str:
     return "_".join(f"{k}-{v}" for k, v in sorted(overrides.items())) + f"_steps-{steps}"
 
 
-def train_unquantised(cfg: PaellaTinyConfig, folder: Path, images: np.ndarray) -> VQModel:
-    """The VQGAN's encoder and decoder as a plain autoencoder (L1 + MSE on decode(encode(x))), with the
-    recipe's batches, seeds and schedule."""
-    final = folder / "autoencoder.safetensors"
-    vq, finished = new_or_finished_vqgan(cfg, final)
-    if finished:
-        return vq
-    opt = torch.optim.AdamW(vq.parameters(), lr=cfg.vq_lr, weight_decay=0.0)
+def fit_autoencoder(model: torch.nn.Module, reconstruct: Callable[[torch.Tensor], torch.Tensor],
+                    cfg: PaellaTinyConfig, images: np.ndarray, final: Path) -> None:
+    """Train `model` so that reconstruct(x) ~ x (L1 + MSE, x in [0, 1]) with the recipe's batches, seeds and
+    schedule, then save its weights to `final`."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.vq_lr, weight_decay=0.0)
     for step in range(cfg.vq_steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         x = torch.from_numpy(images[torch.randint(len(images), (cfg.vq_batch,), generator=g).numpy()])
         x = x.permute(0, 3, 1, 2).float() / 255.0
-        rec = vq.decode_latents(vq.encode_latents(x))
+        rec = reconstruct(x)
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
-        optimizer_step(opt, loss, list(vq.parameters()), cosine_lr(step, cfg.vq_steps, cfg.vq_lr, cfg.warmup))
-    save_file({k: v.contiguous() for k, v in vq.state_dict().items()}, str(final))
+        optimizer_step(opt, loss, list(model.parameters()), cosine_lr(step, cfg.vq_steps, cfg.vq_lr, cfg.warmup))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(final))
+
+
+def train_unquantised(cfg: PaellaTinyConfig, folder: Path, images: np.ndarray) -> VQModel:
+    """The VQGAN's encoder and decoder as a plain autoencoder (decode(encode(x)), no codebook)."""
+    final = folder / "autoencoder.safetensors"
+    vq, finished = new_or_finished_vqgan(cfg, final)
+    if not finished:
+        fit_autoencoder(vq, lambda x: vq.decode_latents(vq.encode_latents(x)), cfg, images, final)
     return vq.eval()
 
 
@@ -135,23 +141,19 @@ def vae_reference(cfg: PaellaTinyConfig, folder: Path, images: np.ndarray, x: to
     final = folder / "vae.safetensors"
     torch.manual_seed(cfg.seed)
     vae = build_vae()
+
+    def reconstruct(x: torch.Tensor) -> torch.Tensor:  # [0, 1] in and out; the VAE works on [-1, 1]
+        return (vae.decode(vae.encode(x * 2 - 1).latent_dist.mode()).sample + 1) / 2
+
     if final.exists():
         from safetensors.torch import load_file
 
         vae.load_state_dict(load_file(str(final)))
     else:
-        opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vq_lr, weight_decay=0.0)
-        for step in range(cfg.vq_steps):
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            batch = torch.from_numpy(images[torch.randint(len(images), (cfg.vq_batch,), generator=g).numpy()])
-            batch = batch.permute(0, 3, 1, 2).float() / 255.0
-            rec = (vae.decode(vae.encode(batch * 2 - 1).latent_dist.mode()).sample + 1) / 2
-            loss = F.l1_loss(rec, batch) + F.mse_loss(rec, batch)
-            optimizer_step(opt, loss, list(vae.parameters()), cosine_lr(step, cfg.vq_steps, cfg.vq_lr, cfg.warmup))
-        save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(final))
+        fit_autoencoder(vae, reconstruct, cfg, images, final)
     vae.eval()
     with torch.no_grad():
-        rec = ((vae.decode(vae.encode(x * 2 - 1).latent_dist.mode()).sample + 1) / 2).clamp(0, 1)
+        rec = reconstruct(x).clamp(0, 1)
     return {"psnr": psnr(rec, x), "same_objects": same_objects(rec, x),
             "parameters": sum(p.numel() for p in vae.parameters())}
 

@@ -38,11 +38,6 @@ def cache_argument(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def output_cache(out: Any, name: str) -> Any:
-    """The KV cache of a forward's output, under the same name the forward takes it."""
-    return out[name] if name in out else getattr(out, name)
-
-
 def pick_device_dtype(device: str, dtype: str | None) -> tuple[str, str]:
     """('cpu'|'cuda[:n]', dtype name); raises on half precision for the CPU."""
     import torch
@@ -184,5 +179,5 @@ class TransformersLLM:
                     if piece and not acc.add(piece):
                         break
                 out = self.model(input_ids=torch.tensor([[tok]], device=device), use_cache=True,
-                                 **{cache: output_cache(out, cache)})
+                                 **{cache: getattr(out, cache)})
         return acc.finish(reason, n_prompt_tokens=n_prompt, n_tokens=len(new))
