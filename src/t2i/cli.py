@@ -273,6 +273,12 @@ def _parser() -> argparse.ArgumentParser:
                         "distill default: as the teacher's RECIPE.json records)")
     t.add_argument("--oversample", type=_option, action="append", default=[], metavar="SHAPE=W",
                    help="shapes-xl: draw the U-Net stage's scenes holding SHAPE W times as often (e.g. star=2)")
+    t.add_argument("--ground-token", type=float, metavar="W",
+                   help="shapes-xl: weight of TokenCompose's token grounding loss (each noun's cross-attention "
+                        "inside its objects' masks; default 0 = off)")
+    t.add_argument("--ground-pixel", type=float, metavar="W",
+                   help="shapes-xl: weight of TokenCompose's pixel grounding loss (BCE of the noun's attention "
+                        "against its mask; default 0 = off)")
     t.add_argument("--prediction", choices=["v_prediction", "epsilon"],
                    help="shapes-xl: the U-Net's target (default v_prediction)")
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
@@ -709,14 +715,16 @@ def _train(args: argparse.Namespace) -> int:
                     ("unet_init", args.unet_init), ("prediction_type", args.prediction),
                     ("zero_terminal_snr", args.zero_snr), ("unet_layers_per_block", args.unet_layers),
                     ("unet_transformer_depth", args.unet_depth), ("uncolored_fraction", args.uncolored),
-                    ("init_from", args.init), ("oversample", _weights(args.oversample)), ("unet_lr", args.unet_lr))
+                    ("init_from", args.init), ("oversample", _weights(args.oversample)), ("unet_lr", args.unet_lr),
+                    ("ground_token", args.ground_token), ("ground_pixel", args.ground_pixel))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
     if args.recipe not in ("tipo-tiny", "omost-tiny", "shapes-xl") and args.init is not None:
         bad.append("--init")
     if args.recipe != "shapes-xl":
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),
-                                     ("--unet-lr", args.unet_lr),
+                                     ("--unet-lr", args.unet_lr), ("--ground-token", args.ground_token),
+                                     ("--ground-pixel", args.ground_pixel),
                                      ("--unet-init", args.unet_init), ("--prediction", args.prediction),
                                      ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),
                                      ("--unet-depth", args.unet_depth)) if v is not None]

@@ -18,7 +18,7 @@ installed with `set_attn_processor` for the extra forward only, and the old proc
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,11 +79,11 @@ def subject_tokens(tokenizer: Any, prompt: str, words: Sequence[str]) -> tuple[i
 
 
 class CaptureProcessor:
-    """Cross-attention computed with explicit probabilities; those of layers with `n_pixels` pixels are
-    kept (averaged over heads: (B, N, L)) in `maps`."""
+    """Cross-attention computed with explicit probabilities; those of layers with `n_pixels` pixels (one
+    count, or several) are kept (averaged over heads: (B, N, L)) in `maps`, in call order."""
 
-    def __init__(self, n_pixels: int) -> None:
-        self.n_pixels = n_pixels
+    def __init__(self, n_pixels: int | Collection[int]) -> None:
+        self.n_pixels = frozenset([n_pixels] if isinstance(n_pixels, int) else n_pixels)
         self.maps: list[torch.Tensor] = []
 
     def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
@@ -98,7 +98,7 @@ class CaptureProcessor:
         d = k.shape[-1] // attn.heads
         q, k, v = (x.view(b, -1, attn.heads, d).transpose(1, 2) for x in (q, k, v))  # (B, h, *, d)
         probs = (q @ k.transpose(-1, -2) / math.sqrt(d)).softmax(dim=-1)  # (B, h, N, L)
-        if n == self.n_pixels:
+        if n in self.n_pixels:
             self.maps.append(probs.mean(dim=1))
         out = (probs @ v).transpose(1, 2).reshape(b, n, attn.heads * d)
         out = attn.to_out[1](attn.to_out[0](out))

@@ -24,6 +24,7 @@ Cross-attention sits at every U-Net level, the highest-resolution one included, 
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 from collections.abc import Callable
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from t2i.registry import DEFAULTS_FILE
+from t2i.render.excite import CaptureProcessor
 from t2i.train.checkpoint import (
     EMA,
     SaveTimer,
@@ -45,12 +47,14 @@ from t2i.train.checkpoint import (
     save_checkpoint,
 )
 from t2i.train.diffusion import alphas_cumprod, check_parametrisation, min_snr_weight, noised, target
+from t2i.train.grounding import grounding_losses, token_targets
 from t2i.train.recipe_file import strip_load_paths, write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
 from t2i.train.world_data import check_oversample, sample_scenes, scene_weights, training_caption, world_images
 
 SIZE = 64
+GROUND_SIDES = (16, 8)  # latent levels whose cross-attention the grounding terms read (not the coarsest, 4x4)
 TIME_IDS = (SIZE, SIZE, 0, 0, SIZE, SIZE)  # original size, crop top-left, target size (SDXL micro-conditioning)
 EXTRA_WORDS = ("a photo of an image picture drawing there is the background one two three four five six left "
                "right top bottom above below under over beneath center middle corner upper lower side near")
@@ -107,6 +111,10 @@ class ShapesXLConfig:
     # Shape -> sampling weight of the U-Net stage's scenes that hold it (others 1; `world_data.scene_weights`):
     # stars, the finest shape at 16x16 latents, are the suite's most frequent miss. Empty = uniform.
     oversample: dict[str, float] = field(default_factory=dict)
+    # TokenCompose's grounding terms (`t2i.train.grounding`): weights of L_token and L_pixel beside the denoising
+    # loss, on the cross-attention maps of the 16x16 and 8x8 latent levels; 0 and 0 = plain denoising.
+    ground_token: float = 0.0
+    ground_pixel: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -189,7 +197,8 @@ def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, 
 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
 # settings added later: what older runs used
-LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False, "uncolored_fraction": 0.15, "oversample": {}}
+LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False, "uncolored_fraction": 0.15, "oversample": {},
+          "ground_token": 0.0, "ground_pixel": 0.0}
 EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may change between runs (not below a checkpoint)
 MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run uses the machine; may change
 ADJUSTABLE = frozenset({"uncolored_fraction"})  # the data mix of the rest of a run; each change logged
@@ -440,6 +449,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
     ema = EMA(params, cfg.ema_decay)
     ckpt_path = work / "unet.ckpt"
     start, losses = 0, []
+    ground_losses: list[tuple[float, float]] = []  # (L_token, L_pixel) per step when grounding
     state = load_checkpoint(ckpt_path)
     if state is not None:
         unet.load_state_dict(state["unet"])
@@ -448,16 +458,23 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         opt.load_state_dict(state["opt"])
         ema.load_state_dict(state["ema"])
         start, losses = state["step"], list(state["losses"])
+        ground_losses = [tuple(x) for x in state.get("ground_losses", [])]
         if start > cfg.unet_steps:
             raise ValueError(f"{ckpt_path} is at step {start}, beyond unet_steps={cfg.unet_steps}")
     time_ids = torch.tensor([TIME_IDS], dtype=torch.float32)
     weights = scene_weights(scenes, cfg.oversample)  # (N,) or None
+    grounding = cfg.ground_token > 0 or cfg.ground_pixel > 0
+    capture = CaptureProcessor({side * side for side in GROUND_SIDES})
+    processors = dict(unet.attn_processors)
+    if grounding:  # cross-attention with explicit probabilities, kept for the grounding terms
+        unet.set_attn_processor({k: capture if k.endswith("attn2.processor") else p for k, p in processors.items()})
     timer = SaveTimer(cfg.checkpoint_seconds, cfg.checkpoint_steps)
 
     def save(step: int) -> None:
         save_checkpoint(ckpt_path, {"unet": unet.state_dict(), "te1": te1.state_dict(), "te2": te2.state_dict(),
                                     "opt": opt.state_dict(), "ema": ema.state_dict(), "step": step,
-                                    "losses": losses, "config": json.dumps(asdict(cfg))})
+                                    "losses": losses, "ground_losses": ground_losses,
+                                    "config": json.dumps(asdict(cfg))})
 
     for step in range(start, cfg.unet_steps):
         if stop is not None and stop(step):
@@ -477,10 +494,17 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         emb = emb * (~drop_all).float()[:, None, None]
         pooled = pooled * (~(drop_all | drop_pooled)).float()[:, None]
         xt = noised(alphas, x0, noise, t)
+        capture.maps.clear()
         pred = unet(xt, t, emb, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(b, -1)}).sample
         want = target(cfg.prediction_type, alphas, x0, noise, t)
         weight = min_snr_weight(cfg.prediction_type, alphas, t, cfg.min_snr_gamma)
         loss = (weight * ((pred - want) ** 2).mean(dim=(1, 2, 3))).mean()
+        if grounding:
+            masks, grounded = token_targets(tokenizer, prompts, [scenes[int(i)] for i in idx], SIZE // 4, MAX_LENGTH)
+            grounded &= ~drop_all[:, None]  # rows without text have nothing to ground
+            l_token, l_pixel = grounding_losses(capture.maps, masks, grounded)
+            loss = loss + cfg.ground_token * l_token + cfg.ground_pixel * l_pixel
+            ground_losses.append((l_token.item(), l_pixel.item()))
         optimizer_step(opt, loss, params, cosine_lr(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup))
         ema.update(step)
         losses.append(loss.item())
@@ -490,6 +514,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
             save(step + 1)
     save(cfg.unet_steps)
     ema.copy_to(params)
+    unet.set_attn_processor(processors)  # the exported U-Net samples with its ordinary attention
     return unet, te1, te2
 
 
@@ -526,6 +551,10 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     if not 0.0 <= cfg.uncolored_fraction <= 1.0:
         raise ValueError(f"uncolored_fraction is a share of captions, in [0, 1]; got {cfg.uncolored_fraction}")
     check_oversample(cfg.oversample)  # before any stage runs
+    for name in ("ground_token", "ground_pixel"):
+        value = getattr(cfg, name)
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} is a loss weight: a finite number >= 0, got {value!r}")
     unet_state = load_checkpoint(work / "unet.ckpt")  # where the run stands, for the log of adjustments
     at = {"unet_step": unet_state["step"] if unet_state is not None else 0}
     del unet_state
