@@ -6,6 +6,7 @@ import datetime
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -100,6 +101,15 @@ def test_generate_into_folder_prints_paths(run: Run, tmp_path: Path) -> None:
         assert meta.request.model == "fake"
         assert meta.request.steps == 3 and meta.request.negative_prompt == "blurry"
     assert not np.array_equal(pixels(tmp_path / printed[0]), pixels(tmp_path / printed[1]))
+
+
+def test_generate_progress_bar_starts_with_its_total(run: Run, tmp_path: Path) -> None:
+    code, _, err = run("generate", "a red circle", "--model", "fake", "--n", "2", "--out", "imgs")
+    assert code == 0
+    bar = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("generating")]
+    # every line shows the total (the fake backend's 3 steps): never a bare "generating: 0step" before it
+    assert bar and all(re.search(r"\d+/3 ", line) for line in bar), bar
+    assert "3/3" in bar[-1]
 
 
 def test_generate_default_location_and_numbering(run: Run, tmp_path: Path) -> None:

@@ -432,10 +432,15 @@ def _generate(args: argparse.Namespace) -> int:
     notice = licence_notice_once(registry.resolve(request.model).spec)
     if notice:
         print(notice, file=sys.stderr)
-    bar = tqdm(desc="generating", unit="step", file=sys.stderr)
+    bars: list[tqdm] = []  # made at the first step, when its total is known (no "0step" line before it)
 
     def step(i: int, total: int) -> None:
-        bar.total = total
+        if not bars:
+            bars.append(tqdm(total=total, desc="generating", unit="step", file=sys.stderr))
+        bar = bars[0]
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
         bar.update(i - bar.n)
 
     presampler = None
@@ -454,7 +459,8 @@ def _generate(args: argparse.Namespace) -> int:
         print("cancelled; nothing was written", file=sys.stderr)
         return 130
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if result.presampled_prompt is not None:
