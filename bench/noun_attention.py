@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 def measure(folder: Path, latents_of, scenes: list[dict], images: torch.Tensor, timesteps: list[int],
@@ -29,7 +28,7 @@ def measure(folder: Path, latents_of, scenes: list[dict], images: torch.Tensor, 
 
     from t2i.render.excite import CaptureProcessor
     from t2i.train.diffusion import alphas_cumprod, noised
-    from t2i.train.grounding import token_targets
+    from t2i.train.grounding import grounded_pairs, token_targets
     from t2i.train.shapes_xl import TIME_IDS, encode_text
     from t2i.train.tokenizer import MAX_LENGTH
     from t2i.train.world_data import training_caption
@@ -61,10 +60,8 @@ def measure(folder: Path, latents_of, scenes: list[dict], images: torch.Tensor, 
                      added_cond_kwargs={"text_embeds": pooled,
                                         "time_ids": torch.tensor([TIME_IDS], dtype=torch.float32).expand(b, -1)})
                 for a in capture.maps:  # (B, n, L)
-                    n = a.shape[1]
-                    s = int(round(n**0.5))
-                    m = F.adaptive_avg_pool2d(masks.flatten(0, 1), s).flatten(1)[sel]  # (G, n)
-                    att = a.transpose(1, 2).reshape(-1, n)[sel]
+                    s = int(round(a.shape[1] ** 0.5))
+                    att, m = grounded_pairs(a, masks, sel)  # (G, n) each
                     inside = ((att * m).sum(1) / att.sum(1)).mean().item()
                     sums.setdefault((t, s), []).append(inside)
                     sums.setdefault((-1, s), []).append(m.mean().item())

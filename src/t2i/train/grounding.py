@@ -72,6 +72,17 @@ def token_targets(tokenizer: Any, prompts: Sequence[str], scenes: Sequence[dict]
     return masks, grounded
 
 
+def grounded_pairs(a: torch.Tensor, masks: torch.Tensor, sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(attention (G, n), mask (G, n)) of the G grounded tokens: a (B, n, L) one layer's map (n a square whose
+    side divides the masks'), masks (B, L, S, S) area-pooled to the map's side, sel (B*L,) the grounded tokens."""
+    b, n, length = a.shape
+    side = int(round(n**0.5))
+    if side * side != n or masks.shape[-1] % side:
+        raise ValueError(f"a map of {n} positions does not match masks of side {masks.shape[-1]}")
+    m = F.adaptive_avg_pool2d(masks.flatten(0, 1), side).flatten(1)[sel]  # (G, n)
+    return a.transpose(1, 2).reshape(b * length, n)[sel], m  # token i's attention over positions
+
+
 def grounding_losses(maps: Sequence[torch.Tensor], masks: torch.Tensor,
                      grounded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_token, L_pixel) averaged over the maps (each (B, N, L) with N a square) and the grounded tokens;
@@ -84,12 +95,7 @@ def grounding_losses(maps: Sequence[torch.Tensor], masks: torch.Tensor,
         return zero, zero
     token_terms, pixel_terms = [], []
     for a in maps:
-        b, n, length = a.shape
-        side = int(round(n**0.5))
-        if side * side != n or masks.shape[-1] % side:
-            raise ValueError(f"a map of {n} positions does not match masks of side {masks.shape[-1]}")
-        m = F.adaptive_avg_pool2d(masks.flatten(0, 1), side).flatten(1)[sel]  # (G, n)
-        att = a.transpose(1, 2).reshape(b * length, n)[sel]  # (G, n): token i's attention over positions
+        att, m = grounded_pairs(a, masks, sel)  # (G, n) each
         inside = (att * m).sum(dim=1) / att.sum(dim=1).clamp_min(1e-8)
         token_terms.append(((1 - inside) ** 2).mean())
         pixel_terms.append(F.binary_cross_entropy(att.clamp(1e-6, 1 - 1e-6), m))
