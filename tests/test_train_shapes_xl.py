@@ -112,6 +112,20 @@ def test_grounding_terms_reach_the_cross_attention_and_leave_ordinary_attention_
     assert not any(isinstance(p, CaptureProcessor) for p in b.attn_processors.values())
 
 
+def test_grounding_skips_rows_noised_beyond_ground_max_t(tmp_path, prepared):
+    cfg, tokenizer, latents, scenes = prepared
+    on = {**cfg.__dict__, "unet_steps": 3, "ground_token": 1.0, "ground_pixel": 1.0}
+    stage_unet(ShapesXLConfig(**{**on, "ground_max_t": 1}), tmp_path / "none", tokenizer, latents, scenes)
+    stage_unet(ShapesXLConfig(**{**on, "ground_max_t": 1000}), tmp_path / "all", tokenizer, latents, scenes)
+    none = np.array(torch.load(tmp_path / "none" / "unet.ckpt", weights_only=True)["ground_losses"])
+    every = np.array(torch.load(tmp_path / "all" / "unet.ckpt", weights_only=True)["ground_losses"])
+    assert none.shape == every.shape == (3, 2)
+    assert (none == 0).all() and (every > 0).all()  # same batches (seeded): only t >= 1 rows, none grounded
+    with pytest.raises(ValueError, match="ground_max_t is a timestep bound"):
+        train_shapes_xl(ShapesXLConfig(**{**ShapesXLConfig.smoke().__dict__, "ground_max_t": 0}),
+                        tmp_path / "work", tmp_path / "model")
+
+
 def test_grounding_weights_must_be_finite_and_not_negative(tmp_path, capsys):
     from t2i.cli import main
 

@@ -279,6 +279,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--ground-pixel", type=float, metavar="W",
                    help="shapes-xl: weight of TokenCompose's pixel grounding loss (BCE of the noun's attention "
                         "against its mask; default 0 = off)")
+    t.add_argument("--ground-max-t", type=int, metavar="T",
+                   help="shapes-xl: ground only training rows noised to timesteps below T (default 1000 = all; "
+                        "at high noise the layout is not decided yet)")
     t.add_argument("--prediction", choices=["v_prediction", "epsilon"],
                    help="shapes-xl: the U-Net's target (default v_prediction)")
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
@@ -722,7 +725,8 @@ def _train(args: argparse.Namespace) -> int:
                     ("zero_terminal_snr", args.zero_snr), ("unet_layers_per_block", args.unet_layers),
                     ("unet_transformer_depth", args.unet_depth), ("uncolored_fraction", args.uncolored),
                     ("init_from", args.init), ("oversample", _weights(args.oversample)), ("unet_lr", args.unet_lr),
-                    ("ground_token", args.ground_token), ("ground_pixel", args.ground_pixel))
+                    ("ground_token", args.ground_token), ("ground_pixel", args.ground_pixel),
+                    ("ground_max_t", args.ground_max_t))
         bad = ["--steps"] if args.steps is not None else []
         run = train_shapes_xl
     if args.recipe not in ("tipo-tiny", "omost-tiny", "shapes-xl") and args.init is not None:
@@ -730,7 +734,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.recipe != "shapes-xl":
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),
                                      ("--unet-lr", args.unet_lr), ("--ground-token", args.ground_token),
-                                     ("--ground-pixel", args.ground_pixel),
+                                     ("--ground-pixel", args.ground_pixel), ("--ground-max-t", args.ground_max_t),
                                      ("--unet-init", args.unet_init), ("--prediction", args.prediction),
                                      ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),
                                      ("--unet-depth", args.unet_depth)) if v is not None]
