@@ -152,3 +152,56 @@ def test_cli_generate_then_from_reproduces_bit_for_bit(tiny, tmp_path, monkeypat
     assert main(["generate", "--from", second, "--model", model, "--out", "again.png"]) == 0
     assert np.array_equal(np.asarray(Image.open(second)), np.asarray(Image.open("again.png")))
     assert not np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open("again.png")))
+
+
+# ---------------------------------------------------------------- AND prompts (composable diffusion)
+
+@pytest.mark.parametrize("sampler, rescale", [("euler", 0.0), ("euler-a", 0.0), ("dpm++2m-karras", 0.7)])
+def test_and_of_one_prompt_gives_the_pipelines_image(tiny, sampler, rescale):
+    # the composable loop must be the pipeline's loop: u + g * (1 * (c - u) + 0 * (c - u)) is plain guidance
+    registry, backend, model = tiny
+    opts = {"guidance_rescale": rescale} if rescale else {}
+    plain = generate(_req(model, n_images=2, sampler=sampler, steps=3, model_options=opts), registry, backend=backend)
+    conj = generate(_req(model, n_images=2, sampler=sampler, steps=3, model_options=opts,
+                         prompt="a red circle :1 AND a red circle :0"), registry, backend=backend)
+    for a, b in zip(_arrays(plain), _arrays(conj), strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # a U-Net batch of 3 rows instead of 2
+
+
+def test_and_prompt_reproduces_and_differs_from_each_conjunct(tiny):
+    registry, backend, model = tiny
+    req = _req(model, prompt="a red circle AND two yellow stars :0.8", guidance=4.0, n_images=2)
+    a, b = generate(req, registry, backend=backend), generate(req, registry, backend=backend)
+    assert all(np.array_equal(x, y) for x, y in zip(_arrays(a), _arrays(b), strict=True))
+    one = generate(req.with_(seed=6, n_images=1), registry, backend=backend)
+    assert np.array_equal(_arrays(one)[0], _arrays(a)[1])  # image k replays from seed + k
+    for prompt in ("a red circle", "two yellow stars"):
+        alone = generate(_req(model, prompt=prompt, guidance=4.0), registry, backend=backend)
+        assert not np.array_equal(_arrays(alone)[0], _arrays(a)[0])
+    assert a.prompt_used == req.prompt
+
+
+def test_and_prompt_progress_cancel_and_batches(tiny):
+    registry, backend, model = tiny
+    req = _req(model, prompt="a red circle AND a blue square", n_images=3, steps=2)
+    seen = []
+    batched = generate(req.with_(model_options={"batch_size": 2}), registry, backend=backend,
+                       callback=lambda s, t: seen.append((s, t)))
+    assert seen == [(2, 6), (4, 6), (5, 6), (6, 6)]  # a batch of two advances two image-steps
+    single = generate(req, registry, backend=backend)
+    for x, y in zip(_arrays(batched), _arrays(single), strict=True):
+        assert np.abs(x.astype(int) - y.astype(int)).max() <= 1
+    with pytest.raises(Cancelled):
+        generate(req, registry, backend=backend, callback=lambda s, t: s < 3)
+
+
+def test_and_prompt_errors_and_warnings(tiny):
+    registry, backend, model = tiny
+    with pytest.raises(RequestError, match="empty"):
+        generate(_req(model, prompt="a red circle AND "), registry, backend=backend)
+    for opts in ({"excite": "circle"}, {"hires_scale": 2}):
+        with pytest.raises(RequestError, match="cannot be combined"):
+            generate(_req(model, prompt="a red circle AND a blue square", model_options=opts), registry,
+                     backend=backend)
+    long = generate(_req(model, prompt="a red circle AND " + "blue square " * 60), registry, backend=backend)
+    assert any("cut" in w for w in long.warnings)

@@ -183,7 +183,9 @@ class SDXLBackend:
             layout = parse_canvas(request.compose.program).process()  # parsed, never executed
         self.pipe.scheduler = self._scheduler(request.sampler or "euler")
         negative = request.negative_prompt or None  # None: SDXL's zero embedding for "no negative prompt"
-        warnings = [w for w in (self.truncation_warning(request.prompt),) if w] if layout is None else []
+        conjuncts = self._conjuncts(request, opts, layout is not None)  # None: not an AND prompt
+        texts = [c.text for c in conjuncts] if conjuncts else [request.prompt]
+        warnings = [w for w in map(self.truncation_warning, texts) if w] if layout is None else []
         passes = _passes(request, opts, layout is not None, m)
         total = sum(steps for steps, _ in passes)  # denoising steps per image over all passes
         cancelled = False
@@ -195,11 +197,15 @@ class SDXLBackend:
             nonlocal cancelled, done
             if exciter is not None and pipe is self.pipe:  # text-to-image only (not a hi-res pass)
                 kwargs = exciter.step(pipe, i, kwargs)
-            done += 1
+            done += len(ks)  # one step of every image in the batch
             if callback is not None and callback(done, total * request.n_images) is False:
                 cancelled = True
                 pipe._interrupt = True
             return kwargs
+
+        def conjunct_step(i: int) -> bool:  # the composable loop's callback: go on unless cancelled
+            on_step(self.pipe, i, None, {})
+            return not cancelled
 
         images, seeds, per_image = [], [], []
         batch = int(opts.get("batch_size") or 1)
@@ -228,6 +234,17 @@ class SDXLBackend:
                 extra = self._zero_pooled_embeds(request.prompt, negative, len(ks), request.guidance) \
                     if opts.get("zero_pooled") else {"prompt": request.prompt, "negative_prompt": negative,
                                                      "num_images_per_prompt": len(ks)}
+            if conjuncts is not None:  # composable diffusion: its own loop, one pass
+                from t2i.render.composable import sample_conjunction
+
+                out = sample_conjunction(self.pipe, conjuncts, negative, int(request.height), int(request.width),
+                                         int(request.steps), float(request.guidance), gens,
+                                         conjunct_step,
+                                         float(opts.get("guidance_rescale") or 0.0), bool(opts.get("zero_pooled")))
+                if out is None:
+                    raise Cancelled(f"cancelled after {done} steps")
+                self._collect(out, ks, request.seed, time.perf_counter() - t0, images, seeds, per_image, warnings)
+                continue
             start_image = None
             if opts.get("init_strength"):  # Omost: start from the canvas's coarse colour image
                 colours = Image.fromarray(layout.color_image()).resize((request.width, request.height), Image.BICUBIC)
@@ -240,16 +257,45 @@ class SDXLBackend:
                                  start_image if strength < 1 else None, strength)
                 if cancelled:
                     raise Cancelled(f"cancelled after {done} steps")
-            per_image += [(time.perf_counter() - t0) / len(ks)] * len(ks)
-            for k, arr in zip(ks, out, strict=True):
-                warnings += _check_image(arr, request.seed + k)
-                images.append(Image.fromarray(_to_uint8(arr)))
-                seeds.append(request.seed + k)
+            self._collect(out, ks, request.seed, time.perf_counter() - t0, images, seeds, per_image, warnings)
         return GenerationResult(request=request, images=images, seeds=seeds, prompt_used=request.prompt,
                                 negative_prompt_used=request.negative_prompt or "",
                                 canvas_program=request.compose.program if layout is not None else None,
                                 timings={"generate": float(sum(per_image)), "per_image": float(np.mean(per_image))},
                                 warnings=warnings)
+
+    @staticmethod
+    def _collect(out: np.ndarray, ks: list[int], seed: int, seconds: float, images: list, seeds: list,
+                 per_image: list, warnings: list[str]) -> None:
+        """Append one batch's images (b, H, W, 3) floats, their seeds, times and NaN/black warnings."""
+        per_image += [seconds / len(ks)] * len(ks)
+        for k, arr in zip(ks, out, strict=True):
+            warnings += _check_image(arr, seed + k)
+            images.append(Image.fromarray(_to_uint8(arr)))
+            seeds.append(seed + k)
+
+    def _conjuncts(self, request: GenerationRequest, opts: Mapping[str, Any], has_layout: bool) -> list | None:
+        """The prompt's AND conjuncts (composable diffusion), or None for a prompt without AND; settings that
+        have no meaning for a conjunction are refused."""
+        from t2i.render.conjunction import ConjunctionError, is_conjunction, parse_conjunction
+
+        try:
+            conjuncts = parse_conjunction(request.prompt)
+        except ConjunctionError as e:
+            raise RequestError(str(e)) from e
+        if not is_conjunction(conjuncts):
+            return None
+        clash = [name for name, on in (("--compose (a Canvas)", has_layout),
+                                       ("excite", opts.get("excite") not in (None, "", "0", "off", False)),
+                                       ("hires_scale", _hires_scale(opts) is not None),
+                                       ("init_strength", opts.get("init_strength") is not None)) if on]
+        if clash:
+            raise RequestError(f"a prompt with AND (composable diffusion) cannot be combined with {', '.join(clash)}; "
+                               "drop the AND or the setting")
+        if self.pipe.unet.config.time_cond_proj_dim is not None:
+            raise RequestError("this U-Net is guidance-distilled (it takes the guidance scale as an input); AND needs "
+                               "classifier-free guidance")
+        return conjuncts
 
     def _pass(self, run: dict[str, Any], extra: dict[str, Any], layout: Any, token_region: Any, cfg: bool, mode: str,
               text: str, height: int, width: int, image: list[Image.Image] | None, strength: float) -> np.ndarray:
