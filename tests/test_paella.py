@@ -172,6 +172,21 @@ def test_cfg_only_for_the_first_steps_and_levels_go_from_one_to_zero(tiny) -> No
     assert torch.equal(plain, no_cfg_steps)
 
 
+def test_a_conjunction_of_one_prompt_samples_as_that_prompt_and_weights_must_match(tiny) -> None:
+    model, _ = tiny
+    s = SamplerSettings(steps=4, renoise_steps=3, cfg=3.0, cfg_steps=3)
+    plain = sample_tokens(model, _cond(2), _cond(2, 3), (8, 8), s, _gens([5, 6]))
+    conj = sample_tokens(model, [_cond(2), _cond(2, 4)], _cond(2, 3), (8, 8), s, _gens([5, 6]), weights=[1.0, 0.0])
+    # logits u + 3 * (1 * (c - u) + 0 * (c' - u)) against torch.lerp(u, c, 3): equal up to rounding
+    assert (plain == conj).float().mean() > 0.95
+    counting = _Counting(model)
+    sample_tokens(counting, [_cond(1), _cond(1, 4)], _cond(1, 3), (8, 8), s, _gens([1]), weights=[1.0, 1.0])
+    # every step: each conjunct, then the unconditional call (also after cfg_steps: the weights still apply)
+    assert [c[0] for c in counting.calls] == [5, 4, 3] * 4
+    with pytest.raises(ValueError, match="as many weights"):
+        sample_tokens(model, [_cond(2), _cond(2, 4)], _cond(2, 3), (8, 8), s, _gens([5, 6]), weights=[1.0])
+
+
 class _Sure(torch.nn.Module):
     """A model certain of token 7 everywhere; records its inputs."""
 

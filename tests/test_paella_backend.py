@@ -58,6 +58,20 @@ def test_options_errors_and_cancel(folder):
         registry.load(str(folder), {"nope": 1})
 
 
+def test_an_and_prompt_is_composable_diffusion_with_batch_progress(folder):
+    registry = default_registry()
+    _, backend = registry.load(str(folder))
+    req = GenerationRequest("a red circle AND a blue square :0.5", model=str(folder), seed=1, steps=3, guidance=2.0,
+                            width=32, height=32, n_images=3, model_options={"batch_size": 2})
+    seen = []
+    result = backend.generate(req, lambda done, total: seen.append((done, total)))
+    assert seen == [(2, 9), (4, 9), (6, 9), (7, 9), (8, 9), (9, 9)]  # two images per step in the first batch
+    again = backend.generate(req)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(result.images, again.images, strict=True))
+    with pytest.raises(RequestError, match="empty"):
+        backend.generate(req.with_(prompt="a red circle AND"))
+
+
 def test_cli_generates_with_a_paella_folder(folder, tmp_path, monkeypatch):
     monkeypatch.setenv("T2I_HOME", str(tmp_path / "home"))
     out = tmp_path / "a.png"

@@ -73,3 +73,25 @@ def test_cli_presample_bad_input_is_a_clear_error(tmp_path, capsys):
     assert main(["presample", "x" * 10_001, "--model", str(folder)]) != 0
     assert "10000" in capsys.readouterr().err
     assert main(["presample", "red", "--model", str(folder), "--target", "huge"]) != 0
+
+
+def test_an_and_prompt_has_each_conjunct_expanded_with_its_weight_kept(registry):
+    from t2i.render.conjunction import parse_conjunction
+
+    req = GenerationRequest(prompt="red circle AND blue square :0.5", model="fake", seed=3,
+                            presample=PresampleOptions(enabled=True))
+    result = generate(req, registry, presampler=Presampler(ScriptedLLM(), SMALL))
+    parts = parse_conjunction(result.prompt_used)
+    assert [c.weight for c in parts] == [1.0, 0.5]
+    assert parts[0].text.startswith("red circle, ") and parts[1].text.startswith("blue square, ")
+    assert result.presampled_prompt == result.prompt_used and result.request.prompt == req.prompt
+
+
+def test_an_and_prompt_cannot_be_composed_and_bad_and_syntax_fails_first(registry):
+    from t2i.types import ComposeOptions, RequestError
+
+    with pytest.raises(RequestError, match="compose writes one Canvas"):
+        generate(GenerationRequest(prompt="a circle AND a square", model="fake",
+                                   compose=ComposeOptions(enabled=True)), registry)
+    with pytest.raises(RequestError, match="empty"):
+        generate(GenerationRequest(prompt="AND a square", model="fake"), registry)

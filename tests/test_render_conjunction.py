@@ -9,6 +9,7 @@ from t2i.render.conjunction import (
     ConjunctionError,
     combine,
     is_conjunction,
+    join_conjunction,
     parse_conjunction,
 )
 
@@ -56,3 +57,10 @@ def test_combine_is_the_papers_sum_of_guidance_terms():
     assert torch.equal(guided, u + 7.5 * (c1 - u)) and torch.allclose(cond, c1)
     with pytest.raises(ValueError):
         combine(u, [c1], [1.0, 2.0], 1.0)
+
+
+def test_join_gives_the_conjuncts_back():
+    cs = [Conjunct("ratio 16:9", 1.0), Conjunct("a star", -0.5), Conjunct("a red circle", 2.25)]
+    assert parse_conjunction(join_conjunction(cs)) == cs
+    with pytest.raises(ConjunctionError, match="holds the word AND"):
+        join_conjunction([Conjunct("a AND b"), Conjunct("c")])

@@ -100,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="generate images from a prompt", epilog=EXAMPLES["generate"],
                        formatter_class=fmt)
-    g.add_argument("prompt", nargs="?", help="what to draw")
+    g.add_argument("prompt", nargs="?", help="what to draw; prompts joined by AND (\"a red circle AND a blue "
+                   "square :0.5\") are composed by summing their guidance (composable diffusion; weight after a "
+                   "colon, default 1)")
     g.add_argument("--from", dest="from_image", type=Path, metavar="IMAGE",
                    help="replay the request stored in a t2i image (bit for bit on the same machine)")
     g.add_argument("--model", "-m", help="registered name, hub id or local folder/file (default shapes-xl)")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from t2i.metadata import build_pnginfo
 from t2i.outputs import OutputWriter
 from t2i.registry import Backend, ModelRegistry, ModelSpec
-from t2i.types import GenerationRequest, GenerationResult
+from t2i.types import GenerationRequest, GenerationResult, RequestError
 
 if TYPE_CHECKING:
     from t2i.presample import Presampler
@@ -56,6 +56,7 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
     regional renderer get the canvas flattened into one prompt, with a warning.
     """
     request.validate()
+    _check_conjunction(request)
     t0 = time.perf_counter()
     if backend is None:
         resolved, backend = registry.load(request.model, request.model_options)
@@ -101,6 +102,20 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
     result.timings.setdefault("load", t1 - t0)
     result.timings.setdefault("total", time.perf_counter() - t0)
     return result
+
+
+def _check_conjunction(request: GenerationRequest) -> None:
+    """An AND prompt (composable diffusion) that cannot be read, or asks for a Canvas, fails before any model
+    is loaded."""
+    from t2i.render.conjunction import ConjunctionError, is_conjunction, parse_conjunction
+
+    try:
+        conjuncts = parse_conjunction(request.prompt)
+    except ConjunctionError as e:
+        raise RequestError(str(e)) from e
+    if is_conjunction(conjuncts) and request.compose.enabled:
+        raise RequestError("compose writes one Canvas from one prompt; a prompt with AND (composable diffusion) "
+                           "goes to the image model as it is: drop --compose or the AND")
 
 
 def save_result(result: GenerationResult, writer: OutputWriter) -> list[Path]:

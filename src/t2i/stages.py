@@ -12,7 +12,7 @@ from typing import Any
 
 from t2i.presample import Expansion, Presampler, TagDatabase, sampling_for, targets_for, vocabulary_for
 from t2i.registry import ModelRegistry
-from t2i.types import GenerationRequest, PresampleOptions
+from t2i.types import GenerationRequest, PresampleOptions, RequestError
 
 DEFAULT_PRESAMPLER = "tipo-tiny"
 
@@ -36,13 +36,41 @@ def presample(request: GenerationRequest, presampler: Presampler, tags: list[str
               nl: str | None = None) -> Expansion:
     """Expand the request's prompt with its presample options (seed: the options', else the request's).
 
-    `tags` / `nl` given apart replace the split of the prompt into tags and sentences."""
+    `tags` / `nl` given apart replace the split of the prompt into tags and sentences.  A prompt with AND
+    (composable diffusion) has each conjunct expanded on its own, with the same seed, and keeps its weights."""
+    from t2i.render.conjunction import ConjunctionError, is_conjunction, parse_conjunction
+
+    try:
+        conjuncts = parse_conjunction(request.prompt)
+    except ConjunctionError as e:
+        raise RequestError(str(e)) from e
+    if is_conjunction(conjuncts) and tags is None and nl is None:
+        return _presample_conjuncts(request, presampler, conjuncts)
     opts: PresampleOptions = request.presample
     seed = opts.seed if opts.seed is not None else (request.seed or 0)
     given = {k: getattr(opts, k) for k in ("temperature", "top_p", "top_k", "min_p") if getattr(opts, k) is not None}
     settings = replace(presampler.settings, **given)  # the request's settings over the model's own
     return presampler.with_settings(settings).expand(request.prompt, tags=tags, nl=nl, seed=seed, target=opts.target,
                                                      width=request.width, height=request.height, fmt=opts.format)
+
+
+def _presample_conjuncts(request: GenerationRequest, presampler: Presampler, conjuncts: list) -> Expansion:
+    """One Expansion of an AND prompt: each conjunct expanded alone, rejoined with its weight."""
+    from t2i.render.conjunction import AND, Conjunct, join_conjunction
+
+    parts = [presample(request.with_(prompt=c.text), presampler) for c in conjuncts]
+    # an expansion that writes the word AND would split into more conjuncts: keep it a word of its conjunct
+    texts = [AND.sub("and", e.prompt) for e in parts]
+    joined = join_conjunction([Conjunct(t, c.weight) for t, c in zip(texts, conjuncts, strict=True)])
+    categories: dict[str, list[str]] = {}
+    for e in parts:
+        for key, values in e.categories.items():
+            categories.setdefault(key, []).extend(values)
+    return replace(parts[0], prompt=joined, original=request.prompt, tags=[t for e in parts for t in e.tags],
+                   new_tags=[t for e in parts for t in e.new_tags],
+                   extended=" AND ".join(e.extended for e in parts), generated=" AND ".join(e.generated for e in parts),
+                   categories=categories, fallback=any(e.fallback for e in parts),
+                   warnings=[w for e in parts for w in e.warnings], calls=sum(e.calls for e in parts))
 
 
 DEFAULT_COMPOSER = "omost-tiny"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from t2i.registry import ModelError, ResolvedModel
+from t2i.render.conjunction import ConjunctionError, is_conjunction, parse_conjunction
 from t2i.types import GenerationRequest, GenerationResult, RequestError
 
 OPTIONS = {"device", "renoise_steps", "temperature", "cfg_steps", "batch_size", "byt5", "clip", "variation_image",
@@ -120,24 +121,30 @@ class PaellaBackend:
         for side, v in (("width", width), ("height", height)):
             if v % m:
                 raise RequestError(f"{side} {v} is not a multiple of {m}; this model takes sizes in multiples of {m}")
+        try:
+            conjuncts = parse_conjunction(request.prompt)
+        except ConjunctionError as e:
+            raise RequestError(str(e)) from e
         warnings = []
-        n_bytes = len(request.prompt.encode("utf-8")) + 1
-        if n_bytes > self.pipe.max_length:
-            warnings.append(f"prompt is {n_bytes} bytes; the text encoder reads {self.pipe.max_length}, so the "
-                            "rest is cut")
+        for c in conjuncts:
+            n_bytes = len(c.text.encode("utf-8")) + 1
+            if n_bytes > self.pipe.max_length:
+                warnings.append(f"prompt is {n_bytes} bytes; the text encoder reads {self.pipe.max_length}, so the "
+                                "rest is cut")
+        prompt = conjuncts if is_conjunction(conjuncts) else request.prompt  # a list: AND (composable diffusion)
         variation = self._variation(opts)
         batch = int(opts.get("batch_size") or 4)
         done, total = 0, settings.steps * request.n_images
 
-        def progress(i: int, n: int) -> bool | None:
-            return None if callback is None else callback(done + i, total)
+        def progress(i: int, n: int) -> bool | None:  # i: steps of the batch's len(ks) images
+            return None if callback is None else callback(done + i * len(ks), total)
 
         images, seeds = [], []
         t0 = time.perf_counter()
         for start in range(0, request.n_images, batch):
             ks = list(range(start, min(start + batch, request.n_images)))
             done = start * settings.steps
-            images += self.pipe(request.prompt, request.negative_prompt or "", [request.seed + k for k in ks],
+            images += self.pipe(prompt, request.negative_prompt or "", [request.seed + k for k in ks],
                                 height, width, settings, progress, **variation)
             seeds += [request.seed + k for k in ks]
         elapsed = time.perf_counter() - t0

@@ -26,6 +26,7 @@ from t2i.paella.model import Paella, PaellaConfig
 from t2i.paella.sampler import SamplerSettings, sample_tokens
 from t2i.paella.text import byte_tokenizer, encode_bytes
 from t2i.paella.vqgan import VQGANConfig, VQModel
+from t2i.render.conjunction import Conjunct
 
 CLASS_NAME = "PaellaPipeline"
 
@@ -89,13 +90,15 @@ class PaellaPipeline:
     # ------------------------------------------------------------------ generation
 
     @torch.no_grad()
-    def __call__(self, prompt: str, negative_prompt: str = "", seeds: list[int] | None = None, height: int = 64,
+    def __call__(self, prompt: str | list[Conjunct], negative_prompt: str = "", seeds: list[int] | None = None,
+                 height: int = 64,
                  width: int = 64, settings: SamplerSettings | None = None,
                  progress: Callable[[int, int], bool | None] | None = None,
                  clip_image: torch.Tensor | None = None, clip_image_weight: float = 1.0) -> list[Image.Image]:
         """One image per seed (image k from generator seed k; the same alone or in a batch).
         `clip_image` (1, clip_embd): a CLIP image embedding to vary (image variations), its tokens'
-        attention reweighted by `clip_image_weight`."""
+        attention reweighted by `clip_image_weight`.  `prompt` as a list of weighted conjuncts: composable
+        diffusion (`t2i.render.conjunction`), every conjunct with the image embedding."""
         m = self.size_multiple
         if height % m or width % m:
             raise ValueError(f"{width}x{height} does not fit this model: sides must be multiples of {m}")
@@ -103,13 +106,20 @@ class PaellaPipeline:
         settings = settings or SamplerSettings()
         b = len(seeds)
         image_embeds = None if clip_image is None else clip_image.to(self.device).expand(b, -1)
-        cond: dict[str, Any] = self.condition([prompt] * b, image_embeds)
-        if image_embeds is not None:
-            cond["clip_image_weight"] = clip_image_weight
+        conds: list[dict[str, Any]] = []
+        for text in [prompt] if isinstance(prompt, str) else [c.text for c in prompt]:
+            conds.append(self.condition([text] * b, image_embeds))
+            if image_embeds is not None:
+                conds[-1]["clip_image_weight"] = clip_image_weight
         uncond = self.condition([negative_prompt] * b)
         f = self.vqgan.cfg.factor
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
-        tokens = sample_tokens(self.model, cond, uncond, (height // f, width // f), settings, gens, progress)
+        grid = (height // f, width // f)
+        if isinstance(prompt, str):
+            tokens = sample_tokens(self.model, conds[0], uncond, grid, settings, gens, progress)
+        else:
+            tokens = sample_tokens(self.model, conds, uncond, grid, settings, gens, progress,
+                                   weights=[c.weight for c in prompt])
         pixels = self.vqgan.decode(tokens).permute(0, 2, 3, 1).float().cpu().numpy()  # (B, H, W, 3) in [0, 1]
         return [Image.fromarray((p * 255).round().astype(np.uint8)) for p in pixels]
 

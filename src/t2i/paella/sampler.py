@@ -14,6 +14,7 @@ import torch
 
 from t2i.paella.model import Paella
 from t2i.registry import Cancelled
+from t2i.render.conjunction import combine
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,16 @@ class SamplerSettings:
 
 
 @torch.no_grad()
-def sample_tokens(model: Paella, cond: dict[str, torch.Tensor | None], uncond: dict[str, torch.Tensor | None],
-                  grid: tuple[int, int], settings: SamplerSettings, generators: list[torch.Generator],
-                  progress: Callable[[int, int], bool | None] | None = None) -> torch.Tensor:
+def sample_tokens(model: Paella, cond: dict[str, torch.Tensor | None] | list[dict[str, torch.Tensor | None]],
+                  uncond: dict[str, torch.Tensor | None], grid: tuple[int, int], settings: SamplerSettings,
+                  generators: list[torch.Generator], progress: Callable[[int, int], bool | None] | None = None,
+                  weights: list[float] | None = None) -> torch.Tensor:
     """-> tokens (B, h, w), B = len(generators); cond/uncond hold the model's byt5/clip/clip_image inputs
-    for B images."""
+    for B images.  A list of conds with their `weights` is a conjunction (composable diffusion, in logit
+    space: uncond + cfg * sum_i w_i (cond_i - uncond); without guidance at a step, cfg is 1 there)."""
     s = settings.validate()
+    if isinstance(cond, list) and (weights is None or len(weights) != len(cond)):
+        raise ValueError(f"{len(cond)} conjuncts need as many weights, got {weights}")
     model.check_grid(*grid)
     k, dev = model.cfg.num_labels, next(model.parameters()).device
     noise = torch.stack([torch.randint(0, k, grid, generator=g) for g in generators]).to(dev)  # (B, h, w)
@@ -52,9 +57,14 @@ def sample_tokens(model: Paella, cond: dict[str, torch.Tensor | None], uncond: d
     b = len(generators)
     for i in range(s.steps):
         r = torch.full((b,), float(levels[i]), device=dev)
-        logits = model(x, r, **cond)  # (B, K, h, w)
-        if s.cfg != 1 and (s.cfg_steps is None or i < s.cfg_steps):
-            logits = torch.lerp(model(x, r, **uncond), logits, s.cfg)  # uncond + cfg * (cond - uncond)
+        guided = s.cfg != 1 and (s.cfg_steps is None or i < s.cfg_steps)
+        if isinstance(cond, list):
+            outs = [model(x, r, **c) for c in cond]  # each (B, K, h, w)
+            logits = combine(model(x, r, **uncond), outs, weights, s.cfg if guided else 1.0)[0]
+        else:
+            logits = model(x, r, **cond)  # (B, K, h, w)
+            if guided:
+                logits = torch.lerp(model(x, r, **uncond), logits, s.cfg)  # uncond + cfg * (cond - uncond)
         probs = (logits.float() / temps[i]).softmax(dim=1).permute(0, 2, 3, 1).reshape(b, -1, k).cpu()
         x = torch.stack([torch.multinomial(probs[j], 1, generator=g)[:, 0] for j, g in enumerate(generators)])
         x = x.view(b, *grid).to(dev)

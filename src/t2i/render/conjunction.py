@@ -78,3 +78,12 @@ def combine(uncond: Any, conds: list[Any], weights: list[float], guidance: float
         raise ValueError(f"{len(conds)} conditional outputs for {len(weights)} weights")
     delta = sum(w * (c - uncond) for c, w in zip(conds, weights, strict=True))
     return uncond + guidance * delta, uncond + delta
+
+
+def join_conjunction(conjuncts: list[Conjunct]) -> str:
+    """The prompt text of `conjuncts`, every weight written out ("a :1 AND b :0.5"), so that parsing it gives
+    them back; a text holding the word AND cannot be joined."""
+    for c in conjuncts:
+        if AND.search(c.text):
+            raise ConjunctionError(f"conjunct {c.text!r} holds the word AND")
+    return " AND ".join(f"{c.text} :{c.weight:g}" for c in conjuncts)
