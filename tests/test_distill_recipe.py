@@ -207,3 +207,27 @@ def test_the_command_line_sets_the_feature_loss(teacher_folder, tmp_path) -> Non
     assert config["feature_loss"] == "relative" and config["w_feature"] == 5.0
     assert main(["train", "shapes-xl", "--smoke", "--feature-loss", "relative", "--work", str(tmp_path / "w2"),
                  "--out", str(tmp_path / "o2")]) == 2  # a distill flag on another recipe
+
+
+def test_a_random_student_init_copies_nothing_and_is_kept_with_its_run(teacher_folder, tmp_path) -> None:
+    from t2i.cli import main
+
+    out = tmp_path / "out"
+    assert main(["train", "distill", "--smoke", "--teacher", str(teacher_folder), "--student-init", "random",
+                 "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
+    recipe = json.loads((out / "RECIPE.json").read_text())
+    assert recipe["config"]["student_init"] == "random" and '"copied_from_teacher": 0' in json.dumps(recipe)
+    pipe = load_teacher(str(teacher_folder), default_registry())
+    torch.manual_seed(0)
+    copied, report = build_student(pipe.unet, koala_recipe("koala-700m", pipe.unet.config))
+    torch.manual_seed(0)
+    fresh, none = build_student(pipe.unet, koala_recipe("koala-700m", pipe.unet.config), copy_weights=False)
+    assert report.copied and not none.copied and len(none.fresh) == len(fresh.state_dict())
+    key = report.copied[0]
+    assert not torch.equal(copied.state_dict()[key], fresh.state_dict()[key])
+    # a teacher-initialised work folder is not resumed as a random one
+    assert main(["train", "distill", "--smoke", "--teacher", str(teacher_folder), "--work", str(tmp_path / "work"),
+                 "--out", str(out)]) == 2
+    with pytest.raises(ValueError, match="student_init"):
+        train_distill(dataclasses.replace(SMOKE, teacher=str(teacher_folder), student_init="zeros"),
+                      tmp_path / "w3", tmp_path / "o3", default_registry())

@@ -302,6 +302,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--feature-loss", choices=["mse", "relative"],
                    help="distill: plain MSE per layer (default) or MSE over the teacher feature's mean square")
     t.add_argument("--w-feature", type=float, metavar="W", help="distill: weight of the feature loss (default 1)")
+    t.add_argument("--student-init", choices=["teacher", "random"],
+                   help="distill: start the student from the teacher's kept blocks (default, KOALA) or from "
+                        "random weights (to see what the losses teach from nothing)")
 
     cv = sub.add_parser("convert", help="a pickled state dict (.pt/.pth/.bin/.ckpt), or a diffusers SDXL folder "
                                         "(as one original-layout file), to .safetensors",
@@ -700,7 +703,7 @@ def _train(args: argparse.Namespace) -> int:
         settings = (("steps", args.steps), ("n_scenes", args.scenes), ("threads", args.threads),
                     ("teacher", args.teacher), ("student", args.student), ("features", args.features),
                     ("feature_loss", args.feature_loss), ("w_feature", args.w_feature),
-                    ("uncolored_fraction", args.uncolored))
+                    ("student_init", args.student_init), ("uncolored_fraction", args.uncolored))
         bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
                                     ("--decoder-steps", args.decoder_steps)) if v is not None]
         registry = args.registry or default_registry()
@@ -751,7 +754,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.recipe != "distill":
         bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
                                      ("--features", args.features), ("--feature-loss", args.feature_loss),
-                                     ("--w-feature", args.w_feature)) if v is not None]
+                                     ("--w-feature", args.w_feature), ("--student-init", args.student_init))
+                 if v is not None]
     if args.snapshot and args.recipe != "shapes-xl":
         bad.append("--snapshot")
     if bad:

@@ -36,6 +36,7 @@ from t2i.train.schedule import cosine_lr
 from t2i.train.world_data import training_caption, world_images
 
 Progress = Callable[[str, int, int, float], None]
+STUDENT_INITS = ("teacher", "random")
 
 
 @dataclass
@@ -45,6 +46,7 @@ class DistillConfig:
     student_layers_per_block: int = 1
     student_transformer_layers: tuple[int, ...] | None = None
     student_mid_block: bool = True
+    student_init: str = "teacher"  # teacher: copy its kept blocks (KOALA); random: diffusers' initialisation
     features: str = "self_attention"  # one of features.KINDS, or "none" (output distillation only)
     seed: int = 0
     n_scenes: int = 30_000
@@ -186,7 +188,10 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
         raise ValueError(f"feature_loss must be one of {', '.join(FEATURE_LOSSES)}, got {cfg.feature_loss!r}")
     torch.set_num_threads(cfg.threads)
     cfg = with_teacher_mix(cfg, registry)
-    claim_work_folder(work, asdict(cfg), extendable=("steps",), machine=("threads", "checkpoint_seconds"))
+    if cfg.student_init not in STUDENT_INITS:
+        raise ValueError(f"student_init must be one of {', '.join(STUDENT_INITS)}, got {cfg.student_init!r}")
+    claim_work_folder(work, asdict(cfg), extendable=("steps",), machine=("threads", "checkpoint_seconds"),
+                      legacy={"student_init": "teacher"})
     if not (0 <= cfg.uncolored_fraction <= 1 and 0 <= cfg.cond_dropout <= 1 and 0 <= cfg.pooled_dropout <= 1):
         raise ValueError("uncolored_fraction, cond_dropout and pooled_dropout are shares, in [0, 1]")
     if not 0 <= cfg.ema_decay < 1:
@@ -196,7 +201,8 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, cfg.size)
     latents = stage_latents(work, pipe, images)
     torch.manual_seed(cfg.seed)
-    student, report = build_student(pipe.unet, cfg.recipe(pipe.unet.config))
+    student, report = build_student(pipe.unet, cfg.recipe(pipe.unet.config),
+                                    copy_weights=cfg.student_init == "teacher")
     student.train()
     pairs = [] if cfg.features == "none" else feature_layers(student, pipe.unet, cfg.features)
     params = list(student.parameters())

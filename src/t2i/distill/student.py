@@ -116,5 +116,5 @@ def build_student(teacher: Any, recipe: StudentRecipe, copy_weights: bool = True
     from diffusers import UNet2DConditionModel
 
     student = UNet2DConditionModel.from_config(student_config(teacher.config, recipe))
-    report = copy_from_teacher(student, teacher) if copy_weights else CopyReport()
+    report = copy_from_teacher(student, teacher) if copy_weights else CopyReport(fresh=list(student.state_dict()))
     return student.to(dtype=teacher.dtype), report
