@@ -3,7 +3,7 @@
     python bench/presample_world.py [--n 200] [--presampler tipo-tiny] [--model shapes-xl] [--out FILE.json]
                                     [--sampling temperature=1,top_p=1,top_k=0,min_p=0,repetition_penalty=1]
                                     [--compose [--region-text local]] [--option hires_scale=2 ...]
-                                    [--target very_short|short|long|very_long]
+                                    [--target very_short|short|long|very_long] [--option excite=user]
 
 For n seeded one-tag prompts ("red circle"): an image from the bare prompt and one from its expansion
 (same seed), the detector on both, and the total variation distance of object count, colour and place
@@ -29,6 +29,7 @@ from t2i.compose import CanvasError
 from t2i.evaluation.presample_effect import one_tag_prompts, run_experiment, world_distributions
 from t2i.generate import generate, resolve_request
 from t2i.presample.targets import SAMPLING_KEYS
+from t2i.render.excite import user_subjects
 from t2i.stages import open_composer, open_presampler
 from t2i.types import ComposeOptions, GenerationRequest
 
@@ -68,6 +69,7 @@ def main() -> None:
 
     composer = open_composer(None, registry) if args.compose else None
 
+    prompts = one_tag_prompts(args.n, args.seed)  # (colour, shape); run_experiment draws prompt i with seed i
     failed: list[str] = []  # prompts the composer wrote no usable program for, even on its retry
 
     def draw(prompt: str, seed: int):
@@ -79,7 +81,9 @@ def main() -> None:
             except CanvasError as e:  # drawn from the plain prompt instead, and counted
                 failed.append(prompt)
                 print(f"composer failed on {prompt!r} ({e}); drawn from the plain prompt", file=sys.stderr)
-        request = resolve_request(GenerationRequest(prompt, model=args.model, seed=seed, model_options=options),
+        # excite=user: the user's one-tag prompt's noun, in either arm (as `t2i generate --presample` resolves it)
+        opts, _ = user_subjects(options, " ".join(prompts[seed]))
+        request = resolve_request(GenerationRequest(prompt, model=args.model, seed=seed, model_options=opts),
                                   resolved.spec)
         return backend.generate(request).images[0]
 
@@ -89,7 +93,7 @@ def main() -> None:
 
     world = world_distributions(args.world, seed=12345)
     bar = tqdm(total=args.n, desc="prompts", file=sys.stderr)
-    report = run_experiment(one_tag_prompts(args.n, args.seed), draw, expand, world, lambda i: bar.update(1))
+    report = run_experiment(prompts, draw, expand, world, lambda i: bar.update(1))
     bar.close()
     report.update(model=args.model, presampler=args.presampler, sampling=asdict(presampler.settings),
                   compose={"region_text": args.region_text, "failed": failed} if args.compose else None,

@@ -44,6 +44,21 @@ def test_the_backend_draws_the_expansion_and_the_result_keeps_the_request(regist
     assert np.array_equal(np.asarray(again.images[0]), np.asarray(result.images[1]))
 
 
+def test_excite_user_reaches_the_backend_as_the_users_own_nouns(registry):
+    presampler = Presampler(ScriptedLLM(), SMALL)
+    req = GenerationRequest(prompt="red circle", model="fake", seed=11, model_options={"excite": "user"},
+                            presample=PresampleOptions(enabled=True))
+    backend = registry.load("fake")[1]
+    result = generate(req, registry, backend=backend, presampler=presampler)
+    drawn = backend.requests[-1]
+    assert drawn.prompt == result.presampled_prompt != "red circle" and drawn.model_options["excite"] == "circle"
+    assert result.request.model_options == {"excite": "user"}  # the replayable request keeps what was asked
+    generate(req.with_(prompt="a red thing"), registry, backend=backend, presampler=presampler)
+    assert backend.requests[-1].model_options["excite"] == "off"
+    plain = generate(req.with_(presample=PresampleOptions()), registry, backend=backend)
+    assert backend.requests[-1].model_options["excite"] == "user" and plain.prompt_used == "red circle"
+
+
 def test_cli_presample_prints_an_expansion_that_keeps_the_users_tags(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = make_tiny_llama(tmp_path / "llm")

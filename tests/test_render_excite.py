@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from t2i.render.excite import ExciteSettings, _gaussian, shape_words, subject_maxima, subject_tokens
+from t2i.render.excite import (
+    ExciteSettings,
+    _gaussian,
+    shape_words,
+    subject_maxima,
+    subject_tokens,
+    user_subjects,
+)
 from t2i.types import GenerationRequest, RequestError
 
 from .tiny_sdxl import build_tiny_sdxl
@@ -16,6 +23,16 @@ def test_shape_words_pick_the_worlds_nouns_once():
     assert shape_words("a photo of a triangle and a star") == ["triangle", "star"]
     assert shape_words("two circles, a red circle. circles") == ["circles", "circle"]
     assert shape_words("a dog on a sofa") == []
+
+
+def test_user_subjects_are_the_nouns_of_the_users_own_prompt():
+    opts, note = user_subjects({"excite": "user", "excite_refine": 0}, "pink star")
+    assert opts == {"excite": "star", "excite_refine": 0} and note is None
+    assert user_subjects({"excite": "user"}, "a triangle and two stars")[0]["excite"] == "triangle,stars"
+    opts, note = user_subjects({"excite": "user"}, "a dog")
+    assert opts["excite"] == "off" and "no subject word" in note
+    for other in ({"excite": "auto"}, {"excite": "circle"}, {}):  # anything else passes through
+        assert user_subjects(other, "pink star") == (other, None)
 
 
 def test_settings_are_checked():
@@ -80,6 +97,8 @@ def test_excite_changes_the_image_reproducibly_and_puts_the_processors_back(back
     assert {k: type(v) for k, v in backend.pipe.unet.attn_processors.items()} == before
     assert np.abs(np.asarray(a.images[0], dtype=np.int16) - plain).max() > 0
     assert np.array_equal(np.asarray(a.images[0]), np.asarray(b.images[0]))  # auto found the same two words
+    c = backend.generate(request(excite="user", excite_refine=2))  # no presampling: the prompt is the user's
+    assert np.array_equal(np.asarray(a.images[0]), np.asarray(c.images[0]))
 
 
 def test_exciting_raises_the_subjects_attention(backend):

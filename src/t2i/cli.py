@@ -137,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--hires-strength", type=float, metavar="S", help="hi-res fix denoising strength (default 0.5)")
     g.add_argument("--excite", metavar="WORDS",
                    help="Attend-and-Excite (SDXL family): words of the prompt that must appear, comma-separated, "
-                        "or auto (the shapes-world nouns); against objects left out of multi-object prompts")
+                        "auto (the shapes-world nouns) or user (those of your prompt, not of its --presample "
+                        "expansion); against objects left out of multi-object prompts")
     g.add_argument("--out", type=Path, help="output file (.png) or folder (default outputs/YYYY-MM-DD/)")
     g.add_argument("--outputs-root", type=Path, default=Path("outputs"), help=argparse.SUPPRESS)
 

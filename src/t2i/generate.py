@@ -81,7 +81,13 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
         resolved = resolved.with_(compose=replace(resolved.compose, program=composition.program))
         notes += [f"compose: {w}" for w in composition.warnings]
     t2 = time.perf_counter()
-    drawn = resolved.with_(prompt=expansion.prompt) if expansion is not None else resolved
+    drawn = resolved
+    if expansion is not None:
+        from t2i.render.excite import user_subjects
+
+        options, note = user_subjects(resolved.model_options, request.prompt)
+        drawn = resolved.with_(prompt=expansion.prompt, model_options=options)
+        notes += [note] if note else []
     if drawn.compose.enabled and spec.kind not in REGIONAL_KINDS:
         from t2i.compose import parse_canvas
 

@@ -317,8 +317,8 @@ class SDXLBackend:
 
     def _exciter(self, request: GenerationRequest, opts: Mapping[str, Any], has_layout: bool,
                  warnings: list[str]) -> Any:
-        """Attend-and-Excite for this request (option excite: comma-separated words of the prompt, or auto
-        for its shapes-world nouns), or None when off."""
+        """Attend-and-Excite for this request (option excite: comma-separated words of the prompt, auto for
+        its shapes-world nouns, user for those of the user's prompt before presampling), or None when off."""
         words = opts.get("excite")
         if words in (None, "", "0", "off", False):
             return None
@@ -326,10 +326,11 @@ class SDXLBackend:
             raise RequestError("excite works on plain prompts; a Canvas is drawn by the regional renderer")
         from t2i.render.excite import Exciter, ExciteSettings, shape_words, subject_tokens
 
-        chosen = shape_words(request.prompt) if words == "auto" else [w.strip() for w in str(words).split(",")
+        # user: the user's own nouns; generate() writes them out when presampling changed the prompt
+        chosen = shape_words(request.prompt) if words in ("auto", "user") else [w.strip() for w in str(words).split(",")
                                                                        if w.strip()]
         if not chosen:
-            warnings.append("excite=auto found no subject word in the prompt; attend-and-excite is off")
+            warnings.append(f"excite={words} found no subject word in the prompt; attend-and-excite is off")
             return None
         try:
             tokens = subject_tokens(self.pipe.tokenizer, request.prompt, chosen)

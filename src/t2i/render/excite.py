@@ -18,7 +18,7 @@ installed with `set_attn_processor` for the extra forward only, and the old proc
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,18 @@ def shape_words(prompt: str) -> list[str]:
         if (word in SHAPES or (word.endswith("s") and word[:-1] in SHAPES)) and word not in out:
             out.append(word)
     return out
+
+
+def user_subjects(options: Mapping[str, Any], user_prompt: str) -> tuple[dict[str, Any], str | None]:
+    """excite=user before the backend sees a presampled prompt: (options with `excite` set to the shapes-world
+    nouns of the user's own prompt, so only what the user asked for is excited in the expansion, or "off" when
+    it names none; a warning then, else None).  Any other excite value passes through unchanged."""
+    out = dict(options)
+    if out.get("excite") != "user":
+        return out, None
+    words = shape_words(user_prompt)
+    out["excite"] = ",".join(words) if words else "off"
+    return out, None if words else "excite=user found no subject word in the prompt; attend-and-excite is off"
 
 
 def subject_tokens(tokenizer: Any, prompt: str, words: Sequence[str]) -> tuple[int, ...]:
