@@ -237,7 +237,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--region-text", choices=["omost", "own", "local", "local-pooled", "local-outside"],
                    help="as in generate")
     e.add_argument("--color-start", type=float, metavar="STRENGTH", help="as in generate")
-    e.add_argument("--excite", metavar="WORDS", help="as in generate (auto: each line's shape nouns)")
+    e.add_argument("--excite", metavar="WORDS",
+                   help="as in generate (auto: each line's shape nouns; user: those of the line before --presample "
+                        "expanded it)")
     e.add_argument("--hires", type=float, metavar="SCALE", help="as in generate (the images are scored at the "
                                                                  "larger size)")
     e.add_argument("--hires-strength", type=float, metavar="S", help="as in generate")

@@ -327,8 +327,10 @@ class SDXLBackend:
         from t2i.render.excite import Exciter, ExciteSettings, shape_words, subject_tokens
 
         # user: the user's own nouns; generate() writes them out when presampling changed the prompt
-        chosen = shape_words(request.prompt) if words in ("auto", "user") else [w.strip() for w in str(words).split(",")
-                                                                       if w.strip()]
+        if words in ("auto", "user"):
+            chosen = shape_words(request.prompt)
+        else:
+            chosen = [w.strip() for w in str(words).split(",") if w.strip()]
         if not chosen:
             warnings.append(f"excite={words} found no subject word in the prompt; attend-and-excite is off")
             return None
