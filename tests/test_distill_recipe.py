@@ -202,9 +202,14 @@ def test_the_command_line_sets_the_feature_loss(teacher_folder, tmp_path) -> Non
 
     out = tmp_path / "out"
     assert main(["train", "distill", "--smoke", "--teacher", str(teacher_folder), "--feature-loss", "relative",
-                 "--w-feature", "5", "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
-    config = json.loads((out / "RECIPE.json").read_text())["config"]
+                 "--w-feature", "5", "--feature-pairs", "stage", "--work", str(tmp_path / "work"),
+                 "--out", str(out)]) == 0
+    recipe = json.loads((out / "RECIPE.json").read_text())
+    config = recipe["config"]
     assert config["feature_loss"] == "relative" and config["w_feature"] == 5.0
+    assert config["feature_pairing"] == "stage"
+    stages = [s.split(".attentions")[0] for s, _ in recipe["feature_layers"]]
+    assert len(stages) == len(set(stages))  # one pair per stage
     assert main(["train", "shapes-xl", "--smoke", "--feature-loss", "relative", "--work", str(tmp_path / "w2"),
                  "--out", str(tmp_path / "o2")]) == 2  # a distill flag on another recipe
 

@@ -90,3 +90,26 @@ def test_feature_layers_pair_self_attention_of_matching_blocks_and_hooks_catch_t
         assert feature_layers(student, teacher, kind)
     with pytest.raises(ValueError, match="feature kind"):
         feature_layers(student, teacher, "everything")
+
+
+def test_feature_pairings_copied_and_stage(teacher) -> None:
+    student, report = build_student(teacher, koala_recipe("koala-1b", teacher.config))  # deepest level 4 -> 2
+    copied = feature_layers(student, teacher, pairing="copied")
+    # the student's last layer of the deepest down block pairs with the teacher layer it was copied from
+    assert ("down_blocks.2.attentions.0.transformer_blocks.1.attn1",
+            "down_blocks.2.attentions.0.transformer_blocks.1.attn1") in copied
+    for s_name, t_name in copied:  # every pair is a copy of its teacher layer, so it starts equal
+        assert report.sources[s_name + ".to_q.weight"] == t_name + ".to_q.weight"
+    stage = feature_layers(student, teacher, pairing="stage")
+    # one pair per stage with attention: down 1, down 2, mid, up 0, up 1; the teacher's last block of each
+    assert sorted(s.split(".attentions")[0] for s, _ in stage) == ["down_blocks.1", "down_blocks.2", "mid_block",
+                                                                   "up_blocks.0", "up_blocks.1"]
+    assert ("down_blocks.2.attentions.0.transformer_blocks.1.attn1",
+            "down_blocks.2.attentions.1.transformer_blocks.3.attn1") in stage
+    assert ("up_blocks.0.attentions.1.transformer_blocks.1.attn1",
+            "up_blocks.0.attentions.2.transformer_blocks.3.attn1") in stage
+    assert feature_layers(student, teacher, "cross_attention", "stage")[0][0].endswith("attn2")
+    with pytest.raises(ValueError, match="feature pairing"):
+        feature_layers(student, teacher, pairing="nearest")
+    with pytest.raises(ValueError, match="attention kinds"):
+        feature_layers(student, teacher, "resnet", "stage")

@@ -305,6 +305,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--feature-loss", choices=["mse", "relative"],
                    help="distill: plain MSE per layer (default) or MSE over the teacher feature's mean square")
     t.add_argument("--w-feature", type=float, metavar="W", help="distill: weight of the feature loss (default 1)")
+    t.add_argument("--feature-pairs", choices=["last", "copied", "stage"],
+                   help="distill: which layers pair: each block's last layer with the teacher block's last "
+                        "(default), with the teacher layer it was copied from, or one pair per stage")
     t.add_argument("--student-init", choices=["teacher", "random"],
                    help="distill: start the student from the teacher's kept blocks (default, KOALA) or from "
                         "random weights (to see what the losses teach from nothing)")
@@ -706,6 +709,7 @@ def _train(args: argparse.Namespace) -> int:
         settings = (("steps", args.steps), ("n_scenes", args.scenes), ("threads", args.threads),
                     ("teacher", args.teacher), ("student", args.student), ("features", args.features),
                     ("feature_loss", args.feature_loss), ("w_feature", args.w_feature),
+                    ("feature_pairing", args.feature_pairs),
                     ("student_init", args.student_init), ("uncolored_fraction", args.uncolored))
         bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
                                     ("--decoder-steps", args.decoder_steps)) if v is not None]
@@ -757,7 +761,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.recipe != "distill":
         bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
                                      ("--features", args.features), ("--feature-loss", args.feature_loss),
-                                     ("--w-feature", args.w_feature), ("--student-init", args.student_init))
+                                     ("--w-feature", args.w_feature), ("--student-init", args.student_init),
+                                     ("--feature-pairs", args.feature_pairs))
                  if v is not None]
     if args.snapshot and args.recipe != "shapes-xl":
         bad.append("--snapshot")

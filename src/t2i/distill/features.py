@@ -1,10 +1,17 @@
 """Which layers' features a student matches to its teacher's, and hooks that catch them.
 
-KOALA's finding: matching the teacher's self-attention outputs works best.  For each attention block
-of the student (down, mid, up), the layer is the last transformer layer's `attn1` (self-attention);
-the teacher's counterpart is the same layer of the teacher block the student block was copied from.
-Other kinds are there to compare: `cross_attention` (attn2), `block` (the attention block's output),
-`resnet` (each residual block's output).
+KOALA's finding: matching the teacher's self-attention outputs works best.  Other kinds are there to
+compare: `cross_attention` (attn2), `block` (the attention block's output), `resnet` (each residual
+block's output).
+
+Which layers pair (`pairing`, for the attention kinds):
+- `last` (default): every attention block of the student (down, mid, up) with the teacher block it was
+  copied from, last transformer layer with last.  Where the student keeps fewer layers, its last layer
+  is asked for the output of a deeper teacher layer than the one it was copied from.
+- `copied`: the same blocks, the student's last layer with the teacher layer of the same index (the one
+  it was copied from), so a copied layer starts at zero feature loss.
+- `stage`: one pair per stage (each down and up level, the mid block), the last self-attention of the
+  student's stage with the last of the teacher's, as BK-SDM matches stage outputs.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 from t2i.distill.student import teacher_key
 
 KINDS = ("self_attention", "cross_attention", "block", "resnet")
+PAIRINGS = ("last", "copied", "stage")
 
 
 def _attention_blocks(unet: Any) -> list[str]:
@@ -28,24 +36,40 @@ def _last_layer(unet: Any, block: str) -> int:
     return len(unet.get_submodule(block).transformer_blocks) - 1
 
 
-def feature_layers(student: Any, teacher: Any, kind: str = "self_attention") -> list[tuple[str, str]]:
-    """[(student module name, teacher module name)] whose outputs are matched."""
+def _stage(block: str) -> str:
+    return block.rsplit(".attentions.", 1)[0]
+
+
+def feature_layers(student: Any, teacher: Any, kind: str = "self_attention",
+                   pairing: str = "last") -> list[tuple[str, str]]:
+    """[(student module name, teacher module name)] whose outputs are matched (see the module docstring)."""
     if kind not in KINDS:
         raise ValueError(f"feature kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if pairing not in PAIRINGS:
+        raise ValueError(f"feature pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
+    if pairing != "last" and kind in ("resnet", "block"):
+        raise ValueError(f"feature pairing {pairing!r} applies to the attention kinds, not {kind!r}")
     pairs = []
     if kind == "resnet":
         for name, _ in student.named_modules():
             if re.fullmatch(r"(down_blocks\.\d+|up_blocks\.\d+|mid_block)\.resnets\.\d+", name):
                 pairs.append((name, teacher_key(name + ".", student.config, teacher.config)[:-1]))
         return pairs
+    attn = "attn1" if kind == "self_attention" else "attn2"
+    if pairing == "stage":  # the last attention block of each stage, in both models
+        t_last = {_stage(b): b for b in _attention_blocks(teacher)}
+        s_last = {_stage(b): b for b in _attention_blocks(student)}
+        return [(f"{sb}.transformer_blocks.{_last_layer(student, sb)}.{attn}",
+                 f"{t_last[st]}.transformer_blocks.{_last_layer(teacher, t_last[st])}.{attn}")
+                for st, sb in s_last.items()]
     for block in _attention_blocks(student):
         t_block = teacher_key(block + ".", student.config, teacher.config)[:-1]
         if kind == "block":
             pairs.append((block, t_block))
             continue
-        attn = "attn1" if kind == "self_attention" else "attn2"
-        pairs.append((f"{block}.transformer_blocks.{_last_layer(student, block)}.{attn}",
-                      f"{t_block}.transformer_blocks.{_last_layer(teacher, t_block)}.{attn}"))
+        layer = _last_layer(student, block)
+        t_layer = layer if pairing == "copied" else _last_layer(teacher, t_block)
+        pairs.append((f"{block}.transformer_blocks.{layer}.{attn}", f"{t_block}.transformer_blocks.{t_layer}.{attn}"))
     return pairs
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from t2i.distill.features import KINDS, capture, feature_layers
+from t2i.distill.features import KINDS, PAIRINGS, capture, feature_layers
 from t2i.distill.student import StudentRecipe, build_student, koala_recipe
 from t2i.registry import DEFAULTS_FILE
 from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
@@ -48,6 +48,7 @@ class DistillConfig:
     student_mid_block: bool = True
     student_init: str = "teacher"  # teacher: copy its kept blocks (KOALA); random: diffusers' initialisation
     features: str = "self_attention"  # one of features.KINDS, or "none" (output distillation only)
+    feature_pairing: str = "last"  # one of features.PAIRINGS: which student and teacher layers pair
     seed: int = 0
     n_scenes: int = 30_000
     size: int = 64
@@ -186,12 +187,14 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
         raise ValueError(f"features must be one of {', '.join(KINDS)} or none, got {cfg.features!r}")
     if cfg.feature_loss not in FEATURE_LOSSES:
         raise ValueError(f"feature_loss must be one of {', '.join(FEATURE_LOSSES)}, got {cfg.feature_loss!r}")
+    if cfg.feature_pairing not in PAIRINGS:
+        raise ValueError(f"feature_pairing must be one of {', '.join(PAIRINGS)}, got {cfg.feature_pairing!r}")
     torch.set_num_threads(cfg.threads)
     cfg = with_teacher_mix(cfg, registry)
     if cfg.student_init not in STUDENT_INITS:
         raise ValueError(f"student_init must be one of {', '.join(STUDENT_INITS)}, got {cfg.student_init!r}")
     claim_work_folder(work, asdict(cfg), extendable=("steps",), machine=("threads", "checkpoint_seconds"),
-                      legacy={"student_init": "teacher"})
+                      legacy={"student_init": "teacher", "feature_pairing": "last"})
     if not (0 <= cfg.uncolored_fraction <= 1 and 0 <= cfg.cond_dropout <= 1 and 0 <= cfg.pooled_dropout <= 1):
         raise ValueError("uncolored_fraction, cond_dropout and pooled_dropout are shares, in [0, 1]")
     if not 0 <= cfg.ema_decay < 1:
@@ -204,7 +207,7 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
     student, report = build_student(pipe.unet, cfg.recipe(pipe.unet.config),
                                     copy_weights=cfg.student_init == "teacher")
     student.train()
-    pairs = [] if cfg.features == "none" else feature_layers(student, pipe.unet, cfg.features)
+    pairs = [] if cfg.features == "none" else feature_layers(student, pipe.unet, cfg.features, cfg.feature_pairing)
     params = list(student.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
     ema = EMA(params, cfg.ema_decay)
