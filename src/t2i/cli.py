@@ -245,6 +245,15 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--hires-strength", type=float, metavar="S", help="as in generate")
     e.add_argument("--out", type=Path, required=True)
 
+    c = sub.add_parser("compare", help="two models' eval runs line by line: the score difference and its paired "
+                                       "standard error",
+                       epilog="example (suite seeds 0 and 1 of each model):\n  t2i compare --a runs/eval-a-s0 "
+                              "runs/eval-a-s1 --b runs/eval-b-s0 runs/eval-b-s1", formatter_class=fmt)
+    c.add_argument("--a", type=Path, nargs="+", required=True, metavar="DIR", help="model A's `t2i eval` folders")
+    c.add_argument("--b", type=Path, nargs="+", required=True, metavar="DIR",
+                   help="model B's, in the same order (each from the same suite, seed and images per prompt)")
+    c.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
                        epilog="example:\n  t2i train shapes-xl --work runs/shapes-xl --out runs/shapes-xl/model",
                        formatter_class=fmt)
@@ -823,8 +832,16 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eval": _eval, "train": _train, "convert": _convert, "generate": _generate, "presample": _presample,
-            "compose": _compose, "info": _info, "models": _models, "world": _world}
+def _compare(args: argparse.Namespace) -> int:
+    from t2i.evaluation.compare import compare_runs, format_comparison
+
+    result = compare_runs(args.a, args.b)
+    print(json.dumps(result.to_dict(), indent=1) if args.json else format_comparison(result))
+    return 0
+
+
+COMMANDS = {"eval": _eval, "compare": _compare, "train": _train, "convert": _convert, "generate": _generate,
+            "presample": _presample, "compose": _compose, "info": _info, "models": _models, "world": _world}
 
 
 def main(argv: Sequence[str] | None = None, registry: ModelRegistry | None = None) -> int:
