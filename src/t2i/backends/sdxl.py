@@ -324,7 +324,7 @@ class SDXLBackend:
             return None
         if has_layout:
             raise RequestError("excite works on plain prompts; a Canvas is drawn by the regional renderer")
-        from t2i.render.excite import Exciter, ExciteSettings, shape_words, subject_tokens
+        from t2i.render.excite import Exciter, ExciteSettings, no_subject_warning, shape_words, subject_tokens
 
         # user: the user's own nouns; generate() writes them out when presampling changed the prompt
         if words in ("auto", "user"):
@@ -332,7 +332,7 @@ class SDXLBackend:
         else:
             chosen = [w.strip() for w in str(words).split(",") if w.strip()]
         if not chosen:
-            warnings.append(f"excite={words} found no subject word in the prompt; attend-and-excite is off")
+            warnings.append(no_subject_warning(words))
             return None
         try:
             tokens = subject_tokens(self.pipe.tokenizer, request.prompt, chosen)

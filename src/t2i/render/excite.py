@@ -64,6 +64,11 @@ def shape_words(prompt: str) -> list[str]:
     return out
 
 
+def no_subject_warning(excite: object) -> str:
+    """The warning when the excite option finds no word to excite in the prompt."""
+    return f"excite={excite} found no subject word in the prompt; attend-and-excite is off"
+
+
 def user_subjects(options: Mapping[str, Any], user_prompt: str) -> tuple[dict[str, Any], str | None]:
     """excite=user before the backend sees a presampled prompt: (options with `excite` set to the shapes-world
     nouns of the user's own prompt, so only what the user asked for is excited in the expansion, or "off" when
@@ -73,7 +78,7 @@ def user_subjects(options: Mapping[str, Any], user_prompt: str) -> tuple[dict[st
         return out, None
     words = shape_words(user_prompt)
     out["excite"] = ",".join(words) if words else "off"
-    return out, None if words else "excite=user found no subject word in the prompt; attend-and-excite is off"
+    return out, None if words else no_subject_warning("user")
 
 
 def subject_tokens(tokenizer: Any, prompt: str, words: Sequence[str]) -> tuple[int, ...]:
