@@ -83,3 +83,41 @@ def test_the_command_line_prints_the_table_or_json(tmp_path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["diff"] == pytest.approx(0.25)
     assert main(["compare", "--a", str(a), "--b", str(a), str(b)]) == 2
     assert "as many runs" in capsys.readouterr().err
+
+
+def _images(folder: Path, values: list[int], size: int = 8) -> None:
+    """One flat grey image of each value per line, at the file names _run wrote (one image a line)."""
+    from PIL import Image
+
+    for i, v in enumerate(values):
+        (folder / f"{i:05d}" / "samples").mkdir(parents=True)
+        Image.new("RGB", (size, size), (v, v, v)).save(folder / f"{i:05d}" / "samples" / "0000.png")
+
+
+def test_images_psnr_of_each_pair(tmp_path, capsys) -> None:
+    from t2i.cli import main
+    from t2i.evaluation.compare import MAX_PSNR
+
+    a = _run(tmp_path / "a", [[True], [False], [True], [False]])
+    b = _run(tmp_path / "b", [[True], [False], [True], [False]])
+    _images(a, [0, 0, 100, 100])
+    _images(b, [0, 51, 100, 151])  # two identical pairs, two off by 51/255 = 0.2: PSNR 10 log10(1/0.04)
+    c = compare_runs([a], [b], images=True)
+    off = 10 * math.log10(1 / 0.2 ** 2)
+    assert c.psnr is not None and c.psnr.n == 4 and c.psnr.identical == 2
+    assert c.psnr.mean == pytest.approx((2 * MAX_PSNR + 2 * off) / 4, abs=1e-3)
+    assert "PSNR" in format_comparison(c) and "psnr" in c.to_dict()
+    assert compare_runs([a], [b]).psnr is None  # only when asked
+    assert main(["compare", "--a", str(a), "--b", str(b), "--images"]) == 0
+    assert "2 identical" in capsys.readouterr().out
+
+
+def test_images_that_cannot_pair_are_refused(tmp_path) -> None:
+    a = _run(tmp_path / "a", [[True], [False], [True], [False]])
+    b = _run(tmp_path / "b", [[True], [False], [True], [False]])
+    _images(a, [0, 0, 0, 0])
+    with pytest.raises(CompareError, match="cannot read"):
+        compare_runs([a], [b], images=True)  # B has no image files
+    _images(b, [0, 0, 0, 0], size=16)
+    with pytest.raises(CompareError, match="8x8"):
+        compare_runs([a], [b], images=True)

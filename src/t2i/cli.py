@@ -252,6 +252,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--a", type=Path, nargs="+", required=True, metavar="DIR", help="model A's `t2i eval` folders")
     c.add_argument("--b", type=Path, nargs="+", required=True, metavar="DIR",
                    help="model B's, in the same order (each from the same suite, seed and images per prompt)")
+    c.add_argument("--images", action="store_true",
+                   help="also how alike the images are: PSNR of each of B's images against A's (e.g. a student "
+                        "against its teacher)")
     c.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     t = sub.add_parser("train", help="train a tiny model on the shapes world",
@@ -835,7 +838,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from t2i.evaluation.compare import compare_runs, format_comparison
 
-    result = compare_runs(args.a, args.b)
+    result = compare_runs(args.a, args.b, images=args.images)
     print(json.dumps(result.to_dict(), indent=1) if args.json else format_comparison(result))
     return 0
 

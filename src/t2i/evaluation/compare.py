@@ -10,6 +10,11 @@ For each task t with units u (a suite line of one run pair; its score is the sha
 judged correct): d_u = B_u - A_u, diff_t = mean(d), se_t = std(d) / sqrt(n_t).  Overall follows
 GenEval (the mean over tasks): diff = mean_t diff_t, se = sqrt(sum_t se_t^2) / T.  Wins count the
 units where one model scored higher.
+
+With `images=True` it also says how alike the two runs' images are: the PSNR of each image pair (same
+line, same file name, hence the same starting noise), its mean and standard error.  A distilled student
+against its teacher, or a sampler setting against the default, is judged by how closely it draws the
+same picture, which the suite's pass/fail cannot see.
 """
 
 from __future__ import annotations
@@ -41,20 +46,37 @@ class TaskDiff:
 
 
 @dataclass
+class ImageAgreement:
+    """PSNR (dB) of B's images against A's, image by image; identical pairs count as MAX_PSNR."""
+
+    n: int
+    mean: float
+    se: float
+    identical: int
+
+
+MAX_PSNR = 100.0  # dB, for identical images (their MSE is 0)
+
+
+@dataclass
 class Comparison:
     tasks: list[TaskDiff] = field(default_factory=list)
     a_overall: float = 0.0
     b_overall: float = 0.0
     diff: float = 0.0
     se: float = 0.0
+    psnr: ImageAgreement | None = None  # with images=True
 
     @property
     def z(self) -> float:
         return self.diff / self.se if self.se > 0 else (0.0 if self.diff == 0 else math.copysign(math.inf, self.diff))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a_overall": self.a_overall, "b_overall": self.b_overall, "diff": self.diff, "se": self.se,
-                "z": self.z, "tasks": [t.__dict__ for t in self.tasks]}
+        out = {"a_overall": self.a_overall, "b_overall": self.b_overall, "diff": self.diff, "se": self.se,
+               "z": self.z, "tasks": [t.__dict__ for t in self.tasks]}
+        if self.psnr is not None:
+            out["psnr"] = self.psnr.__dict__
+        return out
 
 
 def read_run(folder: Path) -> tuple[dict[str, Any], dict[int, tuple[str, str, list[bool]]]]:
@@ -92,8 +114,31 @@ def _units(a_folder: Path, b_folder: Path) -> list[tuple[str, float, float]]:
     return units
 
 
-def compare_runs(a: Sequence[Path], b: Sequence[Path]) -> Comparison:
-    """A's runs against B's, paired in order (a[j] and b[j] from the same suite, seed and K)."""
+def image_psnrs(a_folder: Path, b_folder: Path) -> list[float]:
+    """PSNR (dB) of every image of B's run against the same file of A's run (both from `t2i eval`)."""
+    from t2i.world.detector import ImageReadError, load_rgb
+
+    names = []
+    for row in (a_folder / "results.jsonl").read_text(encoding="utf-8").splitlines():
+        if row.strip():
+            names.append(json.loads(row)["filename"])
+    out = []
+    for name in names:
+        try:
+            x, y = load_rgb(a_folder / name), load_rgb(b_folder / name)
+        except ImageReadError as e:
+            raise CompareError(f"{name}: {e}") from e
+        if x.shape != y.shape:
+            raise CompareError(f"{name} is {x.shape[1]}x{x.shape[0]} in {a_folder} and {y.shape[1]}x{y.shape[0]} "
+                               f"in {b_folder}")
+        mse = float(np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2))
+        out.append(MAX_PSNR if mse == 0 else min(MAX_PSNR, 10 * math.log10(1.0 / mse)))  # images in [0, 1]
+    return out
+
+
+def compare_runs(a: Sequence[Path], b: Sequence[Path], images: bool = False) -> Comparison:
+    """A's runs against B's, paired in order (a[j] and b[j] from the same suite, seed and K); `images`:
+    also the PSNR of B's images against A's (Comparison.psnr)."""
     if not a or len(a) != len(b):
         raise CompareError(f"give as many runs for B as for A, at least one each (got {len(a)} and {len(b)})")
     per: dict[str, list[tuple[float, float]]] = {}
@@ -112,6 +157,10 @@ def compare_runs(a: Sequence[Path], b: Sequence[Path]) -> Comparison:
     out.b_overall = float(np.mean([t.b for t in out.tasks]))
     out.diff = float(np.mean([t.diff for t in out.tasks]))
     out.se = math.sqrt(sum(t.se ** 2 for t in out.tasks)) / n
+    if images:
+        psnrs = np.array([v for fa, fb in zip(a, b, strict=True) for v in image_psnrs(Path(fa), Path(fb))])
+        se = float(psnrs.std(ddof=1) / math.sqrt(len(psnrs))) if len(psnrs) > 1 else 0.0
+        out.psnr = ImageAgreement(len(psnrs), float(psnrs.mean()), se, int((psnrs == MAX_PSNR).sum()))
     return out
 
 
@@ -122,4 +171,8 @@ def format_comparison(c: Comparison) -> str:
                     f"{t.b_wins} / {t.a_wins}")
     rows.append(f"{'overall':<14} {'':>5} {c.a_overall:>7.3f} {c.b_overall:>7.3f} {c.diff:>+8.3f} {c.se:>7.3f}  "
                 f"z = {c.z:+.2f}")
+    if c.psnr is not None:
+        p = c.psnr
+        rows.append(f"images: B against A, PSNR {p.mean:.2f} dB (se {p.se:.2f}) over {p.n} image pairs, "
+                    f"{p.identical} identical")
     return "\n".join(rows)
