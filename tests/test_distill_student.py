@@ -72,7 +72,7 @@ def test_custom_recipes_and_their_errors(teacher) -> None:
 
 def test_feature_layers_pair_self_attention_of_matching_blocks_and_hooks_catch_them(teacher) -> None:
     student, _ = build_student(teacher, koala_recipe("koala-1b", teacher.config))
-    pairs = feature_layers(student, teacher)
+    pairs = feature_layers(student, teacher, pairing="last")
     assert ("down_blocks.2.attentions.0.transformer_blocks.1.attn1",
             "down_blocks.2.attentions.0.transformer_blocks.3.attn1") in pairs
     assert ("up_blocks.0.attentions.1.transformer_blocks.1.attn1",
@@ -86,8 +86,10 @@ def test_feature_layers_pair_self_attention_of_matching_blocks_and_hooks_catch_t
     for s_name, t_name in pairs:
         assert s_feats[s_name].shape == t_feats[t_name].shape
     assert not student.get_submodule(pairs[0][0])._forward_hooks  # hooks removed after the block
-    for kind in ("cross_attention", "block", "resnet"):
-        assert feature_layers(student, teacher, kind)
+    assert feature_layers(student, teacher, "cross_attention")[0][0].endswith("attn2")
+    for kind in ("block", "resnet"):  # whole modules with their copy sources: copied and last agree
+        assert feature_layers(student, teacher, kind) == feature_layers(student, teacher, kind, "last")
+    assert feature_layers(student, teacher) == feature_layers(student, teacher, pairing="copied")  # the default
     with pytest.raises(ValueError, match="feature kind"):
         feature_layers(student, teacher, "everything")
 

@@ -315,11 +315,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--features", choices=["self_attention", "cross_attention", "block", "resnet", "none"],
                    help="distill: which features to match (default self_attention, KOALA's finding)")
     t.add_argument("--feature-loss", choices=["mse", "relative"],
-                   help="distill: plain MSE per layer (default) or MSE over the teacher feature's mean square")
-    t.add_argument("--w-feature", type=float, metavar="W", help="distill: weight of the feature loss (default 1)")
-    t.add_argument("--feature-pairs", choices=["last", "copied", "stage"],
-                   help="distill: which layers pair: each block's last layer with the teacher block's last "
-                        "(default), with the teacher layer it was copied from, or one pair per stage")
+                   help="distill: plain MSE per layer or MSE over the teacher feature's mean square (default)")
+    t.add_argument("--w-feature", type=float, metavar="W", help="distill: weight of the feature loss (default 10)")
+    t.add_argument("--feature-pairs", choices=["copied", "last", "stage"],
+                   help="distill: which layers pair: each student layer with the teacher layer it was copied "
+                        "from (default), each block's last layer with the teacher block's last, or one pair "
+                        "per stage")
     t.add_argument("--student-init", choices=["teacher", "random"],
                    help="distill: start the student from the teacher's kept blocks (default, KOALA) or from "
                         "random weights (to see what the losses teach from nothing)")

@@ -5,11 +5,11 @@ compare: `cross_attention` (attn2), `block` (the attention block's output), `res
 block's output).
 
 Which layers pair (`pairing`, for the attention kinds):
-- `last` (default): every attention block of the student (down, mid, up) with the teacher block it was
-  copied from, last transformer layer with last.  Where the student keeps fewer layers, its last layer
-  is asked for the output of a deeper teacher layer than the one it was copied from.
-- `copied`: the same blocks, the student's last layer with the teacher layer of the same index (the one
-  it was copied from), so a copied layer starts at zero feature loss.
+- `copied` (the recipe's default): every attention block of the student (down, mid, up) with the teacher
+  block it was copied from, the student's last transformer layer with the teacher layer of the same index
+  (the one it was copied from), so a copied layer starts at zero feature loss.
+- `last`: the same blocks, last transformer layer with last.  Where the student keeps fewer layers, its
+  last layer is asked for the output of a deeper teacher layer than the one it was copied from.
 - `stage`: one pair per stage (each down and up level, the mid block), the last self-attention of the
   student's stage with the last of the teacher's, as BK-SDM matches stage outputs.
 """
@@ -41,13 +41,15 @@ def _stage(block: str) -> str:
 
 
 def feature_layers(student: Any, teacher: Any, kind: str = "self_attention",
-                   pairing: str = "last") -> list[tuple[str, str]]:
+                   pairing: str = "copied") -> list[tuple[str, str]]:
     """[(student module name, teacher module name)] whose outputs are matched (see the module docstring)."""
     if kind not in KINDS:
         raise ValueError(f"feature kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if pairing not in PAIRINGS:
         raise ValueError(f"feature pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
-    if pairing != "last" and kind in ("resnet", "block"):
+    # `block` and `resnet` pair whole modules with the teacher module each was copied from: `copied` and
+    # `last` mean the same for them; `stage` is for the attention kinds only
+    if pairing == "stage" and kind in ("resnet", "block"):
         raise ValueError(f"feature pairing {pairing!r} applies to the attention kinds, not {kind!r}")
     pairs = []
     if kind == "resnet":
