@@ -80,3 +80,29 @@ def test_a_released_omost_model_composes_a_canvas(monkeypatch) -> None:
                             compose=ComposeOptions(enabled=True, model="omost-llama-3-8b-4bits"))
     result = generate(req, default_registry())
     assert result.canvas_program and "add_local_description" in result.canvas_program
+
+
+def test_sdxl_base_distils_into_a_koala_700m_student_on_a_gpu(monkeypatch, tmp_path) -> None:
+    """The recipe with a hub teacher, as users run it: two steps of KOALA-700M from SDXL-base at 1024 on
+    four captioned images, bfloat16 teacher and gradient checkpointing, then the student draws."""
+    import dataclasses
+
+    from PIL import Image
+
+    from t2i.distill.recipe import DistillConfig, train_distill
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _need_cuda()
+    _need("stabilityai/stable-diffusion-xl-base-1.0", "model_index.json")
+    data = tmp_path / "data"
+    data.mkdir()
+    for k, rgb in enumerate([(200, 40, 40), (40, 40, 200), (40, 160, 40), (220, 200, 40)]):
+        Image.new("RGB", (1024, 1024), rgb).save(data / f"{k}.png")
+        (data / f"{k}.txt").write_text("a flat colour field")
+    cfg = dataclasses.replace(DistillConfig(), teacher="sdxl-base", student="koala-700m", data=str(data), steps=2,
+                              batch=1, warmup=1, gradient_checkpointing=True, device="cuda")
+    out = train_distill(cfg, tmp_path / "work", tmp_path / "out", default_registry())
+    result = generate(GenerationRequest("a red apple", model=str(out), seed=0, steps=4, width=512, height=512),
+                      default_registry())
+    assert result.images[0].size == (512, 512)
+    assert np.isfinite(np.asarray(result.images[0], dtype=np.float32)).all()

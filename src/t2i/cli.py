@@ -324,6 +324,16 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--student-init", choices=["teacher", "random"],
                    help="distill: start the student from the teacher's kept blocks (default, KOALA) or from "
                         "random weights (to see what the losses teach from nothing)")
+    t.add_argument("--data", metavar="FOLDER",
+                   help="distill: train on your own captioned images instead of the shapes world (a metadata.jsonl "
+                        "with file_name and text, or a .txt caption beside each image); set --size to the "
+                        "teacher's (1024 for SDXL)")
+    t.add_argument("--size", type=int, help="distill: training image side in pixels (default 64)")
+    t.add_argument("--batch", type=int, help="distill: images per step (default 32)")
+    t.add_argument("--lr", type=float, help="distill: peak learning rate (default 3e-4)")
+    t.add_argument("--device", help="distill: auto (default: cuda when there is one), cpu, cuda or cuda:N")
+    t.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="distill: recompute the student's activations in backward (less GPU memory)")
 
     cv = sub.add_parser("convert", help="a pickled state dict (.pt/.pth/.bin/.ckpt), or a diffusers SDXL folder "
                                         "(as one original-layout file), to .safetensors",
@@ -723,7 +733,9 @@ def _train(args: argparse.Namespace) -> int:
                     ("teacher", args.teacher), ("student", args.student), ("features", args.features),
                     ("feature_loss", args.feature_loss), ("w_feature", args.w_feature),
                     ("feature_pairing", args.feature_pairs),
-                    ("student_init", args.student_init), ("uncolored_fraction", args.uncolored))
+                    ("student_init", args.student_init), ("uncolored_fraction", args.uncolored),
+                    ("data", args.data), ("size", args.size), ("batch", args.batch), ("lr", args.lr),
+                    ("device", args.device), ("gradient_checkpointing", args.gradient_checkpointing))
         bad = [flag for flag, v in (("--unet-steps", args.unet_steps), ("--vae-steps", args.vae_steps),
                                     ("--decoder-steps", args.decoder_steps)) if v is not None]
         registry = args.registry or default_registry()
@@ -775,7 +787,10 @@ def _train(args: argparse.Namespace) -> int:
         bad += [flag for flag, v in (("--teacher", args.teacher), ("--student", args.student),
                                      ("--features", args.features), ("--feature-loss", args.feature_loss),
                                      ("--w-feature", args.w_feature), ("--student-init", args.student_init),
-                                     ("--feature-pairs", args.feature_pairs))
+                                     ("--feature-pairs", args.feature_pairs), ("--data", args.data),
+                                     ("--size", args.size), ("--batch", args.batch), ("--lr", args.lr),
+                                     ("--device", args.device),
+                                     ("--gradient-checkpointing", args.gradient_checkpointing))
                  if v is not None]
     if args.snapshot and args.recipe != "shapes-xl":
         bad.append("--snapshot")
