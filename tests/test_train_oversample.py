@@ -59,3 +59,26 @@ def test_the_unet_learning_rate_flag_is_for_shapes_xl_and_must_be_a_rate(tmp_pat
         assert main(["train", "shapes-xl", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
                      f"--unet-lr={bad}"]) == 2
         assert "--unet-lr must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_distinct_pairs_get_the_pair_weight_times_the_shape_weight():
+    scenes = [scene("star", "circle"), scene("star", "star"), scene("square", "circle", "star"), scene("circle")]
+    assert scene_weights(scenes, {}, pair_weight=3.0).tolist() == [3.0, 1.0, 1.0, 1.0]
+    assert scene_weights(scenes, {"star": 2.0}, pair_weight=3.0).tolist() == [6.0, 2.0, 2.0, 1.0]
+    assert scene_weights(scenes, {}, pair_weight=1.0) is None  # as runs before the setting
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="pair_weight"):
+            scene_weights(scenes, {}, pair_weight=bad)
+
+
+def test_the_pair_weight_flag_reaches_the_shapes_xl_run_and_nothing_else(tmp_path, capsys):
+    import json
+
+    from t2i.cli import main
+
+    assert main(["train", "distill", "--smoke", "--work", str(tmp_path / "d"), "--out", str(tmp_path / "dm"),
+                 "--pair-weight", "2"]) == 2
+    assert "--pair-weight does not apply" in capsys.readouterr().err
+    assert main(["train", "shapes-xl", "--smoke", "--work", str(tmp_path / "x"), "--out", str(tmp_path / "xm"),
+                 "--pair-weight", "2.5"]) == 0
+    assert json.loads((tmp_path / "x" / "config.json").read_text())["pair_weight"] == 2.5

@@ -290,6 +290,9 @@ def _parser() -> argparse.ArgumentParser:
                         "distill default: as the teacher's RECIPE.json records)")
     t.add_argument("--oversample", type=_option, action="append", default=[], metavar="SHAPE=W",
                    help="shapes-xl: draw the U-Net stage's scenes holding SHAPE W times as often (e.g. star=2)")
+    t.add_argument("--pair-weight", type=float, metavar="W",
+                   help="shapes-xl: draw the U-Net stage's scenes of two objects of different shapes W times as "
+                        "often (default 1)")
     t.add_argument("--ground-token", type=float, metavar="W",
                    help="shapes-xl: weight of TokenCompose's token grounding loss (each noun's cross-attention "
                         "inside its objects' masks; default 0 = off)")
@@ -762,6 +765,7 @@ def _train(args: argparse.Namespace) -> int:
                     ("zero_terminal_snr", args.zero_snr), ("unet_layers_per_block", args.unet_layers),
                     ("unet_transformer_depth", args.unet_depth), ("uncolored_fraction", args.uncolored),
                     ("init_from", args.init), ("oversample", _weights(args.oversample)), ("unet_lr", args.unet_lr),
+                    ("pair_weight", args.pair_weight),
                     ("ground_token", args.ground_token), ("ground_pixel", args.ground_pixel),
                     ("ground_max_t", args.ground_max_t))
         bad = ["--steps"] if args.steps is not None else []
@@ -771,6 +775,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.recipe != "shapes-xl":
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),
                                      ("--unet-lr", args.unet_lr), ("--ground-token", args.ground_token),
+                                     ("--pair-weight", args.pair_weight),
                                      ("--ground-pixel", args.ground_pixel), ("--ground-max-t", args.ground_max_t),
                                      ("--unet-init", args.unet_init), ("--prediction", args.prediction),
                                      ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),

@@ -111,6 +111,9 @@ class ShapesXLConfig:
     # Shape -> sampling weight of the U-Net stage's scenes that hold it (others 1; `world_data.scene_weights`):
     # stars, the finest shape at 16x16 latents, are the suite's most frequent miss. Empty = uniform.
     oversample: dict[str, float] = field(default_factory=dict)
+    # Sampling weight of scenes of exactly two objects of different shapes (the suite's two_object kind, 19%
+    # of the scenes; its misses draw one named shape twice), times oversample's; 1 = as runs before it.
+    pair_weight: float = 1.0
     # TokenCompose's grounding terms (`t2i.train.grounding`): weights of L_token and L_pixel beside the denoising
     # loss, on the cross-attention maps of the 16x16 and 8x8 latent levels; 0 and 0 = plain denoising.
     ground_token: float = 0.0
@@ -202,7 +205,7 @@ def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, 
 Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
 # settings added later: what older runs used
 LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False, "uncolored_fraction": 0.15, "oversample": {},
-          "ground_token": 0.0, "ground_pixel": 0.0, "ground_max_t": 1000}
+          "pair_weight": 1.0, "ground_token": 0.0, "ground_pixel": 0.0, "ground_max_t": 1000}
 EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may change between runs (not below a checkpoint)
 MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run uses the machine; may change
 ADJUSTABLE = frozenset({"uncolored_fraction"})  # the data mix of the rest of a run; each change logged
@@ -466,7 +469,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         if start > cfg.unet_steps:
             raise ValueError(f"{ckpt_path} is at step {start}, beyond unet_steps={cfg.unet_steps}")
     time_ids = torch.tensor([TIME_IDS], dtype=torch.float32)
-    weights = scene_weights(scenes, cfg.oversample)  # (N,) or None
+    weights = scene_weights(scenes, cfg.oversample, cfg.pair_weight)  # (N,) or None
     grounding = cfg.ground_token > 0 or cfg.ground_pixel > 0
     capture = CaptureProcessor({side * side for side in GROUND_SIDES})
     processors = dict(unet.attn_processors)
@@ -556,6 +559,7 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     if not 0.0 <= cfg.uncolored_fraction <= 1.0:
         raise ValueError(f"uncolored_fraction is a share of captions, in [0, 1]; got {cfg.uncolored_fraction}")
     check_oversample(cfg.oversample)  # before any stage runs
+    scene_weights([], cfg.oversample, cfg.pair_weight)  # refuses a bad pair_weight
     for name in ("ground_token", "ground_pixel"):
         value = getattr(cfg, name)
         if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):

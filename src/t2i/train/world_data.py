@@ -46,13 +46,23 @@ def check_oversample(oversample: dict[str, float]) -> None:
         raise ValueError(f"oversample weights must be finite and > 0, got {bad}")
 
 
-def scene_weights(scenes: list[dict], oversample: dict[str, float]) -> torch.Tensor | None:
+def is_distinct_pair(scene: dict) -> bool:
+    """Two objects of two different shapes: what the suite's two_object lines ask for."""
+    objects = scene["objects"]
+    return len(objects) == 2 and objects[0]["shape"] != objects[1]["shape"]
+
+
+def scene_weights(scenes: list[dict], oversample: dict[str, float], pair_weight: float = 1.0) -> torch.Tensor | None:
     """Sampling weights (N,) for the scenes: a scene holding shape s gets weight oversample[s] (the largest
-    when it holds several), others 1; None when oversample is empty (uniform sampling, as runs before it)."""
+    when it holds several), others 1, times `pair_weight` for a distinct pair (`is_distinct_pair`); None when
+    neither asks for anything (uniform sampling, as runs before them)."""
     check_oversample(oversample)
-    if not oversample:
+    if not (math.isfinite(pair_weight) and pair_weight > 0):
+        raise ValueError(f"pair_weight must be finite and > 0, got {pair_weight}")
+    if not oversample and pair_weight == 1.0:
         return None
-    weights = [max([oversample.get(o["shape"], 1.0) for o in scene["objects"]], default=1.0) for scene in scenes]
+    weights = [max([oversample.get(o["shape"], 1.0) for o in scene["objects"]], default=1.0)
+               * (pair_weight if is_distinct_pair(scene) else 1.0) for scene in scenes]
     return torch.tensor(weights, dtype=torch.float64)
 
 
