@@ -179,3 +179,22 @@ def test_the_command_line_takes_a_data_folder(teacher_folder, tmp_path) -> None:
     assert config["device"] == "cpu" and config["gradient_checkpointing"] is True
     assert main(["train", "shapes-xl", "--smoke", "--data", str(root), "--work", str(tmp_path / "w2"),
                  "--out", str(tmp_path / "o2")]) == 2  # a distill flag on another recipe
+
+
+def test_a_bfloat16_teacher_feeds_a_float32_student(teacher_folder) -> None:
+    """The dtypes of the CUDA path (teacher U-Net and text encoders in bfloat16, student float32), on the CPU."""
+    pipe = load_teacher(str(teacher_folder), default_registry())
+    cfg = dataclasses.replace(SMOKE, teacher=str(teacher_folder), size=64, **MIX_DEFAULTS)
+    torch.manual_seed(0)
+    student, _ = build_student(pipe.unet, koala_recipe("koala-700m", pipe.unet.config))
+    pairs = feature_layers(student, pipe.unet)
+    x0 = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(1))
+    prompts = ["a red circle", "two blue squares"]
+    full, _ = distill_loss(cfg, pipe, student, pairs, x0, prompts, torch.Generator().manual_seed(3))
+    for module in (pipe.unet, pipe.text_encoder, pipe.text_encoder_2):
+        module.to(dtype=torch.bfloat16)
+    half, parts = distill_loss(cfg, pipe, student, pairs, x0, prompts, torch.Generator().manual_seed(3))
+    half.backward()
+    assert half.dtype == torch.float32 and torch.isfinite(half)
+    assert half.item() == pytest.approx(full.item(), rel=0.05)
+    assert all(p.dtype == torch.float32 for p in student.parameters()) and student.conv_in.weight.grad is not None

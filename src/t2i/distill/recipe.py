@@ -238,8 +238,10 @@ def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[
     xt = noised(alphas, x0, noise, t)
     cuda = device.type == "cuda"  # bfloat16 autocast there; the teacher's weights are bfloat16 already
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        td = pipe.unet.dtype  # the teacher's inputs in its own dtype, as diffusers' training scripts feed it
         with torch.no_grad(), capture(pipe.unet, [p[1] for p in pairs]) as t_feats:
-            t_out = pipe.unet(xt, t, emb, added_cond_kwargs=added).sample.float()
+            t_out = pipe.unet(xt.to(td), t, emb.to(td), added_cond_kwargs={k: v.to(td) for k, v in added.items()}
+                              ).sample.float()
         with capture(student, [p[0] for p in pairs]) as s_feats:
             s_out = student(xt, t, emb, added_cond_kwargs=added).sample.float()
     # the task target follows the teacher's parametrisation (epsilon for SDXL, v for a zero-SNR shapes-xl)
