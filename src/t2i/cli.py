@@ -210,6 +210,7 @@ def _parser() -> argparse.ArgumentParser:
                       epilog="example:\n  t2i world boxes gt --out boxes.png", formatter_class=fmt)
     b.add_argument("inputs", type=Path, nargs="+", help="images or folders (searched recursively for .png)")
     b.add_argument("--limit", type=int, default=64)
+    b.add_argument("--columns", type=int, help="tiles per row (default: a square sheet); e.g. one row per model")
     b.add_argument("--out", type=Path, required=True)
     dc = ws.add_parser("detector-check", help="measure the detector on fresh renders, clean and degraded",
                        epilog="example:\n  t2i world detector-check --n 1000", formatter_class=fmt)
@@ -659,7 +660,9 @@ def _world_boxes(args: argparse.Namespace) -> int:
         name = f"{f.parent.parent.name}/{f.name}" if f.parent.name == "samples" else f.name
         labels.append(f"{name}: " + ", ".join(f"{d.color} {d.shape}" for d in dets))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(tiles, labels).save(args.out)
+    if args.columns is not None and args.columns < 1:
+        raise ValueError(f"--columns must be at least 1, got {args.columns}")
+    contact_sheet(tiles, labels, columns=args.columns).save(args.out)
     print(f"{len(files)} images -> {args.out}")
     return 0
 
