@@ -85,18 +85,17 @@ def read_image_folder(folder: str | Path) -> CaptionedImages:
 
 
 def load_square(path: Path, size: int) -> np.ndarray:
-    """(size, size, 3) uint8: the image centre-cropped to a square and resized (alpha over white)."""
-    from PIL import Image, UnidentifiedImageError
+    """(size, size, 3) uint8: the image centre-cropped to a square and resized (alpha over white, as the
+    detector reads images: `t2i.world.detector.load_rgb`)."""
+    from PIL import Image
+
+    from t2i.world.detector import ImageReadError, load_rgb
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(bg, im.convert("RGBA"))
-            im = im.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: cannot read image ({e})") from e
+        rgb = load_rgb(path)  # (H, W, 3) float32 in [0, 1]
+    except ImageReadError as e:
+        raise DataError(str(e)) from e
+    im = Image.fromarray((rgb * 255).round().astype(np.uint8))
     w, h = im.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
