@@ -20,11 +20,11 @@ from t2i.distill.recipe import (
     DistillConfig,
     distill_loss,
     load_teacher,
-    resolve_device,
     train_distill,
 )
 from t2i.distill.student import build_student, koala_recipe
 from t2i.train.checkpoint import load_checkpoint
+from t2i.train.device import resolve_device
 
 from .tiny_sdxl import build_tiny_sdxl
 

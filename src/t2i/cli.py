@@ -333,9 +333,11 @@ def _parser() -> argparse.ArgumentParser:
                         "with file_name and text, or a .txt caption beside each image); set --size to the "
                         "teacher's (1024 for SDXL)")
     t.add_argument("--size", type=int, help="distill: training image side in pixels (default 64)")
-    t.add_argument("--batch", type=int, help="distill: images per step (default 32)")
-    t.add_argument("--lr", type=float, help="distill: peak learning rate (default 3e-4)")
-    t.add_argument("--device", help="distill: auto (default: cuda when there is one), cpu, cuda or cuda:N")
+    t.add_argument("--batch", type=int,
+                   help="distill / shapes-xl (U-Net stage) / paella-tiny (token model): images per step (default 32)")
+    t.add_argument("--lr", type=float, help="distill / paella-tiny: peak learning rate (default 3e-4 / 1e-3)")
+    t.add_argument("--device", help="distill / shapes-xl / paella-tiny: auto (default: cuda when there is one), "
+                                    "cpu, cuda or cuda:N")
     t.add_argument("--gradient-checkpointing", action="store_true", default=None,
                    help="distill: recompute the student's activations in backward (less GPU memory)")
 
@@ -754,7 +756,8 @@ def _train(args: argparse.Namespace) -> int:
         cfg = PaellaTinyConfig.smoke() if args.smoke else PaellaTinyConfig()
         settings = (("steps", args.steps), ("vq_steps", args.vae_steps), ("n_scenes", args.scenes),
                     ("threads", args.threads), ("vq_decoder_steps", args.decoder_steps),
-                    ("vq_gate_init", args.vq_gate_init))
+                    ("vq_gate_init", args.vq_gate_init), ("batch", args.batch), ("lr", args.lr),
+                    ("device", args.device))
         bad = ["--unet-steps"] if args.unet_steps is not None else []
         run = partial(train_paella_tiny, command="t2i " + " ".join(sys.argv[1:]))
     else:
@@ -770,8 +773,8 @@ def _train(args: argparse.Namespace) -> int:
                     ("init_from", args.init), ("oversample", _weights(args.oversample)), ("unet_lr", args.unet_lr),
                     ("pair_weight", args.pair_weight),
                     ("ground_token", args.ground_token), ("ground_pixel", args.ground_pixel),
-                    ("ground_max_t", args.ground_max_t))
-        bad = ["--steps"] if args.steps is not None else []
+                    ("ground_max_t", args.ground_max_t), ("unet_batch", args.batch), ("device", args.device))
+        bad = [flag for flag, v in (("--steps", args.steps), ("--lr", args.lr)) if v is not None]
         run = train_shapes_xl
     if args.recipe not in ("tipo-tiny", "omost-tiny", "shapes-xl") and args.init is not None:
         bad.append("--init")
@@ -796,10 +799,11 @@ def _train(args: argparse.Namespace) -> int:
                                      ("--features", args.features), ("--feature-loss", args.feature_loss),
                                      ("--w-feature", args.w_feature), ("--student-init", args.student_init),
                                      ("--feature-pairs", args.feature_pairs), ("--data", args.data),
-                                     ("--size", args.size), ("--batch", args.batch), ("--lr", args.lr),
-                                     ("--device", args.device),
-                                     ("--gradient-checkpointing", args.gradient_checkpointing))
+                                     ("--size", args.size), ("--gradient-checkpointing", args.gradient_checkpointing))
                  if v is not None]
+    if args.recipe in ("tipo-tiny", "omost-tiny"):
+        bad += [flag for flag, v in (("--batch", args.batch), ("--lr", args.lr), ("--device", args.device))
+                if v is not None]
     if args.snapshot and args.recipe != "shapes-xl":
         bad.append("--snapshot")
     if bad:

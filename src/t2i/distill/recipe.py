@@ -38,6 +38,7 @@ from t2i.distill.features import KINDS, PAIRINGS, capture, feature_layers
 from t2i.distill.student import StudentRecipe, build_student, koala_recipe
 from t2i.registry import DEFAULTS_FILE
 from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.device import resolve_device
 from t2i.train.diffusion import alphas_cumprod, min_snr_weight, noised, target
 from t2i.train.recipe_file import strip_load_paths, write_recipe
 from t2i.train.schedule import cosine_lr
@@ -117,22 +118,6 @@ def with_teacher_mix(cfg: DistillConfig, registry: Any) -> DistillConfig:
         return cfg
     mix = teacher_mix(registry.resolve(cfg.teacher).location)
     return replace(cfg, **{k: mix[k] for k in unset})
-
-
-def resolve_device(name: str) -> torch.device:
-    """The training device: `auto` is cuda when torch sees one, else cpu; a cuda device that is not there
-    is an error, not a silent fall-back to hours on the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name} asked for, but torch sees no CUDA device here (use --device cpu)")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    return device
 
 
 def load_teacher(name: str, registry: Any) -> Any:

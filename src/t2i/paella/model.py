@@ -192,7 +192,9 @@ class Paella(nn.Module):
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Replace each token with probability t (B,) by a uniform random one (or by `noise`'s token):
         -> (noised tokens, mask of replaced positions), both (B, H, W)."""
-        mask = torch.rand(tokens.shape, generator=generator, device=tokens.device) <= t[:, None, None]
+        # drawn where the generator lives (a seeded CPU one in training, whatever the device), then moved
+        where = generator.device if generator is not None else tokens.device
+        mask = torch.rand(tokens.shape, generator=generator, device=where).to(tokens.device) <= t[:, None, None]
         if noise is None:
-            noise = torch.randint(0, self.cfg.num_labels, tokens.shape, generator=generator, device=tokens.device)
-        return torch.where(mask, noise, tokens), mask
+            noise = torch.randint(0, self.cfg.num_labels, tokens.shape, generator=generator, device=where)
+        return torch.where(mask, noise.to(tokens.device), tokens), mask

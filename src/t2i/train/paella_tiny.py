@@ -31,6 +31,7 @@ from t2i.paella.pipeline import PaellaPipeline
 from t2i.paella.text import byte_tokenizer, encode_bytes, tiny_byt5_encoder
 from t2i.paella.vqgan import VQGANConfig, VQModel, VQResBlock
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
+from t2i.train.device import mixed_precision, resolve_device
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.world_data import training_caption, world_images
@@ -73,6 +74,10 @@ class PaellaTinyConfig:
     tags_fraction: float = 0.25
     checkpoint_seconds: float = 180.0
     threads: int = 2
+    # Where every stage trains (`t2i.train.device`): auto = cuda when there is one. Batches, noise levels and
+    # replaced tokens come from CPU generators either way; the token model computes under bfloat16 autocast
+    # on CUDA (the VQGAN stays in float32).
+    device: str = "auto"
 
     @classmethod
     def smoke(cls) -> PaellaTinyConfig:
@@ -86,8 +91,16 @@ class PaellaTinyConfig:
                    warmup=1, checkpoint_seconds=1e9)
 
 
-def _pixels(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, H, W) in [0, 1]
+def _pixels(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, H, W) in [0, 1]
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
 def edge_loss(rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +126,7 @@ def restart_dead_codes(vq: VQModel, used: torch.Tensor, latents: torch.Tensor, g
     dead = (used == 0).nonzero()[:, 0]
     if len(dead):
         flat = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
-        pick = torch.randint(len(flat), (len(dead),), generator=g)
+        pick = torch.randint(len(flat), (len(dead),), generator=g).to(flat.device)
         vq.vquantizer.codebook.weight[dead] = flat[pick]
     return len(dead)
 
@@ -154,20 +167,23 @@ def open_gates(vq: VQModel, value: float) -> None:
             block.gammas[5] = value
 
 
-def stage_vqgan(cfg: PaellaTinyConfig, work: Path, images: np.ndarray, progress: Progress | None = None) -> VQModel:
+def stage_vqgan(cfg: PaellaTinyConfig, work: Path, images: np.ndarray, progress: Progress | None = None,
+                device: torch.device | None = None) -> VQModel:
+    """Train (or resume, or load) the VQGAN on `device` (default the CPU); it comes back there."""
     final = work / "vqgan.safetensors"
     vq, finished = new_or_finished_vqgan(cfg, final)
+    vq.to(device or "cpu")
     if finished:
         return vq
     opt = torch.optim.AdamW(vq.parameters(), lr=cfg.vq_lr, weight_decay=0.0)
     ckpt = work / "vqgan.ckpt"
     start = _resume(ckpt, {"vq": vq}, opt, cfg.vq_steps)
-    used = torch.zeros(vq.cfg.codebook_size)
+    used = torch.zeros(vq.cfg.codebook_size, device=device)
     timer = SaveTimer(cfg.checkpoint_seconds)
     vq.train()
     for step in range(start, cfg.vq_steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        x = _pixels(images[torch.randint(len(images), (cfg.vq_batch,), generator=g).numpy()])
+        x = _pixels(images[torch.randint(len(images), (cfg.vq_batch,), generator=g).numpy()], _device_of(vq))
         if step == start == 0:  # start the codebook on real encoder outputs
             restart_dead_codes(vq, used, vq.encode_latents(x).detach(), g)
         loss, idx = vq_loss(vq, x, cfg.vq_edge_weight)
@@ -186,7 +202,7 @@ def stage_vqgan(cfg: PaellaTinyConfig, work: Path, images: np.ndarray, progress:
             save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": step + 1})
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in vq.state_dict().items()}, str(final))
+    save_file(_cpu_state(vq), str(final))
     ckpt.unlink(missing_ok=True)
     return vq.eval()
 
@@ -204,8 +220,8 @@ def load_work_vqgan(work: Path) -> VQModel:
 
 def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: torch.Tensor, images: np.ndarray,
                      progress: Progress | None = None) -> VQModel:
-    """Fine-tune the decoder (up_blocks, out_block) on fixed codes: decode(lookup(tokens)) against the image.
-    Resumable; its last checkpoint stays so a larger vq_decoder_steps goes on from there."""
+    """Fine-tune the decoder (up_blocks, out_block) on fixed codes: decode(lookup(tokens)) against the image,
+    on the VQGAN's device.  Resumable; its last checkpoint stays so a larger vq_decoder_steps goes on from there."""
     from safetensors.torch import save_file
 
     from t2i.paella.checkpoints import load_strict, read_state_dict
@@ -225,9 +241,9 @@ def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: tor
     for step in range(start, cfg.vq_decoder_steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 300_000 + step)
         idx = torch.randint(len(images), (cfg.vq_batch,), generator=g)
-        x = _pixels(images[idx.numpy()])
+        x = _pixels(images[idx.numpy()], _device_of(vq))
         with torch.no_grad():
-            q = vq.vquantizer.lookup(tokens[idx])  # (B, c_latent, h, w)
+            q = vq.vquantizer.lookup(tokens[idx].to(x.device))  # (B, c_latent, h, w)
         rec = vq.decode_latents(q)
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
         optimizer_step(opt, loss, params, cosine_lr(step, cfg.vq_decoder_steps, cfg.vq_decoder_lr, cfg.warmup))
@@ -236,39 +252,46 @@ def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: tor
         if timer.due(step + 1):
             save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": step + 1})
     save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": cfg.vq_decoder_steps})
-    save_file({k: v.contiguous() for k, v in vq.state_dict().items()}, str(final))
+    save_file(_cpu_state(vq), str(final))
     return vq
 
 
 @torch.no_grad()
 def stage_tokens(work: Path, vq: VQModel, images: np.ndarray) -> torch.Tensor:
-    """Every image's tokens (N, 16, 16), computed once."""
+    """Every image's tokens (N, 16, 16), computed once on the VQGAN's device and kept on the CPU."""
     path = work / "tokens.pt"
     state = load_checkpoint(path)
     if state is None:
-        state = {"tokens": torch.cat([vq.encode(_pixels(images[i:i + 256])) for i in range(0, len(images), 256)])}
+        device = _device_of(vq)
+        state = {"tokens": torch.cat([vq.encode(_pixels(images[i:i + 256], device)).cpu()
+                                      for i in range(0, len(images), 256)])}
         save_checkpoint(path, state)
     return state["tokens"]
 
 
 def token_loss(model: Paella, text: Any, tokenizer: Any, tokens: torch.Tensor, captions: list[str],
                max_length: int, label_smoothing: float, g: torch.Generator) -> torch.Tensor:
-    """Paella's training loss on a batch of token grids (B, h, w) and their captions."""
+    """Paella's training loss on a batch of token grids (B, h, w) on the model's device and their captions;
+    `g` a CPU generator (bfloat16 autocast on CUDA, the loss in float32)."""
     b = tokens.shape[0]
-    t = (1 - torch.rand(b, generator=g) + 0.001).clamp(0.001, 1.0)  # (B,) noise levels in (0, 1]
+    t = (1 - torch.rand(b, generator=g) + 0.001).clamp(0.001, 1.0).to(tokens.device)  # (B,) levels in (0, 1]
     noised, mask = model.add_noise(tokens, t, generator=g)
-    logits = model(noised, t, encode_bytes(text, tokenizer, captions, max_length))  # (B, K, h, w)
-    ce = F.cross_entropy(logits, tokens, label_smoothing=label_smoothing, reduction="none")  # (B, h, w)
+    with mixed_precision(tokens.device):
+        logits = model(noised, t, encode_bytes(text, tokenizer, captions, max_length))  # (B, K, h, w)
+    ce = F.cross_entropy(logits.float(), tokens, label_smoothing=label_smoothing, reduction="none")  # (B, h, w)
     weight = torch.where(mask, torch.ones_like(ce), (0.3 + 0.7 * t)[:, None, None].expand_as(ce))
     return (ce * weight).sum() / weight.sum()
 
 
 def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes: list[dict],
-                progress: Progress | None = None) -> tuple[Paella, Any, list[float]]:
-    """Train the token model and text encoder together -> (model, text encoder, recent losses)."""
+                progress: Progress | None = None,
+                device: torch.device | None = None) -> tuple[Paella, Any, list[float]]:
+    """Train the token model and text encoder together on `device` (default the CPU) -> (model, text encoder,
+    recent losses), the two back on the CPU."""
+    device = device or torch.device("cpu")
     torch.manual_seed(cfg.seed + 1)
-    model = Paella(PaellaConfig.from_dict(cfg.model))
-    text = tiny_byt5_encoder(**cfg.text)
+    model = Paella(PaellaConfig.from_dict(cfg.model)).to(device)
+    text = tiny_byt5_encoder(**cfg.text).to(device)
     tokenizer = byte_tokenizer()
     params = list(model.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
@@ -284,7 +307,8 @@ def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes:
         idx = torch.randint(len(tokens), (cfg.batch,), generator=g)
         captions = ["" if rng.random() < cfg.cond_dropout else
                     training_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
-        loss = token_loss(model, text, tokenizer, tokens[idx], captions, cfg.max_length, cfg.label_smoothing, g)
+        loss = token_loss(model, text, tokenizer, tokens[idx].to(device), captions, cfg.max_length,
+                          cfg.label_smoothing, g)
         optimizer_step(opt, loss, params, cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup))
         losses = (losses + [loss.item()])[-200:]
         if progress:
@@ -294,7 +318,7 @@ def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes:
                                    "step": step + 1})
     save_checkpoint(ckpt, {"model": model.state_dict(), "text": text.state_dict(), "opt": opt.state_dict(),
                            "step": cfg.steps})
-    return model.eval(), text.eval(), losses
+    return model.cpu().eval(), text.cpu().eval(), losses
 
 
 def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Progress | None = None,
@@ -303,15 +327,19 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     if cfg.model.get("num_labels") != cfg.vq.get("codebook_size"):
         raise ValueError(f"the token model predicts {cfg.model.get('num_labels')} labels but the VQGAN's codebook "
                          f"has {cfg.vq.get('codebook_size')} codes: they must be equal")
+    if cfg.batch < 1 or cfg.vq_batch < 1 or not 0 < cfg.lr < 1:
+        raise ValueError(f"batch and vq_batch must be at least 1 and lr in (0, 1); got batch {cfg.batch}, "
+                         f"vq_batch {cfg.vq_batch}, lr {cfg.lr}")
     torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
     # vq_steps is fixed once chosen: the token model learns the codes of that VQGAN (tokens.pt)
     claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_decoder_steps"),
-                      machine=("threads", "checkpoint_seconds"))
+                      machine=("threads", "checkpoint_seconds", "device"))
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
-    vq = stage_vqgan(cfg, work, images, progress)
+    vq = stage_vqgan(cfg, work, images, progress, device)
     tokens = stage_tokens(work, vq, images)
-    vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress)
-    model, text, losses = stage_model(cfg, work, tokens, scenes, progress)
+    vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress).cpu()
+    model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device)
     pipe = PaellaPipeline(model, vq, text, cfg.max_length)
     pipe.save_pretrained(out, {"steps": 12, "guidance": 3.0, "width": SIZE, "height": SIZE, "negative_prompt": ""})
     figures = {"train_loss_mean_last_200": round(float(np.mean(losses)), 4) if losses else None,

@@ -46,6 +46,7 @@ from t2i.train.checkpoint import (
     read_adjustments,
     save_checkpoint,
 )
+from t2i.train.device import mixed_precision, resolve_device
 from t2i.train.diffusion import alphas_cumprod, check_parametrisation, min_snr_weight, noised, target
 from t2i.train.grounding import grounding_losses, token_targets
 from t2i.train.recipe_file import strip_load_paths, write_recipe
@@ -88,6 +89,10 @@ class ShapesXLConfig:
     checkpoint_seconds: float = 180.0
     checkpoint_steps: int = 0  # >0: also checkpoint every this many steps (tests)
     threads: int = 2
+    # Where the VAE, latents, U-Net and decoder stages run (`t2i.train.device`): auto = cuda when there is one.
+    # Batches and noise come from CPU generators either way; CUDA computes under bfloat16 autocast. The
+    # optional clip stage runs on the CPU.
+    device: str = "auto"
     vae_channels: tuple[int, ...] = (16, 32, 32)  # 3 levels: 64x64 images -> 16x16x4 latents
     vae_layers: int = 1
     vae_l1: float = 0.0  # weight of an L1 term beside the VAE's MSE (sharper small shapes)
@@ -194,7 +199,7 @@ def build_scheduler(cfg: ShapesXLConfig | None = None):
 def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """SDXL's text conditioning: (B, 77, 2*hidden) penultimate states of both encoders, (B, hidden) pooled."""
     ids = tokenizer(prompts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
-                    return_tensors="pt").input_ids  # (B, 77)
+                    return_tensors="pt").input_ids.to(te1.device)  # (B, 77)
     h1 = te1(ids, output_hidden_states=True).hidden_states[-2]  # (B, 77, hidden)
     o2 = te2(ids, output_hidden_states=True)
     return torch.cat([h1, o2.hidden_states[-2]], dim=-1), o2.text_embeds
@@ -207,7 +212,7 @@ Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
 LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False, "uncolored_fraction": 0.15, "oversample": {},
           "pair_weight": 1.0, "ground_token": 0.0, "ground_pixel": 0.0, "ground_max_t": 1000}
 EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may change between runs (not below a checkpoint)
-MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds"})  # how a run uses the machine; may change
+MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds", "device"})  # how a run uses the machine; may change
 ADJUSTABLE = frozenset({"uncolored_fraction"})  # the data mix of the rest of a run; each change logged
 
 
@@ -242,8 +247,10 @@ def _to_pixels(images: np.ndarray) -> torch.Tensor:
 def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: int, lr: float, seed_offset: int,
                 loss_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor], stage: str, images: np.ndarray,
                 progress: Progress | None, keep_checkpoint: bool = False) -> None:
-    """Resumable AdamW loop over seeded random image batches; `loss_fn(x, generator)` gives the loss.
-    `keep_checkpoint`: leave the last checkpoint in place, so a later run can extend the stage."""
+    """Resumable AdamW loop over seeded random image batches on the VAE's device; `loss_fn(x, generator)`
+    gives the loss (x on that device, the generator a CPU one).  `keep_checkpoint`: leave the last
+    checkpoint in place, so a later run can extend the stage."""
+    device = next(vae.parameters()).device
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     start = 0
     state = load_checkpoint(ckpt_path)
@@ -257,7 +264,7 @@ def _image_loop(cfg: ShapesXLConfig, vae, params: list, ckpt_path: Path, steps: 
     for step in range(start, steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + seed_offset + step)
         idx = torch.randint(len(images), (cfg.vae_batch,), generator=g)
-        loss = loss_fn(_to_pixels(images[idx.numpy()]), g)
+        loss = loss_fn(_to_pixels(images[idx.numpy()]).to(device), g)
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, steps, lr, cfg.warmup)
         opt.zero_grad(set_to_none=True)
@@ -284,8 +291,10 @@ def _check_init_vae(vae, init_vae: Path, folder: Path) -> None:
                          f"e.g. {differ[0]}): remove it (the run copies --init's) or start a new work folder")
 
 
-def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Progress | None = None):
-    """Train (or resume, or load) the VAE: MSE (+ optional L1) + 1e-6 KL on seeded batches."""
+def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Progress | None = None,
+              device: torch.device | None = None):
+    """Train (or resume, or load) the VAE: MSE (+ optional L1) + 1e-6 KL on seeded batches, on `device`
+    (default the CPU); the VAE comes back on the CPU."""
     from diffusers import AutoencoderKL
 
     final = work / "vae"
@@ -299,29 +308,32 @@ def stage_vae(cfg: ShapesXLConfig, work: Path, images: np.ndarray, progress: Pro
         vae.save_pretrained(final)
         return vae
     torch.manual_seed(cfg.seed)
-    vae = build_vae(cfg)
+    vae = build_vae(cfg).to(device or "cpu")
 
     def loss_fn(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         post = vae.encode(x).latent_dist
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(x.device)
         rec = vae.decode(z).sample
         l1 = cfg.vae_l1 * F.l1_loss(rec, x) if cfg.vae_l1 else 0.0
         return F.mse_loss(rec, x) + l1 + 1e-6 * post.kl().mean()
 
     _image_loop(cfg, vae, list(vae.parameters()), work / "vae.ckpt", cfg.vae_steps, cfg.vae_lr, 0, loss_fn, "vae",
                 images, progress)
-    vae.save_pretrained(final)
+    vae.to("cpu").save_pretrained(final)
     return vae
 
 
 @torch.no_grad()
-def stage_latents(work: Path, vae, images: np.ndarray) -> torch.Tensor:
-    """Scaled latents (N, 4, 16, 16) of every image; sets vae.config.scaling_factor = 1 / std."""
+def stage_latents(work: Path, vae, images: np.ndarray, device: torch.device | None = None) -> torch.Tensor:
+    """Scaled latents (N, 4, 16, 16) of every image, encoded on `device` (default the CPU) and kept on the
+    CPU; sets vae.config.scaling_factor = 1 / std."""
     path = work / "latents.pt"
     state = load_checkpoint(path)
     if state is None:
-        vae.eval()
-        chunks = [vae.encode(_to_pixels(images[i:i + 256])).latent_dist.mean for i in range(0, len(images), 256)]
+        vae.eval().to(device or "cpu")
+        chunks = [vae.encode(_to_pixels(images[i:i + 256]).to(device or "cpu")).latent_dist.mean.cpu()
+                  for i in range(0, len(images), 256)]
+        vae.to("cpu")
         lat = torch.cat(chunks)
         scale = float(1.0 / lat.std())
         state = {"latents": lat * scale, "scale": scale}
@@ -331,12 +343,13 @@ def stage_latents(work: Path, vae, images: np.ndarray) -> torch.Tensor:
 
 
 def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, progress: Progress | None = None,
-                  finished_steps: int | None = None):
+                  finished_steps: int | None = None, device: torch.device | None = None):
     """Fine-tune the VAE decoder with the encoder frozen: sharper small shapes, same latent space.
 
     Loss: L1 + MSE between decode(encoder mean) and the image.  Resumable like the other stages, and
     extendable: its last checkpoint stays, so a larger decoder_steps goes on from there (a warm restart).
     `finished_steps`: the decoder_steps of an earlier run whose finished stage kept no checkpoint.
+    Trains on `device` (default the CPU); the VAE comes back on the CPU.
     """
     from diffusers import AutoencoderKL
 
@@ -353,6 +366,7 @@ def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, prog
             raise ValueError(f"{final} ({done} steps) was made by an earlier recipe that kept no checkpoint, so "
                              f"its decoder stage cannot be extended to {cfg.decoder_steps} steps; keep "
                              f"decoder_steps={done} or delete that folder to train the stage again")
+    vae.to(device or "cpu")
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
 
@@ -366,7 +380,7 @@ def stage_decoder(cfg: ShapesXLConfig, work: Path, vae, images: np.ndarray, prog
     _image_loop(cfg, vae, params, ckpt_path, cfg.decoder_steps, cfg.decoder_lr, 11, loss_fn, "decoder",
                 images, progress, keep_checkpoint=True)
     vae.requires_grad_(True)
-    vae.save_pretrained(final)
+    vae.to("cpu").save_pretrained(final)
     return vae
 
 
@@ -431,9 +445,12 @@ def initial_unet(cfg: ShapesXLConfig, folder: str):
 
 
 def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor, scenes: list[dict],
-               progress: Progress | None = None, stop: Callable[[int], bool] | None = None, text=None):
-    """Train the U-Net (and the text encoders unless text_lr_scale is 0); returns (unet, te1, te2) with EMA
-    weights, or None if stopped.  `text`: pre-trained (te1, te2) to start from, else random ones."""
+               progress: Progress | None = None, stop: Callable[[int], bool] | None = None, text=None,
+               device: torch.device | None = None):
+    """Train the U-Net (and the text encoders unless text_lr_scale is 0) on `device` (default the CPU; the
+    batches are drawn on the CPU and moved there); returns (unet, te1, te2) on the CPU with EMA weights, or
+    None if stopped.  `text`: pre-trained (te1, te2) to start from, else random ones."""
+    device = device or torch.device("cpu")
     torch.manual_seed(cfg.seed + 1)
     te1, te2 = build_text_encoders(cfg, tokenizer)
     if text is not None:
@@ -443,7 +460,9 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
     init = cfg.unet_init or (str(Path(cfg.init_from) / "unet") if cfg.init_from else "")
     if init:
         unet.load_state_dict(initial_unet(cfg, init).state_dict())  # strict: channels etc. must match
-    alphas = alphas_cumprod(dict(build_scheduler(cfg).config))  # (1000,)
+    for module in (unet, te1, te2):
+        module.to(device)  # before the optimiser and the EMA take their parameters
+    alphas = alphas_cumprod(dict(build_scheduler(cfg).config)).to(device)  # (1000,)
     text_params = [*te1.parameters(), *te2.parameters()]
     train_text = cfg.text_lr_scale > 0
     te1.requires_grad_(train_text)
@@ -468,7 +487,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         ground_losses = [tuple(x) for x in state.get("ground_losses", [])]
         if start > cfg.unet_steps:
             raise ValueError(f"{ckpt_path} is at step {start}, beyond unet_steps={cfg.unet_steps}")
-    time_ids = torch.tensor([TIME_IDS], dtype=torch.float32)
+    time_ids = torch.tensor([TIME_IDS], dtype=torch.float32, device=device)
     weights = scene_weights(scenes, cfg.oversample, cfg.pair_weight)  # (N,) or None
     grounding = cfg.ground_token > 0 or cfg.ground_pixel > 0
     capture = CaptureProcessor({side * side for side in GROUND_SIDES})
@@ -490,24 +509,28 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         rng = random.Random(cfg.seed * 1_000_003 + step)
         b = cfg.unet_batch
         idx = sample_scenes(len(latents), b, g, weights)
-        x0 = latents[idx]  # (B, 4, 16, 16)
+        x0 = latents[idx].to(device)  # (B, 4, 16, 16)
         prompts = [training_caption(scenes[int(i)], rng, cfg.tags_fraction, cfg.uncolored_fraction) for i in idx]
-        t = torch.randint(0, len(alphas), (b,), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
-        drop_all = torch.rand(b, generator=g) < cfg.cond_dropout
-        drop_pooled = torch.rand(b, generator=g) < cfg.pooled_dropout
-        with torch.set_grad_enabled(train_text):
-            emb, pooled = encode_text(tokenizer, te1, te2, prompts)  # (B, 77, 2h), (B, h)
-        emb = emb * (~drop_all).float()[:, None, None]
-        pooled = pooled * (~(drop_all | drop_pooled)).float()[:, None]
-        xt = noised(alphas, x0, noise, t)
-        capture.maps.clear()
-        pred = unet(xt, t, emb, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.expand(b, -1)}).sample
+        # every draw from the CPU generator, in the same order whatever the device
+        t = torch.randint(0, len(alphas), (b,), generator=g).to(device)
+        noise = torch.randn(x0.shape, generator=g).to(device)
+        drop_all = (torch.rand(b, generator=g) < cfg.cond_dropout).to(device)
+        drop_pooled = (torch.rand(b, generator=g) < cfg.pooled_dropout).to(device)
+        with mixed_precision(device):
+            with torch.set_grad_enabled(train_text):
+                emb, pooled = encode_text(tokenizer, te1, te2, prompts)  # (B, 77, 2h), (B, h)
+            emb = emb * (~drop_all).float()[:, None, None]
+            pooled = pooled * (~(drop_all | drop_pooled)).float()[:, None]
+            xt = noised(alphas, x0, noise, t)
+            capture.maps.clear()
+            pred = unet(xt, t, emb, added_cond_kwargs={"text_embeds": pooled,
+                                                       "time_ids": time_ids.expand(b, -1)}).sample.float()
         want = target(cfg.prediction_type, alphas, x0, noise, t)
         weight = min_snr_weight(cfg.prediction_type, alphas, t, cfg.min_snr_gamma)
         loss = (weight * ((pred - want) ** 2).mean(dim=(1, 2, 3))).mean()
         if grounding:
             masks, grounded = token_targets(tokenizer, prompts, [scenes[int(i)] for i in idx], SIZE // 4, MAX_LENGTH)
+            masks, grounded = masks.to(device), grounded.to(device)
             grounded &= ~drop_all[:, None]  # rows without text have nothing to ground
             grounded &= (t < cfg.ground_max_t)[:, None]  # nor rows too noisy for a layout
             l_token, l_pixel = grounding_losses(capture.maps, masks, grounded)
@@ -523,7 +546,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
     save(cfg.unet_steps)
     ema.copy_to(params)
     unet.set_attn_processor(processors)  # the exported U-Net samples with its ordinary attention
-    return unet, te1, te2
+    return unet.cpu(), te1.cpu(), te2.cpu()
 
 
 def export_pipeline(out: Path, vae, unet, te1, te2, tokenizer, cfg: ShapesXLConfig, figures: dict | None = None,
@@ -552,6 +575,7 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
                     stop: Callable[[int], bool] | None = None) -> Path | None:
     """Run every stage (resuming where the work folder left off); returns the exported folder, or None if stopped."""
     torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
     work.mkdir(parents=True, exist_ok=True)
     check_parametrisation(cfg.prediction_type, cfg.zero_terminal_snr)
     if cfg.init_from and (cfg.unet_init or cfg.clip_steps):
@@ -559,6 +583,8 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     if not 0.0 <= cfg.uncolored_fraction <= 1.0:
         raise ValueError(f"uncolored_fraction is a share of captions, in [0, 1]; got {cfg.uncolored_fraction}")
     check_oversample(cfg.oversample)  # before any stage runs
+    if cfg.unet_batch < 1:
+        raise ValueError(f"unet_batch is a number of images per step, at least 1; got {cfg.unet_batch}")
     scene_weights([], cfg.oversample, cfg.pair_weight)  # refuses a bad pair_weight
     for name in ("ground_token", "ground_pixel"):
         value = getattr(cfg, name)
@@ -572,14 +598,14 @@ def train_shapes_xl(cfg: ShapesXLConfig, work: Path, out: Path, progress: Progre
     before = claim_work_folder(work, asdict(cfg), EXTENDABLE, MACHINE_SETTINGS, LEGACY, ADJUSTABLE, at)
     images, scenes = stage_data(cfg, work)
     tokenizer = stage_tokenizer(work, scenes, cfg.init_from)
-    vae = stage_vae(cfg, work, images, progress)
-    latents = stage_latents(work, vae, images)
+    vae = stage_vae(cfg, work, images, progress, device)
+    latents = stage_latents(work, vae, images, device)
     text = stage_clip(cfg, work, tokenizer, images, scenes, progress)
-    trained = stage_unet(cfg, work, tokenizer, latents, scenes, progress, stop, text)
+    trained = stage_unet(cfg, work, tokenizer, latents, scenes, progress, stop, text, device)
     if trained is None:
         return None
     unet, te1, te2 = trained
-    vae = stage_decoder(cfg, work, vae, images, progress, before.get("decoder_steps"))
+    vae = stage_decoder(cfg, work, vae, images, progress, before.get("decoder_steps"), device)
     clip_figures = work / "clip" / "figures.json"
     figures = {"clip": json.loads(clip_figures.read_text(encoding="utf-8"))} if clip_figures.exists() else None
     return export_pipeline(out, vae, unet, te1, te2, tokenizer, cfg, figures, adjustments=read_adjustments(work))
