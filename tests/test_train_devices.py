@@ -97,3 +97,29 @@ def test_both_recipes_train_on_cuda_from_the_same_batches_as_on_the_cpu(tmp_path
         else:
             for stage, value in first.items():
                 assert losses[stage][0] == pytest.approx(value, rel=0.05), stage
+
+
+def test_worker_processes_make_the_same_u_net_batches_as_the_loop(tmp_path):
+    from t2i.train.steps import resolve_workers
+
+    weights = []
+    for workers in (0, 2):
+        cfg = ShapesXLConfig.smoke()
+        cfg.loader_workers, cfg.ground_token, cfg.unet_steps = workers, 0.1, 6  # grounding masks come from workers too
+        out = train_shapes_xl(cfg, tmp_path / f"w{workers}", tmp_path / f"m{workers}")
+        weights.append(torch.load(tmp_path / f"w{workers}" / "unet.ckpt", weights_only=True))
+        assert (out / "RECIPE.json").exists()
+    assert weights[0]["losses"] == weights[1]["losses"]
+    for key, value in weights[0]["unet"].items():
+        assert torch.equal(value, weights[1]["unet"][key]), key
+    paella = []
+    for workers in (0, 2):
+        cfg = PaellaTinyConfig.smoke()
+        cfg.loader_workers, cfg.steps = workers, 5
+        train_paella_tiny(cfg, tmp_path / f"p{workers}", tmp_path / f"pm{workers}")
+        paella.append(torch.load(tmp_path / f"p{workers}" / "model.ckpt", weights_only=True)["model"])
+    for key, value in paella[0].items():
+        assert torch.equal(value, paella[1][key]), key
+    assert resolve_workers(-1, torch.device("cpu")) == 0 and resolve_workers(3, torch.device("cpu")) == 3
+    with pytest.raises(ValueError, match="loader_workers"):
+        resolve_workers(-2, torch.device("cpu"))

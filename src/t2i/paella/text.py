@@ -25,11 +25,15 @@ def tiny_byt5_encoder(d_model: int = 64, layers: int = 2, heads: int = 2, d_ff: 
     return T5EncoderModel(cfg)
 
 
+def byte_ids(tokenizer: Any, texts: list[str], max_length: int) -> torch.Tensor:
+    """texts -> (B, max_length) byte ids, padded with the pad byte as Paella does (on the CPU)."""
+    return tokenizer(texts, padding="max_length", max_length=max_length, truncation=True,
+                     return_tensors="pt").input_ids
+
+
 def encode_bytes(encoder: Any, tokenizer: Any, texts: list[str], max_length: int) -> torch.Tensor:
-    """texts -> (B, max_length, d_model) last hidden states (padded with the pad byte, as Paella does)."""
-    ids = tokenizer(texts, padding="max_length", max_length=max_length, truncation=True,
-                    return_tensors="pt").input_ids.to(encoder.device)
-    return encoder(input_ids=ids).last_hidden_state
+    """texts -> (B, max_length, d_model) last hidden states."""
+    return encoder(input_ids=byte_ids(tokenizer, texts, max_length).to(encoder.device)).last_hidden_state
 
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

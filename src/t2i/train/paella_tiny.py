@@ -28,12 +28,13 @@ import torch.nn.functional as F
 
 from t2i.paella.model import Paella, PaellaConfig
 from t2i.paella.pipeline import PaellaPipeline
-from t2i.paella.text import byte_tokenizer, encode_bytes, tiny_byt5_encoder
+from t2i.paella.text import byte_ids, byte_tokenizer, tiny_byt5_encoder
 from t2i.paella.vqgan import VQGANConfig, VQModel, VQResBlock
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.device import mixed_precision, resolve_device
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
+from t2i.train.steps import resolve_workers, step_loader
 from t2i.train.world_data import training_caption, world_images
 
 Progress = Callable[[str, int, int, float], None]
@@ -78,6 +79,7 @@ class PaellaTinyConfig:
     # replaced tokens come from CPU generators either way; the token model computes under bfloat16 autocast
     # on CUDA (the VQGAN stays in float32).
     device: str = "auto"
+    loader_workers: int = -1  # processes making the token model's batches ahead (`t2i.train.steps`); -1 = auto
 
     @classmethod
     def smoke(cls) -> PaellaTinyConfig:
@@ -269,18 +271,59 @@ def stage_tokens(work: Path, vq: VQModel, images: np.ndarray) -> torch.Tensor:
     return state["tokens"]
 
 
+def token_draws(b: int, grid: tuple[int, int], num_labels: int,
+                g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch's noise from generator g, as `Paella.add_noise` draws it: (t (B,) levels in (0, 1], replace
+    (B, h, w) bool, each token replaced with probability t, noise (B, h, w) the uniform random tokens)."""
+    t = (1 - torch.rand(b, generator=g) + 0.001).clamp(0.001, 1.0)
+    replace = torch.rand((b, *grid), generator=g) <= t[:, None, None]
+    return t, replace, torch.randint(0, num_labels, (b, *grid), generator=g)
+
+
+def drawn_token_loss(model: Paella, text: Any, ids: torch.Tensor, tokens: torch.Tensor, t: torch.Tensor,
+                     replace: torch.Tensor, noise: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """Paella's training loss on token grids (B, h, w) on the model's device, their captions' byte ids
+    (B, max_length) and `token_draws` (moved here); bfloat16 autocast on CUDA, the loss in float32."""
+    device = tokens.device
+    t, replace = t.to(device), replace.to(device)
+    noised = torch.where(replace, noise.to(device), tokens)
+    with mixed_precision(device):
+        logits = model(noised, t, text(input_ids=ids.to(device)).last_hidden_state)  # (B, K, h, w)
+    ce = F.cross_entropy(logits.float(), tokens, label_smoothing=label_smoothing, reduction="none")  # (B, h, w)
+    weight = torch.where(replace, torch.ones_like(ce), (0.3 + 0.7 * t)[:, None, None].expand_as(ce))
+    return (ce * weight).sum() / weight.sum()
+
+
 def token_loss(model: Paella, text: Any, tokenizer: Any, tokens: torch.Tensor, captions: list[str],
                max_length: int, label_smoothing: float, g: torch.Generator) -> torch.Tensor:
-    """Paella's training loss on a batch of token grids (B, h, w) on the model's device and their captions;
-    `g` a CPU generator (bfloat16 autocast on CUDA, the loss in float32)."""
-    b = tokens.shape[0]
-    t = (1 - torch.rand(b, generator=g) + 0.001).clamp(0.001, 1.0).to(tokens.device)  # (B,) levels in (0, 1]
-    noised, mask = model.add_noise(tokens, t, generator=g)
-    with mixed_precision(tokens.device):
-        logits = model(noised, t, encode_bytes(text, tokenizer, captions, max_length))  # (B, K, h, w)
-    ce = F.cross_entropy(logits.float(), tokens, label_smoothing=label_smoothing, reduction="none")  # (B, h, w)
-    weight = torch.where(mask, torch.ones_like(ce), (0.3 + 0.7 * t)[:, None, None].expand_as(ce))
-    return (ce * weight).sum() / weight.sum()
+    """Paella's training loss on a batch of token grids (B, h, w) and their captions, noised from CPU
+    generator g."""
+    t, replace, noise = token_draws(tokens.shape[0], tuple(tokens.shape[1:]), model.cfg.num_labels, g)
+    ids = byte_ids(tokenizer, captions, max_length)
+    return drawn_token_loss(model, text, ids, tokens, t, replace, noise, label_smoothing)
+
+
+class TokenSteps(torch.utils.data.Dataset):
+    """Item `step` -> the draws of that token-model step, on the CPU (`t2i.train.steps`): idx (B,) scenes,
+    ids (B, max_length) caption bytes ("" for dropped captions), and `token_draws`' t, replace, noise."""
+
+    def __init__(self, cfg: PaellaTinyConfig, tokenizer: Any, scenes: list[dict], n: int,
+                 grid: tuple[int, int]) -> None:
+        self.cfg, self.tokenizer, self.scenes, self.n, self.grid = cfg, tokenizer, scenes, n, grid
+
+    def __len__(self) -> int:
+        return self.cfg.steps
+
+    def __getitem__(self, step: int) -> dict[str, Any]:
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 500_000 + step)
+        rng = random.Random(cfg.seed * 1_000_003 + step)
+        idx = torch.randint(self.n, (cfg.batch,), generator=g)
+        captions = ["" if rng.random() < cfg.cond_dropout else
+                    training_caption(self.scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
+        t, replace, noise = token_draws(cfg.batch, self.grid, cfg.model["num_labels"], g)
+        return {"idx": idx, "ids": byte_ids(self.tokenizer, captions, cfg.max_length), "t": t, "replace": replace,
+                "noise": noise}
 
 
 def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes: list[dict],
@@ -301,14 +344,11 @@ def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes:
     text.train()
     losses: list[float] = []
     timer = SaveTimer(cfg.checkpoint_seconds)
-    for step in range(start, cfg.steps):
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 500_000 + step)
-        rng = random.Random(cfg.seed * 1_000_003 + step)
-        idx = torch.randint(len(tokens), (cfg.batch,), generator=g)
-        captions = ["" if rng.random() < cfg.cond_dropout else
-                    training_caption(scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
-        loss = token_loss(model, text, tokenizer, tokens[idx].to(device), captions, cfg.max_length,
-                          cfg.label_smoothing, g)
+    steps = TokenSteps(cfg, tokenizer, scenes, len(tokens), tuple(tokens.shape[1:]))
+    loader = step_loader(steps, start, resolve_workers(cfg.loader_workers, device))
+    for step, drawn in zip(range(start, cfg.steps), loader, strict=True):
+        loss = drawn_token_loss(model, text, drawn["ids"], tokens[drawn["idx"]].to(device), drawn["t"],
+                                drawn["replace"], drawn["noise"], cfg.label_smoothing)
         optimizer_step(opt, loss, params, cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup))
         losses = (losses + [loss.item()])[-200:]
         if progress:
@@ -334,7 +374,7 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     device = resolve_device(cfg.device)
     # vq_steps is fixed once chosen: the token model learns the codes of that VQGAN (tokens.pt)
     claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_decoder_steps"),
-                      machine=("threads", "checkpoint_seconds", "device"))
+                      machine=("threads", "checkpoint_seconds", "device", "loader_workers"))
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
     vq = stage_vqgan(cfg, work, images, progress, device)
     tokens = stage_tokens(work, vq, images)

@@ -48,11 +48,13 @@ from t2i.train.checkpoint import (
 )
 from t2i.train.device import mixed_precision, resolve_device
 from t2i.train.diffusion import alphas_cumprod, check_parametrisation, min_snr_weight, noised, target
-from t2i.train.grounding import grounding_losses, token_targets
+from t2i.train.grounding import grounding_losses
 from t2i.train.recipe_file import strip_load_paths, write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
+from t2i.train.steps import resolve_workers, step_loader
 from t2i.train.tokenizer import EOS, MAX_LENGTH, load_tokenizer, words_of, write_word_tokenizer
-from t2i.train.world_data import check_oversample, sample_scenes, scene_weights, training_caption, world_images
+from t2i.train.unet_batches import UNetSteps
+from t2i.train.world_data import check_oversample, scene_weights, world_images
 
 SIZE = 64
 GROUND_SIDES = (16, 8)  # latent levels whose cross-attention the grounding terms read (not the coarsest, 4x4)
@@ -93,6 +95,9 @@ class ShapesXLConfig:
     # Batches and noise come from CPU generators either way; CUDA computes under bfloat16 autocast. The
     # optional clip stage runs on the CPU.
     device: str = "auto"
+    # Processes making the U-Net steps' batches ahead of the loop (`t2i.train.unet_batches`); -1 = auto: none
+    # on the CPU, four on CUDA. The batches are the same whatever the number.
+    loader_workers: int = -1
     vae_channels: tuple[int, ...] = (16, 32, 32)  # 3 levels: 64x64 images -> 16x16x4 latents
     vae_layers: int = 1
     vae_l1: float = 0.0  # weight of an L1 term beside the VAE's MSE (sharper small shapes)
@@ -199,7 +204,13 @@ def build_scheduler(cfg: ShapesXLConfig | None = None):
 def encode_text(tokenizer, te1, te2, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """SDXL's text conditioning: (B, 77, 2*hidden) penultimate states of both encoders, (B, hidden) pooled."""
     ids = tokenizer(prompts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
-                    return_tensors="pt").input_ids.to(te1.device)  # (B, 77)
+                    return_tensors="pt").input_ids  # (B, 77)
+    return encode_ids(te1, te2, ids)
+
+
+def encode_ids(te1, te2, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`encode_text` of token ids (B, 77) already made (moved to the encoders' device here)."""
+    ids = ids.to(te1.device)
     h1 = te1(ids, output_hidden_states=True).hidden_states[-2]  # (B, 77, hidden)
     o2 = te2(ids, output_hidden_states=True)
     return torch.cat([h1, o2.hidden_states[-2]], dim=-1), o2.text_embeds
@@ -212,7 +223,8 @@ Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
 LEGACY = {"prediction_type": "epsilon", "zero_terminal_snr": False, "uncolored_fraction": 0.15, "oversample": {},
           "pair_weight": 1.0, "ground_token": 0.0, "ground_pixel": 0.0, "ground_max_t": 1000}
 EXTENDABLE = frozenset({"unet_steps", "decoder_steps"})  # may change between runs (not below a checkpoint)
-MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds", "device"})  # how a run uses the machine; may change
+# how a run uses the machine; may change
+MACHINE_SETTINGS = frozenset({"threads", "checkpoint_seconds", "device", "loader_workers"})
 ADJUSTABLE = frozenset({"uncolored_fraction"})  # the data mix of the rest of a run; each change logged
 
 
@@ -502,23 +514,20 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
                                     "losses": losses, "ground_losses": ground_losses,
                                     "config": json.dumps(asdict(cfg))})
 
-    for step in range(start, cfg.unet_steps):
+    # each step's draws (scenes, captions, timesteps, noise, dropout) from CPU generators seeded by the step,
+    # made ahead in worker processes when there are any (`t2i.train.unet_batches`)
+    steps = UNetSteps(cfg, tokenizer, scenes, weights, tuple(latents.shape[1:]), len(alphas), grounding)
+    loader = step_loader(steps, start, resolve_workers(cfg.loader_workers, device))
+    for step, drawn in zip(range(start, cfg.unet_steps), loader, strict=True):
         if stop is not None and stop(step):
             return None
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7 + step)
-        rng = random.Random(cfg.seed * 1_000_003 + step)
         b = cfg.unet_batch
-        idx = sample_scenes(len(latents), b, g, weights)
-        x0 = latents[idx].to(device)  # (B, 4, 16, 16)
-        prompts = [training_caption(scenes[int(i)], rng, cfg.tags_fraction, cfg.uncolored_fraction) for i in idx]
-        # every draw from the CPU generator, in the same order whatever the device
-        t = torch.randint(0, len(alphas), (b,), generator=g).to(device)
-        noise = torch.randn(x0.shape, generator=g).to(device)
-        drop_all = (torch.rand(b, generator=g) < cfg.cond_dropout).to(device)
-        drop_pooled = (torch.rand(b, generator=g) < cfg.pooled_dropout).to(device)
+        x0 = latents[drawn["idx"]].to(device)  # (B, 4, 16, 16)
+        t, noise = drawn["t"].to(device), drawn["noise"].to(device)
+        drop_all, drop_pooled = drawn["drop_all"].to(device), drawn["drop_pooled"].to(device)
         with mixed_precision(device):
             with torch.set_grad_enabled(train_text):
-                emb, pooled = encode_text(tokenizer, te1, te2, prompts)  # (B, 77, 2h), (B, h)
+                emb, pooled = encode_ids(te1, te2, drawn["ids"])  # (B, 77, 2h), (B, h)
             emb = emb * (~drop_all).float()[:, None, None]
             pooled = pooled * (~(drop_all | drop_pooled)).float()[:, None]
             xt = noised(alphas, x0, noise, t)
@@ -529,8 +538,7 @@ def stage_unet(cfg: ShapesXLConfig, work: Path, tokenizer, latents: torch.Tensor
         weight = min_snr_weight(cfg.prediction_type, alphas, t, cfg.min_snr_gamma)
         loss = (weight * ((pred - want) ** 2).mean(dim=(1, 2, 3))).mean()
         if grounding:
-            masks, grounded = token_targets(tokenizer, prompts, [scenes[int(i)] for i in idx], SIZE // 4, MAX_LENGTH)
-            masks, grounded = masks.to(device), grounded.to(device)
+            masks, grounded = drawn["masks"].to(device), drawn["grounded"].to(device)
             grounded &= ~drop_all[:, None]  # rows without text have nothing to ground
             grounded &= (t < cfg.ground_max_t)[:, None]  # nor rows too noisy for a layout
             l_token, l_pixel = grounding_losses(capture.maps, masks, grounded)
