@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from t2i.registry import Cancelled, ModelError, ResolvedModel
+from t2i.render.empty_negative import empty_caption_embeds, empty_negative_steps, zero_negative_half
 from t2i.types import GenerationRequest, GenerationResult, RequestError
 
 # our sampler name -> (diffusers scheduler class, extra config, A1111 name)
@@ -32,7 +33,7 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any], str]] = {
 OPTIONS = {"device", "dtype", "cpu_offload", "vae_tiling", "attention_slicing", "config", "variant",
            "zero_pooled", "batch_size", "region_mode", "region_text", "init_strength", "hires_scale",
            "hires_strength", "guidance_rescale", "excite", "excite_scale", "excite_factor",
-           "excite_refine"}
+           "excite_refine", "empty_negative"}
 BLACK_LEVEL = 2.0 / 255  # an image whose every pixel is below this counts as black
 
 
@@ -192,11 +193,22 @@ class SDXLBackend:
         done = 0
 
         exciter = self._exciter(request, opts, layout is not None, warnings)
+        # guide against the empty caption for the first steps (`t2i.render.empty_negative`): plain prompts with
+        # no negative prompt, on a pipeline whose negative branch is otherwise zeros
+        try:
+            empty_steps = empty_negative_steps(float(opts.get("empty_negative") or 0.0), int(request.steps))
+        except (TypeError, ValueError) as e:
+            raise RequestError(f"empty_negative: {e}") from e
+        if (negative is not None or layout is not None or conjuncts is not None or request.guidance <= 1
+                or not getattr(self.pipe.config, "force_zeros_for_empty_prompt", True)):
+            empty_steps = 0
 
         def on_step(pipe, i, t, kwargs):  # diffusers' callback_on_step_end
             nonlocal cancelled, done
             if exciter is not None and pipe is self.pipe:  # text-to-image only (not a hi-res pass)
                 kwargs = exciter.step(pipe, i, kwargs)
+            if empty_steps and pipe is self.pipe and i + 1 == empty_steps:
+                kwargs = zero_negative_half(kwargs, len(ks))
             done += len(ks)  # one step of every image in the batch
             if callback is not None and callback(done, total * request.n_images) is False:
                 cancelled = True
@@ -216,7 +228,7 @@ class SDXLBackend:
             t0 = time.perf_counter()
             run = {"num_inference_steps": request.steps, "guidance_scale": request.guidance,
                    "generator": gens, "output_type": "np", "callback_on_step_end": on_step}
-            if exciter is not None:
+            if exciter is not None or empty_steps:
                 run["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds", "add_text_embeds",
                                                              "add_time_ids"]
             if opts.get("guidance_rescale"):  # Lin et al. 2024 Sec. 3.4: 0.7 against over-exposure at zero SNR
@@ -231,9 +243,12 @@ class SDXLBackend:
                     raise RequestError(f"regional rendering: {e}") from e
             else:
                 cfg, token_region = False, None
-                extra = self._zero_pooled_embeds(request.prompt, negative, len(ks), request.guidance) \
-                    if opts.get("zero_pooled") else {"prompt": request.prompt, "negative_prompt": negative,
-                                                     "num_images_per_prompt": len(ks)}
+                if empty_steps:
+                    extra = empty_caption_embeds(self.pipe, request.prompt, len(ks), bool(opts.get("zero_pooled")))
+                elif opts.get("zero_pooled"):
+                    extra = self._zero_pooled_embeds(request.prompt, negative, len(ks), request.guidance)
+                else:
+                    extra = {"prompt": request.prompt, "negative_prompt": negative, "num_images_per_prompt": len(ks)}
             if conjuncts is not None:  # composable diffusion: its own loop, one pass
                 from t2i.render.composable import sample_conjunction
 
