@@ -27,8 +27,10 @@ def main() -> None:
     args = ap.parse_args()
     registry = default_registry()
     _, backend = registry.load(args.model)
+    # the bare call's computation exactly: no default option that changes the guidance (empty_negative)
     request = GenerationRequest("a red circle above a blue square", model=args.model, seed=1, steps=args.steps,
-                                guidance=2.0, width=64, height=64, sampler="euler")
+                                guidance=2.0, width=64, height=64, sampler="euler",
+                                model_options={"empty_negative": 0})
     pipe = backend.pipe
 
     def bare() -> None:

@@ -79,7 +79,8 @@ def main() -> None:
         def image(backend, name: str) -> Callable[[], None]:
             request = GenerationRequest("a red circle above a blue square", model=name, seed=1, width=size,
                                         height=size, steps=d.get("steps"), guidance=d.get("guidance"),
-                                        sampler=d.get("sampler"))
+                                        sampler=d.get("sampler"),
+                                        model_options={"empty_negative": 0})  # the same guidance for both
             return lambda: generate(request, registry, backend=backend)
 
         i_t, i_s = median_pair(image(teacher, args.teacher), image(student, student_name), args.image_repeats)

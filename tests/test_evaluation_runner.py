@@ -51,6 +51,24 @@ def test_layout_seeds_and_resume(recorded, tmp_path):
     assert (tmp_path / "results.jsonl").read_text().count("\n") == 6
 
 
+def test_a_folder_begun_with_other_settings_is_not_resumed(recorded, tmp_path):
+    registry, _ = recorded
+    lines = build_suite(per_task=1, seed=0)[:2]
+    run_suite(lines, registry, "fake", tmp_path, seed=3, settings={"guidance": 2.0})
+    assert json.loads((tmp_path / "run.json").read_text())["settings"] == {"guidance": 2.0}
+    run_suite(lines, registry, "fake", tmp_path, seed=3, settings={"guidance": 2.0})  # the same run: resumes
+    for change in ({"seed": 4}, {"settings": {"guidance": 3.0}}, {"images_per_prompt": 2}):
+        kw = {"seed": 3, "settings": {"guidance": 2.0}, **change}
+        with pytest.raises(ValueError, match="holds images made with other"):
+            run_suite(lines, registry, "fake", tmp_path, **kw)
+    # the model's own defaults changed since the folder was begun (new shipped defaults, say)
+    record = json.loads((tmp_path / "run.json").read_text())
+    record["model_defaults"]["guidance"] = 9.0
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="model_defaults"):
+        run_suite(lines, registry, "fake", tmp_path, seed=3, settings={"guidance": 2.0})
+
+
 def test_ground_truth_programs_are_the_lines_own_scenes(recorded, tmp_path):
     registry, backends = recorded
     lines = build_suite(per_task=1, seed=1)[:2]

@@ -302,6 +302,19 @@ def test_shipped_weights_carry_their_own_defaults(monkeypatch: pytest.MonkeyPatc
     (folder / "t2i_defaults.json").write_text("{guidance: 2", encoding="utf-8")
     with pytest.raises(ModelError, match="t2i_defaults.json: unreadable"):
         registry.resolve("ghost-tiny")
+    # default backend options: filled in beneath the request's own, key by key
+    from t2i.generate import resolve_request
+    from t2i.types import GenerationRequest
+
+    (folder / "t2i_defaults.json").write_text(json.dumps({"options": {"empty_negative": 0.24, "batch_size": 2}}),
+                                              encoding="utf-8")
+    resolved = registry.resolve("ghost-tiny").spec
+    request = resolve_request(GenerationRequest("a cat", model="ghost-tiny", model_options={"batch_size": 4}),
+                              resolved, seed=1)
+    assert dict(request.model_options) == {"empty_negative": 0.24, "batch_size": 4}
+    (folder / "t2i_defaults.json").write_text(json.dumps({"options": {"x": [1, 2]}}), encoding="utf-8")
+    with pytest.raises(ModelError, match="default options must map names to plain values"):
+        registry.resolve("ghost-tiny")
 
 
 def test_hub_models_are_not_available_offline_without_cache(

@@ -43,7 +43,8 @@ def test_smoke_run_exports_a_loadable_pipeline(tmp_path):
 
     # the folder carries its own sampling defaults: the size it was trained at, not SDXL's 1024
     assert ModelRegistry().resolve(str(out)).spec.defaults == {"steps": 25, "guidance": 2.0, "width": 64, "height": 64,
-                                                        "sampler": "euler", "negative_prompt": ""}
+                                                        "sampler": "euler", "negative_prompt": "",
+                                                        "options": {"empty_negative": 0.24}}
     assert pipe.unet.dtype == torch.float32  # shipped float16, loaded as float32 on CPU
     # a snapshot of the finished run's last checkpoint is the exported model (EMA weights, decoder-stage VAE)
     snap = StableDiffusionXLPipeline.from_pretrained(export_snapshot(tmp_path / "work", tmp_path / "snap"),

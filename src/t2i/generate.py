@@ -41,6 +41,7 @@ def resolve_request(request: GenerationRequest, spec: ModelSpec, seed: int | Non
         sampler=request.sampler if request.sampler is not None else d.get("sampler"),
         negative_prompt=(request.negative_prompt if request.negative_prompt is not None
                          else d.get("negative_prompt", "")),
+        model_options={**d.get("options", {}), **request.model_options},
     )
 
 

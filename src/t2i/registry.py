@@ -105,7 +105,8 @@ TIPO = Licence("Kohaku License 1.0", "https://huggingface.co/KBlueLeaf/TIPO-500M
 OMOST = Licence("Base-model licences (Llama 3 / Phi-3)", "https://huggingface.co/lllyasviel",
                 "Omost LLMs inherit the licences of Llama 3 and Phi-3; follow them.")
 
-DEFAULT_KEYS = ("steps", "guidance", "width", "height", "sampler", "negative_prompt")
+# "options": backend options the model is sampled with by default (a request's own options win, key by key)
+DEFAULT_KEYS = ("steps", "guidance", "width", "height", "sampler", "negative_prompt", "options")
 DEFAULTS_FILE = "t2i_defaults.json"  # a model folder's own sampling defaults (a subset of DEFAULT_KEYS)
 _KOALA_DEFAULTS = {"steps": 25, "guidance": 7.5, "width": 1024, "height": 1024, "sampler": "euler",
                    "negative_prompt": "worst quality, low quality, illustration, low resolution"}
@@ -248,7 +249,12 @@ class ModelRegistry:
 
 
 def _known_defaults(defaults: Any) -> dict[str, Any]:
-    return {k: v for k, v in defaults.items() if k in DEFAULT_KEYS} if isinstance(defaults, dict) else {}
+    known = {k: v for k, v in defaults.items() if k in DEFAULT_KEYS} if isinstance(defaults, dict) else {}
+    options = known.get("options", {})
+    if not (isinstance(options, dict) and all(isinstance(k, str) and isinstance(v, str | int | float | bool)
+                                              for k, v in options.items())):
+        raise ModelError(f"default options must map names to plain values (text, numbers, true/false), got {options!r}")
+    return known
 
 
 def folder_defaults(folder: Path) -> dict[str, Any]:

@@ -42,6 +42,24 @@ def ground_truth_program(line: SuiteLine) -> str:
     return canvas_program(line.scene)
 
 
+RUN_FILE = "run.json"  # what an eval folder's images were made with, so a resume cannot mix two runs
+
+
+def _claim_run_folder(out: Path, record: dict[str, Any]) -> None:
+    """Record how `out`'s images are made; refuse a folder begun with anything else (another model, seed, image
+    count, settings, or the model's own defaults changed since: its earlier images would not match)."""
+    record = json.loads(json.dumps(record))
+    path = out / RUN_FILE
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        differ = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+        if differ:
+            raise ValueError(f"{out} holds images made with other {', '.join(differ)} ({path} has "
+                             f"{ {k: old.get(k) for k in differ} }); use another --out folder to run with these")
+        return
+    path.write_text(json.dumps(record, indent=1), encoding="utf-8")  # folders begun before this file: adopted
+
+
 def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: Path, images_per_prompt: int = 1,
               seed: int = 0, settings: Mapping[str, Any] | None = None, progress: bool = False,
               program_for: Callable[[SuiteLine], str] | None = None, presampler: Any = None,
@@ -57,6 +75,11 @@ def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: 
         raise ValueError("images_per_prompt must be at least 1")
     settings = dict(settings or {})
     out.mkdir(parents=True, exist_ok=True)
+    shown = {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in settings.items()}
+    if program_for is not None:
+        shown["programs"] = getattr(program_for, "__name__", "given")
+    _claim_run_folder(out, {"model": model, "images_per_prompt": images_per_prompt, "seed": seed, "settings": shown,
+                            "model_defaults": dict(registry.resolve(model).spec.defaults)})
     backend = None
     generated = 0
     gen_seconds = 0.0
@@ -89,9 +112,6 @@ def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: 
     with open(out / "results.jsonl", "w", encoding="utf-8") as f:
         for v in score.verdicts:
             f.write(json.dumps(v.to_dict()) + "\n")
-    shown = {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in settings.items()}
-    if program_for is not None:
-        shown["programs"] = getattr(program_for, "__name__", "given")
     summary = {"model": model, "images_per_prompt": images_per_prompt, "seed": seed, "settings": shown,
                "per_task": score.per_task, "overall": score.overall, "counts": score.counts}
     (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")

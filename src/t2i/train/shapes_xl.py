@@ -57,6 +57,7 @@ from t2i.train.unet_batches import UNetSteps
 from t2i.train.world_data import check_oversample, scene_weights, world_images
 
 SIZE = 64
+EMPTY_NEGATIVE = 0.24  # share of the sampling steps guided against the empty caption (6 of 25; README, shapes-xl)
 GROUND_SIDES = (16, 8)  # latent levels whose cross-attention the grounding terms read (not the coarsest, 4x4)
 TIME_IDS = (SIZE, SIZE, 0, 0, SIZE, SIZE)  # original size, crop top-left, target size (SDXL micro-conditioning)
 EXTRA_WORDS = ("a photo of an image picture drawing there is the background one two three four five six left "
@@ -572,9 +573,13 @@ def export_pipeline(out: Path, vae, unet, te1, te2, tokenizer, cfg: ShapesXLConf
     pipe.to(dtype=torch.float32)
     write_recipe(out, "shapes-xl", asdict(cfg), figures, adjustments=adjustments or [])
     # the folder's sampling defaults (read by the registry): the size it was trained at; guidance 2 measured
-    # best for zero-terminal-SNR models on the suite, 1 for the epsilon ones
+    # best for zero-terminal-SNR models on the suite, 1 for the epsilon ones; the empty caption as the negative
+    # branch for the first quarter of the steps (`t2i.render.empty_negative`; v9, suite seeds 0-2: no more
+    # empty images for lone uncoloured shapes)
     defaults = {"steps": 25, "guidance": 2.0 if cfg.zero_terminal_snr else 1.0, "width": SIZE, "height": SIZE,
                 "sampler": "euler", "negative_prompt": ""}
+    if cfg.zero_terminal_snr:
+        defaults["options"] = {"empty_negative": EMPTY_NEGATIVE}
     (out / DEFAULTS_FILE).write_text(json.dumps(defaults, indent=1), encoding="utf-8")
     return out
 
