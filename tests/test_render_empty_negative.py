@@ -37,6 +37,9 @@ def pair(tmp_path_factory):
     """The same tiny pipeline twice: as exported (zeros for an empty negative) and with the empty caption as
     its negative branch in every step (force_zeros_for_empty_prompt false)."""
     zeros = build_tiny_sdxl(tmp_path_factory.mktemp("tiny-sdxl"))
+    defaults = json.loads((zeros / "t2i_defaults.json").read_text())
+    assert defaults.pop("options") == {"empty_negative": 0.24}  # the recipe's default; here each test says its own
+    (zeros / "t2i_defaults.json").write_text(json.dumps(defaults))
     empty = zeros.parent / "empty-caption"
     shutil.copytree(zeros, empty)
     index = json.loads((empty / "model_index.json").read_text())

@@ -143,4 +143,5 @@ def test_cli_generate_takes_excite_and_records_it(folder, tmp_path, monkeypatch)
     out = tmp_path / "a.png"
     assert main(["generate", "a red circle above a blue square", "--model", str(folder), "--steps", "3", "--excite",
                  "auto", "--out", str(out)], registry=default_registry()) == 0
-    assert read_image_metadata(out).request.model_options == {"excite": "auto"}
+    # the request's own option beside the folder's default one (recorded, so a replay samples the same way)
+    assert read_image_metadata(out).request.model_options == {"empty_negative": 0.24, "excite": "auto"}
