@@ -40,7 +40,7 @@ class UNetSteps(torch.utils.data.Dataset):
         idx = sample_scenes(len(self.scenes), b, g, self.weights)
         prompts = [training_caption(self.scenes[int(i)], rng, cfg.tags_fraction, cfg.uncolored_fraction)
                    for i in idx]
-        out = {"idx": idx, "prompts": prompts,
+        out = {"idx": idx,
                "ids": self.tokenizer(prompts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
                                      return_tensors="pt").input_ids,
                "t": torch.randint(0, self.n_timesteps, (b,), generator=g),
