@@ -63,6 +63,31 @@ def test_more_blocks_per_vqgan_level_keep_shapes_and_add_spatial_mixing() -> Non
         VQModel(replace(TINY_VQ, level_blocks=0))
 
 
+
+def test_a_full_resolution_vqgan_stage_adds_dense_convolutions_at_both_ends_only_when_asked() -> None:
+    from dataclasses import replace
+
+    from t2i.paella.vqgan import PixelResBlock
+
+    released = set(VQModel(TINY_VQ).state_dict())
+    pixel = VQModel(replace(TINY_VQ, pixel_channels=8, pixel_blocks=2))
+    blocks = [m for m in pixel.modules() if isinstance(m, PixelResBlock)]
+    assert len(blocks) == 4  # two before the unshuffle, two after the shuffle
+    # the stage sits at full resolution: a 16x16 image meets it at 16x16 on both ends
+    seen: list[tuple[int, ...]] = []
+    hooks = [b.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape))) for b in blocks]
+    x = torch.rand(2, 3, 16, 16)
+    tokens = pixel.encode(x)
+    assert tokens.shape == (2, 4, 4) and pixel.decode(tokens).shape == x.shape
+    for h in hooks:
+        h.remove()
+    assert set(seen) == {(2, 8, 16, 16)}
+    # everything between the two ends keeps the released names and shapes
+    inner = {k for k in pixel.state_dict() if not k.startswith(("in_block", "out_block"))}
+    assert inner == {k for k in released if not k.startswith(("in_block", "out_block"))}
+    with pytest.raises(ValueError, match="negative"):
+        VQModel(replace(TINY_VQ, pixel_channels=-1))
+
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)

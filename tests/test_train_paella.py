@@ -152,7 +152,7 @@ def test_the_edge_loss_sees_a_blurred_edge_that_keeps_the_mean():
     assert edge_loss(blurred, sharp) > 0 and torch.isclose(blurred.mean(), sharp.mean())
 
 
-def test_the_gate_flag_reaches_the_vqgan_and_is_paella_only(tmp_path, capsys) -> None:
+def test_the_gate_and_rate_flags_reach_the_vqgan_and_are_paella_only(tmp_path, capsys) -> None:
     import json
 
     from t2i.cli import main
@@ -163,6 +163,14 @@ def test_the_gate_flag_reaches_the_vqgan_and_is_paella_only(tmp_path, capsys) ->
     assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "p"), "--out", str(tmp_path / "pm"),
                  "--vq-gate-init", "nan"]) == 2
     assert "finite" in capsys.readouterr().err
+    assert main(["train", "shapes-xl", "--work", str(tmp_path / "x"), "--out", str(tmp_path / "xm"),
+                 "--vq-lr", "1e-3"]) == 2
+    assert "--vq-lr does not apply" in capsys.readouterr().err
     assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "p"), "--out", str(tmp_path / "pm"),
-                 "--vq-gate-init", "0.5"]) == 0
-    assert json.loads((tmp_path / "p" / "config.json").read_text())["vq_gate_init"] == 0.5
+                 "--vq-gate-init", "0.5", "--vq-lr", "1e-3"]) == 0
+    saved = json.loads((tmp_path / "p" / "config.json").read_text())
+    assert saved["vq_gate_init"] == 0.5 and saved["vq_lr"] == 1e-3
+    # a run begun at another VQGAN rate is not resumed under this one
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "p"), "--out", str(tmp_path / "pm"),
+                 "--vq-gate-init", "0.5"]) != 0
+    assert "vq_lr" in capsys.readouterr().err

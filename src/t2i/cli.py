@@ -273,6 +273,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="shapes-xl / paella-tiny: fine-tune the VAE / VQGAN decoder alone for this many steps")
     t.add_argument("--vq-gate-init", type=float, metavar="G",
                    help="paella-tiny: the VQGAN ResBlocks' residual gates at init (default 1; 0 as released)")
+    t.add_argument("--vq-lr", type=float, metavar="LR",
+                   help="paella-tiny: the VQGAN's peak learning rate (default 6e-3; runs begun before used 1e-3)")
     t.add_argument("--scenes", type=int, help="scenes (shapes-xl) or documents (tipo-tiny) to train on")
     t.add_argument("--clip-steps", type=int,
                    help="shapes-xl: pre-train the text encoders contrastively for this many steps first")
@@ -756,7 +758,8 @@ def _train(args: argparse.Namespace) -> int:
         cfg = PaellaTinyConfig.smoke() if args.smoke else PaellaTinyConfig()
         settings = (("steps", args.steps), ("vq_steps", args.vae_steps), ("n_scenes", args.scenes),
                     ("threads", args.threads), ("vq_decoder_steps", args.decoder_steps),
-                    ("vq_gate_init", args.vq_gate_init), ("batch", args.batch), ("lr", args.lr),
+                    ("vq_gate_init", args.vq_gate_init), ("vq_lr", args.vq_lr), ("batch", args.batch),
+                    ("lr", args.lr),
                     ("device", args.device))
         bad = ["--unet-steps"] if args.unet_steps is not None else []
         run = partial(train_paella_tiny, command="t2i " + " ".join(sys.argv[1:]))
@@ -787,8 +790,8 @@ def _train(args: argparse.Namespace) -> int:
                                      ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),
                                      ("--unet-depth", args.unet_depth)) if v is not None]
         bad += ["--oversample"] if args.oversample else []
-    if args.recipe != "paella-tiny" and args.vq_gate_init is not None:
-        bad.append("--vq-gate-init")
+    if args.recipe != "paella-tiny":
+        bad += [flag for flag, v in (("--vq-gate-init", args.vq_gate_init), ("--vq-lr", args.vq_lr)) if v is not None]
     if args.vq_gate_init is not None and not math.isfinite(args.vq_gate_init):
         print(f"--vq-gate-init must be a finite number, got {args.vq_gate_init}", file=sys.stderr)
         return 2

@@ -3,7 +3,8 @@
 Encoder: pixel-unshuffle 2 -> 1x1 conv -> ResBlocks with one strided 4x4 conv between levels -> 1x1 conv
 to c_latent + BatchNorm; nearest-codebook quantisation.  Decoder: 1x1 conv -> bottleneck ResBlocks ->
 transposed 4x4 convs -> 1x1 conv + pixel-shuffle 2.  Names follow the released `vqgan_f4.pt` (18.4M
-parameters with the defaults).
+parameters with the defaults).  `pixel_channels` > 0 (not released) adds dense 3x3 convolutions at full
+resolution on both ends; only `in_block` and `out_block` change then.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ class VQGANConfig:
     # full-resolution levels more than one depthwise 3x3 convolution of spatial mixing; key names of the
     # released layout hold only at 1.
     level_blocks: int = 1
+    # Channels of an extra full-resolution stage on both ends (not in the released layout, whose in/out blocks
+    # are a pixel-(un)shuffle and a 1x1 conv: every 2x2 output block a linear map of one half-resolution
+    # feature).  0 = the released layout; > 0: a 3x3 conv to `pixel_channels` and `pixel_blocks` PixelResBlocks
+    # before the unshuffle, and after the shuffle the same blocks then a 1x1 conv to RGB.
+    pixel_channels: int = 0
+    pixel_blocks: int = 1
 
     @property
     def factor(self) -> int:
@@ -63,6 +70,20 @@ class VQResBlock(nn.Module):
         return x + self.channelwise(h).permute(0, 3, 1, 2) * g[5]
 
 
+class PixelResBlock(nn.Module):
+    """Full-resolution residual block (B, c, H, W): x + conv3x3(GELU(conv3x3(GELU(GroupNorm(x))))).  Dense 3x3
+    convolutions, not depthwise: at full resolution the block's job is sub-pixel edge placement."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(1, c, eps=1e-6)
+        self.convs = nn.Sequential(nn.GELU(), nn.Conv2d(c, c, 3, padding=1, padding_mode="replicate"), nn.GELU(),
+                                   nn.Conv2d(c, c, 3, padding=1, padding_mode="replicate"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.convs(self.norm(x))
+
+
 class Quantizer(nn.Module):
     """Nearest-neighbour codebook (key `codebook.weight`, (K, c_latent))."""
 
@@ -87,9 +108,17 @@ class VQModel(nn.Module):
         super().__init__()
         if cfg.levels < 1 or cfg.level_blocks < 1 or cfg.bottleneck_blocks < 1:
             raise ValueError(f"levels, level_blocks and bottleneck_blocks must be at least 1, got {cfg}")
+        if cfg.pixel_channels < 0 or (cfg.pixel_channels and cfg.pixel_blocks < 0):
+            raise ValueError(f"pixel_channels and pixel_blocks cannot be negative, got {cfg}")
         self.cfg = cfg
         c = [cfg.c_hidden // 2 ** i for i in reversed(range(cfg.levels))]  # e.g. [192, 384]
-        self.in_block = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, c[0], kernel_size=1))
+        pc = cfg.pixel_channels
+        if pc:  # (B, 3, H, W) -> 3x3 conv, PixelResBlocks at full resolution -> unshuffle -> (B, c0, H/2, W/2)
+            self.in_block = nn.Sequential(nn.Conv2d(3, pc, 3, padding=1, padding_mode="replicate"),
+                                          *(PixelResBlock(pc) for _ in range(cfg.pixel_blocks)),
+                                          nn.PixelUnshuffle(2), nn.Conv2d(4 * pc, c[0], kernel_size=1))
+        else:
+            self.in_block = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, c[0], kernel_size=1))
         down: list[nn.Module] = []
         for i in range(cfg.levels):
             if i > 0:
@@ -106,7 +135,12 @@ class VQModel(nn.Module):
             if i < cfg.levels - 1:
                 up.append(nn.ConvTranspose2d(ci, c[cfg.levels - 2 - i], kernel_size=4, stride=2, padding=1))
         self.up_blocks = nn.Sequential(*up)
-        self.out_block = nn.Sequential(nn.Conv2d(c[0], 12, kernel_size=1), nn.PixelShuffle(2))
+        if pc:  # (B, c0, H/2, W/2) -> shuffle -> PixelResBlocks at full resolution -> 1x1 conv -> (B, 3, H, W)
+            self.out_block = nn.Sequential(nn.Conv2d(c[0], 4 * pc, kernel_size=1), nn.PixelShuffle(2),
+                                           *(PixelResBlock(pc) for _ in range(cfg.pixel_blocks)),
+                                           nn.Conv2d(pc, 3, kernel_size=1))
+        else:
+            self.out_block = nn.Sequential(nn.Conv2d(c[0], 12, kernel_size=1), nn.PixelShuffle(2))
 
     def check_size(self, h: int, w: int) -> None:
         f = self.cfg.factor
