@@ -63,7 +63,6 @@ def test_more_blocks_per_vqgan_level_keep_shapes_and_add_spatial_mixing() -> Non
         VQModel(replace(TINY_VQ, level_blocks=0))
 
 
-
 def test_a_full_resolution_vqgan_stage_adds_dense_convolutions_at_both_ends_only_when_asked() -> None:
     from dataclasses import replace
 
@@ -87,6 +86,7 @@ def test_a_full_resolution_vqgan_stage_adds_dense_convolutions_at_both_ends_only
     assert inner == {k for k in released if not k.startswith(("in_block", "out_block"))}
     with pytest.raises(ValueError, match="negative"):
         VQModel(replace(TINY_VQ, pixel_channels=-1))
+
 
 @pytest.fixture(scope="module")
 def tiny():

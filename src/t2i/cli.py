@@ -759,8 +759,7 @@ def _train(args: argparse.Namespace) -> int:
         settings = (("steps", args.steps), ("vq_steps", args.vae_steps), ("n_scenes", args.scenes),
                     ("threads", args.threads), ("vq_decoder_steps", args.decoder_steps),
                     ("vq_gate_init", args.vq_gate_init), ("vq_lr", args.vq_lr), ("batch", args.batch),
-                    ("lr", args.lr),
-                    ("device", args.device))
+                    ("lr", args.lr), ("device", args.device))
         bad = ["--unet-steps"] if args.unet_steps is not None else []
         run = partial(train_paella_tiny, command="t2i " + " ".join(sys.argv[1:]))
     else:

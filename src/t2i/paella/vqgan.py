@@ -108,7 +108,7 @@ class VQModel(nn.Module):
         super().__init__()
         if cfg.levels < 1 or cfg.level_blocks < 1 or cfg.bottleneck_blocks < 1:
             raise ValueError(f"levels, level_blocks and bottleneck_blocks must be at least 1, got {cfg}")
-        if cfg.pixel_channels < 0 or (cfg.pixel_channels and cfg.pixel_blocks < 0):
+        if cfg.pixel_channels < 0 or cfg.pixel_blocks < 0:
             raise ValueError(f"pixel_channels and pixel_blocks cannot be negative, got {cfg}")
         self.cfg = cfg
         c = [cfg.c_hidden // 2 ** i for i in reversed(range(cfg.levels))]  # e.g. [192, 384]
