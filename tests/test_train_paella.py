@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 
 import numpy as np
@@ -10,12 +11,14 @@ import pytest
 import torch
 
 from t2i.backends import default_registry
+from t2i.cli import main
 from t2i.generate import generate
 from t2i.paella import Paella, PaellaConfig, VQGANConfig, VQModel
 from t2i.paella.checkpoints import read_state_dict
 from t2i.paella.text import byte_tokenizer, tiny_byt5_encoder
 from t2i.train.paella_tiny import (
     PaellaTinyConfig,
+    export_snapshot,
     load_work_vqgan,
     restart_dead_codes,
     stage_vq_decoder,
@@ -34,6 +37,15 @@ def test_smoke_run_exports_a_pipeline_that_generates_and_resumes(tmp_path) -> No
     assert (out / "RECIPE.json").exists() and (out / "model_index.json").exists()
     result = generate(GenerationRequest("a red circle", model=str(out), seed=1, steps=2), default_registry())
     assert result.images[0].size == (64, 64)
+    # a snapshot of the finished run's last checkpoint is the exported model; `t2i train --snapshot` makes it
+    assert main(["train", "paella-tiny", "--snapshot", "--work", str(tmp_path / "work"),
+                 "--out", str(tmp_path / "snap")]) == 0
+    for part in ("generator", "vqgan"):
+        exported, snap = (read_state_dict(d / part / "model.safetensors") for d in (out, tmp_path / "snap"))
+        assert exported.keys() == snap.keys() and all(torch.equal(exported[k], snap[k]) for k in exported)
+    assert json.loads((tmp_path / "snap" / "RECIPE.json").read_text())["figures"]["snapshot_of_step"] == cfg.steps
+    with pytest.raises(ValueError, match="no paella-tiny run"):
+        export_snapshot(tmp_path / "nothing", tmp_path / "snap2")
     longer = train_paella_tiny(dataclasses.replace(cfg, steps=6), tmp_path / "work", tmp_path / "out2")
     assert (longer / "model_index.json").exists()
     # the decoder stage ran on the fixed codes, and can go on for more steps

@@ -313,8 +313,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "(keeps its tokenizer; shapes-xl also its VAE and text encoders, and grows its "
                                    "U-Net when --unet-layers / --unet-depth ask for more blocks)")
     t.add_argument("--snapshot", action="store_true",
-                   help="shapes-xl: export the run's latest U-Net checkpoint (EMA weights) to --out now, "
-                        "without training")
+                   help="shapes-xl / paella-tiny: export the run's latest U-Net (EMA weights) / token-model "
+                        "checkpoint to --out now, without training")
     t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
     t.add_argument("--teacher", help="distill: the SDXL-family teacher (default shapes-xl)")
     t.add_argument("--student", choices=["koala-1b", "koala-700m"], help="distill: the student recipe")
@@ -806,7 +806,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.recipe in ("tipo-tiny", "omost-tiny"):
         bad += [flag for flag, v in (("--batch", args.batch), ("--lr", args.lr), ("--device", args.device))
                 if v is not None]
-    if args.snapshot and args.recipe != "shapes-xl":
+    if args.snapshot and args.recipe not in ("shapes-xl", "paella-tiny"):
         bad.append("--snapshot")
     if bad:
         print(f"t2i train {args.recipe}: {', '.join(bad)} does not apply to this recipe", file=sys.stderr)
@@ -815,8 +815,10 @@ def _train(args: argparse.Namespace) -> int:
         print(f"t2i train shapes-xl: --unet-lr must be between 0 and 1, got {args.unet_lr}", file=sys.stderr)
         return 2
     if args.snapshot:
-        from t2i.train.shapes_xl import export_snapshot
-
+        if args.recipe == "paella-tiny":
+            from t2i.train.paella_tiny import export_snapshot
+        else:
+            from t2i.train.shapes_xl import export_snapshot
         print(export_snapshot(args.work, args.out))
         return 0
     cfg.seed = args.seed

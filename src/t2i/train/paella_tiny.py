@@ -382,11 +382,35 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     tokens = stage_tokens(work, vq, images)
     vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress).cpu()
     model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device)
-    pipe = PaellaPipeline(model, vq, text, cfg.max_length)
-    pipe.save_pretrained(out, {"steps": 12, "guidance": 3.0, "width": SIZE, "height": SIZE, "negative_prompt": ""})
-    figures = {"train_loss_mean_last_200": round(float(np.mean(losses)), 4) if losses else None,
-               "parameters": {"token_model": sum(p.numel() for p in model.parameters()),
-                              "text_encoder": sum(p.numel() for p in text.parameters()),
-                              "vqgan": sum(p.numel() for p in vq.parameters())}}
-    write_recipe(out, "paella-tiny", asdict(cfg), figures, command or None)
+    figures = {"train_loss_mean_last_200": round(float(np.mean(losses)), 4) if losses else None}
+    return _export(cfg, out, model, vq, text, figures, command or None)
+
+
+def _export(cfg: PaellaTinyConfig, out: Path, model: Paella, vq: VQModel, text: Any, figures: dict[str, Any],
+            command: str | None) -> Path:
+    """Write the pipeline folder `out` (sampling defaults in model_index.json) and its RECIPE.json."""
+    PaellaPipeline(model, vq, text, cfg.max_length).save_pretrained(
+        out, {"steps": 12, "guidance": 3.0, "width": SIZE, "height": SIZE, "negative_prompt": ""})
+    figures = {**figures, "parameters": {"token_model": sum(p.numel() for p in model.parameters()),
+                                         "text_encoder": sum(p.numel() for p in text.parameters()),
+                                         "vqgan": sum(p.numel() for p in vq.parameters())}}
+    write_recipe(out, "paella-tiny", asdict(cfg), figures, command)
     return out
+
+
+def export_snapshot(work: Path, out: Path) -> Path:
+    """Export the token model's latest checkpoint in `work` (with the work folder's VQGAN, the decoder stage's
+    when it exists) as a pipeline folder without training further: a look at a long run while it goes on."""
+    saved = work / "config.json"
+    if not saved.exists():
+        raise ValueError(f"{work} holds no paella-tiny run (no config.json)")
+    cfg = PaellaTinyConfig(**json.loads(saved.read_text(encoding="utf-8")))
+    state = load_checkpoint(work / "model.ckpt")
+    if state is None:
+        raise ValueError(f"{work} has no token-model checkpoint yet")
+    model = Paella(PaellaConfig.from_dict(cfg.model))
+    text = tiny_byt5_encoder(**cfg.text)
+    model.load_state_dict(state["model"])
+    text.load_state_dict(state["text"])
+    return _export(cfg, out, model.eval(), load_work_vqgan(work), text.eval(), {"snapshot_of_step": state["step"]},
+                   None)
