@@ -35,6 +35,8 @@ def test_smoke_run_exports_a_pipeline_that_generates_and_resumes(tmp_path) -> No
     cfg = PaellaTinyConfig.smoke()
     out = train_paella_tiny(cfg, tmp_path / "work", tmp_path / "out", command="t2i train paella-tiny (smoke)")
     assert (out / "RECIPE.json").exists() and (out / "model_index.json").exists()
+    # the sampling defaults travel with the folder: the start temperature chosen on the development set
+    assert default_registry().resolve(str(out)).spec.defaults["options"] == {"temperature": "1.0,0.3"}
     result = generate(GenerationRequest("a red circle", model=str(out), seed=1, steps=2), default_registry())
     assert result.images[0].size == (64, 64)
     # a snapshot of the finished run's last checkpoint is the exported model; `t2i train --snapshot` makes it

@@ -388,9 +388,12 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
 
 def _export(cfg: PaellaTinyConfig, out: Path, model: Paella, vq: VQModel, text: Any, figures: dict[str, Any],
             command: str | None) -> Path:
-    """Write the pipeline folder `out` (sampling defaults in model_index.json) and its RECIPE.json."""
+    """Write the pipeline folder `out` (sampling defaults in model_index.json) and its RECIPE.json.
+    The start temperature 1.0 (Paella's is 0.7) was chosen on a development set (`bench/paella_sampler.py`):
+    at 0.7 a young model's samples stay background only (README, paella-tiny)."""
     PaellaPipeline(model, vq, text, cfg.max_length).save_pretrained(
-        out, {"steps": 12, "guidance": 3.0, "width": SIZE, "height": SIZE, "negative_prompt": ""})
+        out, {"steps": 12, "guidance": 3.0, "width": SIZE, "height": SIZE, "negative_prompt": "",
+              "options": {"temperature": "1.0,0.3"}})
     figures = {**figures, "parameters": {"token_model": sum(p.numel() for p in model.parameters()),
                                          "text_encoder": sum(p.numel() for p in text.parameters()),
                                          "vqgan": sum(p.numel() for p in vq.parameters())}}
