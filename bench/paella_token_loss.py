@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from t2i.paella.pipeline import PaellaPipeline
 from t2i.paella.text import byte_ids
-from t2i.world.captions import natural_caption, tags_caption
+from t2i.train.world_data import training_caption
 from t2i.world.draw import render_scene
 from t2i.world.scene import sample_scene
 
@@ -56,7 +56,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     scenes = [sample_scene(rng) for _ in range(args.n)]
-    own = [tags_caption(s, rng) if rng.random() < 0.25 else natural_caption(s, rng) for s in scenes]
+    own = [training_caption(s.to_dict(), rng, 0.25) for s in scenes]  # as paella-tiny's recipe draws them
     captions = {"own": own, "empty": [""] * len(own), "another scene's": own[1:] + own[:1]}
     pipe = PaellaPipeline.from_pretrained(args.model)
     pixels = torch.stack([torch.from_numpy(np.array(render_scene(s, 64))) for s in scenes])
