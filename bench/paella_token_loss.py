@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from t2i.paella.pipeline import PaellaPipeline
-from t2i.paella.text import byte_ids
 from t2i.train.world_data import training_caption
 from t2i.world.draw import render_scene
 from t2i.world.scene import sample_scene
@@ -36,8 +35,8 @@ def replaced_token_scores(pipe: PaellaPipeline, tokens: torch.Tensor, captions: 
         x = tokens[i:i + batch]
         replace = torch.rand(x.shape, generator=g) <= t
         noised = torch.where(replace, torch.randint(0, k, x.shape, generator=g), x)
-        text = pipe.text_encoder(input_ids=byte_ids(pipe.tokenizer, captions[i:i + batch], pipe.max_length))
-        logits = pipe.model(noised, torch.full((len(x),), t), text.last_hidden_state)  # (B, K, h, w)
+        cond = pipe.condition(captions[i:i + batch])  # bytes, and CLIP text when the pipeline has a tower
+        logits = pipe.model(noised, torch.full((len(x),), t), cond["byt5"], cond["clip"])  # (B, K, h, w)
         ce = F.cross_entropy(logits, x, reduction="none")
         ce_sum += float(ce[replace].sum())
         right += float((logits.argmax(1) == x)[replace].sum())

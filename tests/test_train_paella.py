@@ -188,3 +188,40 @@ def test_the_gate_and_rate_flags_reach_the_vqgan_and_are_paella_only(tmp_path, c
     assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "p"), "--out", str(tmp_path / "pm"),
                  "--vq-gate-init", "0.5"]) != 0
     assert "vq_lr" in capsys.readouterr().err
+
+
+def test_a_frozen_clip_text_tower_conditions_the_token_model_and_travels_with_the_export(tmp_path, capsys) -> None:
+    from t2i.paella.pipeline import PaellaPipeline
+    from t2i.paella.sampler import SamplerSettings
+    from t2i.paella.text import load_clip_text
+    from t2i.registry import package_weights
+
+    assert main(["train", "paella-tiny", "--smoke", "--clip-from", "shapes-xl", "--work", str(tmp_path / "w"),
+                 "--out", str(tmp_path / "m")]) == 0
+    tower, _ = load_clip_text(package_weights("shapes-xl"))
+    saved = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert saved["clip_from"] == "shapes-xl"  # the name, not this machine's path to it
+    assert saved["model"]["clip_embd"] == tower.config.projection_dim
+    pipe = PaellaPipeline.from_pretrained(tmp_path / "m")
+    assert pipe.clip_text_encoder is not None
+    shipped, exported = tower.state_dict(), pipe.clip_text_encoder.state_dict()
+    assert all(torch.equal(shipped[k], exported[k].float()) for k in shipped)  # frozen: trained elsewhere
+    # the token model learnt through the CLIP input: its mapper left the seeded init
+    torch.manual_seed(PaellaTinyConfig().seed + 1)
+    init = Paella(PaellaConfig.from_dict(saved["model"]))
+    assert not torch.equal(init.clip_mapper.weight, pipe.model.clip_mapper.weight)
+    cond = pipe.condition(["a red circle", "a blue square"])
+    assert cond["clip"].shape == (2, tower.config.projection_dim)
+    assert (cond["clip"][0] - cond["clip"][1]).abs().max() > 0
+    assert pipe("a red circle", seeds=[1], settings=SamplerSettings(steps=2, renoise_steps=1))[0].size == (64, 64)
+    # refused: a folder without a tower, a tower of another width, the flag on another recipe
+    with pytest.raises(ValueError, match="no CLIP text tower"):
+        PaellaTinyConfig.smoke().with_clip(str(tmp_path / "w"))
+    with pytest.raises(ValueError, match="neither a folder"):
+        PaellaTinyConfig.smoke().with_clip("no-such-model")
+    narrow = dataclasses.replace(PaellaTinyConfig.smoke(), clip_from="shapes-xl")
+    with pytest.raises(ValueError, match="clip_embd is 8"):
+        train_paella_tiny(narrow, tmp_path / "w2", tmp_path / "m2")
+    assert main(["train", "tipo-tiny", "--clip-from", "shapes-xl", "--work", str(tmp_path / "t"),
+                 "--out", str(tmp_path / "tm")]) == 2
+    assert "--clip-from does not apply" in capsys.readouterr().err

@@ -312,6 +312,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--init", help="tipo-tiny / omost-tiny / shapes-xl: an exported model folder to go on from "
                                    "(keeps its tokenizer; shapes-xl also its VAE and text encoders, and grows its "
                                    "U-Net when --unet-layers / --unet-depth ask for more blocks)")
+    t.add_argument("--clip-from", metavar="FOLDER|NAME",
+                   help="paella-tiny: a frozen CLIP text tower whose pooled embedding the token model takes beside "
+                        "the bytes, as Paella takes CLIP-H's: a folder with clip_text_encoder/ + clip_tokenizer/ or "
+                        "text_encoder_2/ + tokenizer_2/, or a shipped model's name (shapes-xl)")
     t.add_argument("--snapshot", action="store_true",
                    help="shapes-xl / paella-tiny: export the run's latest U-Net (EMA weights) / token-model "
                         "checkpoint to --out now, without training")
@@ -761,6 +765,8 @@ def _train(args: argparse.Namespace) -> int:
                     ("vq_gate_init", args.vq_gate_init), ("vq_lr", args.vq_lr), ("batch", args.batch),
                     ("lr", args.lr), ("device", args.device))
         bad = ["--unet-steps"] if args.unet_steps is not None else []
+        if args.clip_from:
+            cfg = cfg.with_clip(args.clip_from)
         run = partial(train_paella_tiny, command="t2i " + " ".join(sys.argv[1:]))
     else:
         from t2i.train.shapes_xl import ShapesXLConfig, train_shapes_xl
@@ -790,7 +796,8 @@ def _train(args: argparse.Namespace) -> int:
                                      ("--unet-depth", args.unet_depth)) if v is not None]
         bad += ["--oversample"] if args.oversample else []
     if args.recipe != "paella-tiny":
-        bad += [flag for flag, v in (("--vq-gate-init", args.vq_gate_init), ("--vq-lr", args.vq_lr)) if v is not None]
+        bad += [flag for flag, v in (("--vq-gate-init", args.vq_gate_init), ("--vq-lr", args.vq_lr),
+                                     ("--clip-from", args.clip_from)) if v is not None]
     if args.vq_gate_init is not None and not math.isfinite(args.vq_gate_init):
         print(f"--vq-gate-init must be a finite number, got {args.vq_gate_init}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ from PIL import Image
 from t2i.paella.checkpoints import load_strict, read_state_dict
 from t2i.paella.model import Paella, PaellaConfig
 from t2i.paella.sampler import SamplerSettings, sample_tokens
-from t2i.paella.text import byte_tokenizer, encode_bytes
+from t2i.paella.text import byte_tokenizer, clip_ids, encode_bytes
 from t2i.paella.vqgan import VQGANConfig, VQModel
 from t2i.render.conjunction import Conjunct
 
@@ -72,7 +72,7 @@ class PaellaPipeline:
         byt5 = encode_bytes(self.text_encoder, self.tokenizer, texts, self.max_length)
         clip = None
         if self.clip_text_encoder is not None:
-            ids = self.clip_tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids
+            ids = clip_ids(self.clip_tokenizer, texts)
             clip = self.clip_text_encoder(input_ids=ids.to(self.device)).text_embeds
         return {"byt5": byt5, "clip": clip, "clip_image": clip_image}
 

@@ -3,6 +3,8 @@ text and image embeddings (transformers' CLIP classes; the real ones are CLIP Vi
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +36,38 @@ def byte_ids(tokenizer: Any, texts: list[str], max_length: int) -> torch.Tensor:
 def encode_bytes(encoder: Any, tokenizer: Any, texts: list[str], max_length: int) -> torch.Tensor:
     """texts -> (B, max_length, d_model) last hidden states."""
     return encoder(input_ids=byte_ids(tokenizer, texts, max_length).to(encoder.device)).last_hidden_state
+
+
+def clip_text_folders(folder: Path) -> tuple[Path, Path]:
+    """(encoder, tokenizer) sub-folders of a CLIP text tower in `folder`: a Paella pipeline's
+    clip_text_encoder/ + clip_tokenizer/, or an SDXL pipeline's second tower, text_encoder_2/ + tokenizer_2/
+    (a CLIPTextModelWithProjection, whose `text_embeds` Paella takes)."""
+    for enc, tok in (("clip_text_encoder", "clip_tokenizer"), ("text_encoder_2", "tokenizer_2")):
+        if (folder / enc / "config.json").exists() and (folder / tok).is_dir():
+            return folder / enc, folder / tok
+    raise ValueError(f"{folder} holds no CLIP text tower: expected clip_text_encoder/ + clip_tokenizer/ "
+                     "(Paella) or text_encoder_2/ + tokenizer_2/ (SDXL)")
+
+
+def clip_text_width(folder: Path) -> int:
+    """The projection width of the CLIP text tower in `folder` (`clip_text_folders`), read from its config."""
+    enc, _ = clip_text_folders(folder)
+    return int(json.loads((enc / "config.json").read_text(encoding="utf-8"))["projection_dim"])
+
+
+def load_clip_text(folder: Path) -> tuple[Any, Any]:
+    """(CLIPTextModelWithProjection in float32, eval mode, frozen; its CLIPTokenizer) from `folder`'s tower."""
+    from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
+    enc, tok = clip_text_folders(folder)
+    model = CLIPTextModelWithProjection.from_pretrained(enc, local_files_only=True).float().eval()
+    model.requires_grad_(False)
+    return model, CLIPTokenizer.from_pretrained(tok, local_files_only=True)
+
+
+def clip_ids(tokenizer: Any, texts: list[str]) -> torch.Tensor:
+    """texts -> (B, model_max_length) CLIP token ids, padded to the full length as the pipeline pads them."""
+    return tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids
 
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

@@ -9,8 +9,10 @@ so the stage can run or be extended at any time without touching the token model
 Stage 2, the token model and its byte-level text encoder together, with Paella's loss: t ~ U(0.001, 1];
 each token replaced by a random one with probability t; cross-entropy with label smoothing 0.1, weight
 1 on replaced tokens and 0.3 + 0.7 t on kept ones; captions dropped to "" with probability cond_dropout
-(for classifier-free guidance); AdamW with warmup then a cosine decay.  Seeded, resumable, atomic
-checkpoints; the exported folder is a PaellaPipeline with RECIPE.json.
+(for classifier-free guidance); AdamW with warmup then a cosine decay.  Optionally (`clip_from`) a frozen
+CLIP text tower trained elsewhere gives the token model its pooled text embedding beside the bytes, as
+Paella v3 takes CLIP-H's beside ByT5's (shapes-xl's second text encoder: `t2i.paella.text.load_clip_text`).
+Seeded, resumable, atomic checkpoints; the exported folder is a PaellaPipeline with RECIPE.json.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 
 from t2i.paella.model import Paella, PaellaConfig
 from t2i.paella.pipeline import PaellaPipeline
-from t2i.paella.text import byte_ids, byte_tokenizer, tiny_byt5_encoder
+from t2i.paella.text import byte_ids, byte_tokenizer, clip_ids, tiny_byt5_encoder
 from t2i.paella.vqgan import VQGANConfig, VQModel, VQResBlock
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.device import mixed_precision, resolve_device
@@ -82,6 +84,18 @@ class PaellaTinyConfig:
     # on CUDA (the VQGAN stays in float32).
     device: str = "auto"
     loader_workers: int = -1  # processes making the token model's batches ahead (`t2i.train.steps`); -1 = auto
+    # A frozen CLIP text tower for the token model's `clip` input: a folder (`t2i.paella.text.clip_text_folders`)
+    # or the name of a model shipped in t2i ("shapes-xl"); "" = none (the bytes alone).  model["clip_embd"]
+    # must be its projection width: `with_clip` sets both.
+    clip_from: str = ""
+
+    def with_clip(self, source: str) -> PaellaTinyConfig:
+        """This config with `clip_from` = source and the token model's clip_embd = that tower's width."""
+        from dataclasses import replace
+
+        from t2i.paella.text import clip_text_width
+
+        return replace(self, clip_from=source, model={**self.model, "clip_embd": clip_text_width(clip_folder(source))})
 
     @classmethod
     def smoke(cls) -> PaellaTinyConfig:
@@ -93,6 +107,31 @@ class PaellaTinyConfig:
                           "byt5_embd": 16, "clip_seq_len": 1, "dropout": 0.0},
                    text={"d_model": 16, "layers": 1, "heads": 2, "d_ff": 32}, max_length=32, steps=4, batch=4,
                    warmup=1, checkpoint_seconds=1e9)
+
+
+def clip_folder(source: str) -> Path:
+    """The folder of `clip_from`: a path, or the name of a model shipped in t2i (its package weights)."""
+    from t2i.registry import package_weights
+
+    if Path(source).is_dir():
+        return Path(source)
+    if package_weights(source).is_dir():
+        return package_weights(source)
+    raise ValueError(f"clip_from {source!r} is neither a folder nor a model shipped in t2i")
+
+
+def frozen_clip(cfg: PaellaTinyConfig) -> tuple[Any, Any]:
+    """(CLIP text tower, its tokenizer) of cfg.clip_from, or (None, None); checks its width against the model's."""
+    if not cfg.clip_from:
+        return None, None
+    from t2i.paella.text import load_clip_text
+
+    encoder, tokenizer = load_clip_text(clip_folder(cfg.clip_from))
+    if encoder.config.projection_dim != cfg.model.get("clip_embd"):
+        raise ValueError(f"the CLIP text tower of {cfg.clip_from!r} gives {encoder.config.projection_dim}-wide "
+                         f"embeddings but the token model's clip_embd is {cfg.model.get('clip_embd')}: "
+                         "PaellaTinyConfig.with_clip sets both")
+    return encoder, tokenizer
 
 
 def _pixels(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -283,14 +322,16 @@ def token_draws(b: int, grid: tuple[int, int], num_labels: int,
 
 
 def drawn_token_loss(model: Paella, text: Any, ids: torch.Tensor, tokens: torch.Tensor, t: torch.Tensor,
-                     replace: torch.Tensor, noise: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+                     replace: torch.Tensor, noise: torch.Tensor, label_smoothing: float,
+                     clip: torch.Tensor | None = None) -> torch.Tensor:
     """Paella's training loss on token grids (B, h, w) on the model's device, their captions' byte ids
-    (B, max_length) and `token_draws` (moved here); bfloat16 autocast on CUDA, the loss in float32."""
+    (B, max_length) and `token_draws` (moved here), with the captions' CLIP text embeddings (B, clip_embd)
+    when the model takes them; bfloat16 autocast on CUDA, the loss in float32."""
     device = tokens.device
     t, replace = t.to(device), replace.to(device)
     noised = torch.where(replace, noise.to(device), tokens)
     with mixed_precision(device):
-        logits = model(noised, t, text(input_ids=ids.to(device)).last_hidden_state)  # (B, K, h, w)
+        logits = model(noised, t, text(input_ids=ids.to(device)).last_hidden_state, clip)  # (B, K, h, w)
     ce = F.cross_entropy(logits.float(), tokens, label_smoothing=label_smoothing, reduction="none")  # (B, h, w)
     weight = torch.where(replace, torch.ones_like(ce), (0.3 + 0.7 * t)[:, None, None].expand_as(ce))
     return (ce * weight).sum() / weight.sum()
@@ -307,11 +348,13 @@ def token_loss(model: Paella, text: Any, tokenizer: Any, tokens: torch.Tensor, c
 
 class TokenSteps(torch.utils.data.Dataset):
     """Item `step` -> the draws of that token-model step, on the CPU (`t2i.train.steps`): idx (B,) scenes,
-    ids (B, max_length) caption bytes ("" for dropped captions), and `token_draws`' t, replace, noise."""
+    ids (B, max_length) caption bytes ("" for dropped captions), and `token_draws`' t, replace, noise; with a
+    CLIP tokenizer also clip_ids (B, 77), the same captions' CLIP tokens."""
 
     def __init__(self, cfg: PaellaTinyConfig, tokenizer: Any, scenes: list[dict], n: int,
-                 grid: tuple[int, int]) -> None:
+                 grid: tuple[int, int], clip_tokenizer: Any = None) -> None:
         self.cfg, self.tokenizer, self.scenes, self.n, self.grid = cfg, tokenizer, scenes, n, grid
+        self.clip_tokenizer = clip_tokenizer
 
     def __len__(self) -> int:
         return self.cfg.steps
@@ -324,20 +367,26 @@ class TokenSteps(torch.utils.data.Dataset):
         captions = ["" if rng.random() < cfg.cond_dropout else
                     training_caption(self.scenes[int(i)], rng, cfg.tags_fraction) for i in idx]
         t, replace, noise = token_draws(cfg.batch, self.grid, cfg.model["num_labels"], g)
-        return {"idx": idx, "ids": byte_ids(self.tokenizer, captions, cfg.max_length), "t": t, "replace": replace,
-                "noise": noise}
+        drawn = {"idx": idx, "ids": byte_ids(self.tokenizer, captions, cfg.max_length), "t": t, "replace": replace,
+                 "noise": noise}
+        if self.clip_tokenizer is not None:
+            drawn["clip_ids"] = clip_ids(self.clip_tokenizer, captions)
+        return drawn
 
 
 def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes: list[dict],
                 progress: Progress | None = None,
                 device: torch.device | None = None) -> tuple[Paella, Any, list[float]]:
-    """Train the token model and text encoder together on `device` (default the CPU) -> (model, text encoder,
-    recent losses), the two back on the CPU."""
+    """Train the token model and text encoder together on `device` (default the CPU), beside cfg.clip_from's
+    frozen CLIP text tower when there is one -> (model, text encoder, recent losses), the two back on the CPU."""
     device = device or torch.device("cpu")
     torch.manual_seed(cfg.seed + 1)
     model = Paella(PaellaConfig.from_dict(cfg.model)).to(device)
     text = tiny_byt5_encoder(**cfg.text).to(device)
     tokenizer = byte_tokenizer()
+    clip_text, clip_tokenizer = frozen_clip(cfg)
+    if clip_text is not None:
+        clip_text.to(device)
     params = list(model.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
     ckpt = work / "model.ckpt"
@@ -346,11 +395,15 @@ def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes:
     text.train()
     losses: list[float] = []
     timer = SaveTimer(cfg.checkpoint_seconds)
-    steps = TokenSteps(cfg, tokenizer, scenes, len(tokens), tuple(tokens.shape[1:]))
+    steps = TokenSteps(cfg, tokenizer, scenes, len(tokens), tuple(tokens.shape[1:]), clip_tokenizer)
     loader = step_loader(steps, start, resolve_workers(cfg.loader_workers, device))
     for step, drawn in zip(range(start, cfg.steps), loader, strict=True):
+        clip = None
+        if clip_text is not None:
+            with torch.no_grad():
+                clip = clip_text(input_ids=drawn["clip_ids"].to(device)).text_embeds  # (B, clip_embd)
         loss = drawn_token_loss(model, text, drawn["ids"], tokens[drawn["idx"]].to(device), drawn["t"],
-                                drawn["replace"], drawn["noise"], cfg.label_smoothing)
+                                drawn["replace"], drawn["noise"], cfg.label_smoothing, clip)
         optimizer_step(opt, loss, params, cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup))
         losses = (losses + [loss.item()])[-200:]
         if progress:
@@ -372,6 +425,7 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     if cfg.batch < 1 or cfg.vq_batch < 1 or not 0 < cfg.lr < 1 or not 0 < cfg.vq_lr < 1:
         raise ValueError(f"batch and vq_batch must be at least 1, lr and vq_lr in (0, 1); got batch {cfg.batch}, "
                          f"vq_batch {cfg.vq_batch}, lr {cfg.lr}, vq_lr {cfg.vq_lr}")
+    frozen_clip(cfg)  # a missing tower or a width that does not fit fails here, before any training
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     # vq_steps is fixed once chosen: the token model learns the codes of that VQGAN (tokens.pt)
@@ -391,7 +445,8 @@ def _export(cfg: PaellaTinyConfig, out: Path, model: Paella, vq: VQModel, text: 
     """Write the pipeline folder `out` (sampling defaults in model_index.json) and its RECIPE.json.
     The start temperature 1.0 (Paella's is 0.7) was chosen on a development set (`bench/paella_sampler.py`):
     at 0.7 a young model's samples stay background only (README, paella-tiny)."""
-    PaellaPipeline(model, vq, text, cfg.max_length).save_pretrained(
+    clip_text, clip_tokenizer = frozen_clip(cfg)
+    PaellaPipeline(model, vq, text, cfg.max_length, clip_text, clip_tokenizer).save_pretrained(
         out, {"steps": 12, "guidance": 3.0, "width": SIZE, "height": SIZE, "negative_prompt": "",
               "options": {"temperature": "1.0,0.3"}})
     figures = {**figures, "parameters": {"token_model": sum(p.numel() for p in model.parameters()),
