@@ -206,6 +206,10 @@ def test_a_frozen_clip_text_tower_conditions_the_token_model_and_travels_with_th
     assert pipe.clip_text_encoder is not None
     shipped, exported = tower.state_dict(), pipe.clip_text_encoder.state_dict()
     assert all(torch.equal(shipped[k], exported[k].float()) for k in shipped)  # frozen: trained elsewhere
+    kept, _ = load_clip_text(tmp_path / "w" / "clip_text")  # the work folder keeps the tower it trained with
+    assert all(torch.equal(shipped[k], v) for k, v in kept.state_dict().items())
+    snap = PaellaPipeline.from_pretrained(export_snapshot(tmp_path / "w", tmp_path / "snap"))
+    assert all(torch.equal(shipped[k], v.float()) for k, v in snap.clip_text_encoder.state_dict().items())
     # the token model learnt through the CLIP input: its mapper left the seeded init
     torch.manual_seed(PaellaTinyConfig().seed + 1)
     init = Paella(PaellaConfig.from_dict(saved["model"]))

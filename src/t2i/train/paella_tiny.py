@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,6 @@ class PaellaTinyConfig:
 
     def with_clip(self, source: str) -> PaellaTinyConfig:
         """This config with `clip_from` = source and the token model's clip_embd = that tower's width."""
-        from dataclasses import replace
-
         from t2i.paella.text import clip_text_width
 
         return replace(self, clip_from=source, model={**self.model, "clip_embd": clip_text_width(clip_folder(source))})
@@ -120,17 +118,23 @@ def clip_folder(source: str) -> Path:
     raise ValueError(f"clip_from {source!r} is neither a folder nor a model shipped in t2i")
 
 
-def frozen_clip(cfg: PaellaTinyConfig) -> tuple[Any, Any]:
-    """(CLIP text tower, its tokenizer) of cfg.clip_from, or (None, None); checks its width against the model's."""
+def frozen_clip(cfg: PaellaTinyConfig, work: Path | None = None) -> tuple[Any, Any]:
+    """(CLIP text tower, its tokenizer) of cfg.clip_from, or (None, None); checks its width against the model's.
+    With a work folder, the tower is the copy kept there (work/clip_text, written on first use), so a run and
+    its exports keep the tower they were trained with even if cfg.clip_from's folder changes later."""
     if not cfg.clip_from:
         return None, None
     from t2i.paella.text import load_clip_text
 
-    encoder, tokenizer = load_clip_text(clip_folder(cfg.clip_from))
+    kept = work / "clip_text" if work is not None else None
+    encoder, tokenizer = load_clip_text(kept if kept is not None and kept.is_dir() else clip_folder(cfg.clip_from))
     if encoder.config.projection_dim != cfg.model.get("clip_embd"):
         raise ValueError(f"the CLIP text tower of {cfg.clip_from!r} gives {encoder.config.projection_dim}-wide "
                          f"embeddings but the token model's clip_embd is {cfg.model.get('clip_embd')}: "
                          "PaellaTinyConfig.with_clip sets both")
+    if kept is not None and not kept.is_dir():
+        encoder.save_pretrained(kept / "clip_text_encoder")
+        tokenizer.save_pretrained(kept / "clip_tokenizer")
     return encoder, tokenizer
 
 
@@ -375,16 +379,17 @@ class TokenSteps(torch.utils.data.Dataset):
 
 
 def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes: list[dict],
-                progress: Progress | None = None,
-                device: torch.device | None = None) -> tuple[Paella, Any, list[float]]:
+                progress: Progress | None = None, device: torch.device | None = None,
+                clip: tuple[Any, Any] = (None, None)) -> tuple[Paella, Any, list[float]]:
     """Train the token model and text encoder together on `device` (default the CPU), beside cfg.clip_from's
-    frozen CLIP text tower when there is one -> (model, text encoder, recent losses), the two back on the CPU."""
+    frozen CLIP text tower `clip` (`frozen_clip`) when there is one -> (model, text encoder, recent losses), the two
+    back on the CPU."""
     device = device or torch.device("cpu")
     torch.manual_seed(cfg.seed + 1)
     model = Paella(PaellaConfig.from_dict(cfg.model)).to(device)
     text = tiny_byt5_encoder(**cfg.text).to(device)
     tokenizer = byte_tokenizer()
-    clip_text, clip_tokenizer = frozen_clip(cfg)
+    clip_text, clip_tokenizer = clip
     if clip_text is not None:
         clip_text.to(device)
     params = list(model.parameters()) + list(text.parameters())
@@ -425,28 +430,31 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     if cfg.batch < 1 or cfg.vq_batch < 1 or not 0 < cfg.lr < 1 or not 0 < cfg.vq_lr < 1:
         raise ValueError(f"batch and vq_batch must be at least 1, lr and vq_lr in (0, 1); got batch {cfg.batch}, "
                          f"vq_batch {cfg.vq_batch}, lr {cfg.lr}, vq_lr {cfg.vq_lr}")
-    frozen_clip(cfg)  # a missing tower or a width that does not fit fails here, before any training
+    if not (work / "clip_text").is_dir():
+        frozen_clip(cfg)  # a missing tower or a width that does not fit fails here, before anything is written
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     # vq_steps is fixed once chosen: the token model learns the codes of that VQGAN (tokens.pt)
     claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_decoder_steps"),
                       machine=("threads", "checkpoint_seconds", "device", "loader_workers"))
+    clip = frozen_clip(cfg, work)
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
     vq = stage_vqgan(cfg, work, images, progress, device)
     tokens = stage_tokens(work, vq, images)
     vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress).cpu()
-    model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device)
+    model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device, clip)
+    if clip[0] is not None:
+        clip[0].cpu()
     figures = {"train_loss_mean_last_200": round(float(np.mean(losses)), 4) if losses else None}
-    return _export(cfg, out, model, vq, text, figures, command or None)
+    return _export(cfg, out, model, vq, text, figures, command or None, clip)
 
 
 def _export(cfg: PaellaTinyConfig, out: Path, model: Paella, vq: VQModel, text: Any, figures: dict[str, Any],
-            command: str | None) -> Path:
+            command: str | None, clip: tuple[Any, Any] = (None, None)) -> Path:
     """Write the pipeline folder `out` (sampling defaults in model_index.json) and its RECIPE.json.
     The start temperature 1.0 (Paella's is 0.7) was chosen on a development set (`bench/paella_sampler.py`):
     at 0.7 a young model's samples stay background only (README, paella-tiny)."""
-    clip_text, clip_tokenizer = frozen_clip(cfg)
-    PaellaPipeline(model, vq, text, cfg.max_length, clip_text, clip_tokenizer).save_pretrained(
+    PaellaPipeline(model, vq, text, cfg.max_length, *clip).save_pretrained(
         out, {"steps": 12, "guidance": 3.0, "width": SIZE, "height": SIZE, "negative_prompt": "",
               "options": {"temperature": "1.0,0.3"}})
     figures = {**figures, "parameters": {"token_model": sum(p.numel() for p in model.parameters()),
@@ -471,4 +479,4 @@ def export_snapshot(work: Path, out: Path) -> Path:
     model.load_state_dict(state["model"])
     text.load_state_dict(state["text"])
     return _export(cfg, out, model.eval(), load_work_vqgan(work), text.eval(), {"snapshot_of_step": state["step"]},
-                   None)
+                   None, frozen_clip(cfg, work))
