@@ -229,3 +229,37 @@ def test_a_frozen_clip_text_tower_conditions_the_token_model_and_travels_with_th
     assert main(["train", "tipo-tiny", "--clip-from", "shapes-xl", "--work", str(tmp_path / "t"),
                  "--out", str(tmp_path / "tm")]) == 2
     assert "--clip-from does not apply" in capsys.readouterr().err
+
+
+def test_a_run_goes_on_from_an_export_with_its_vqgan_architecture_and_weights(tmp_path, capsys) -> None:
+    """--init: the export's VQGAN (its stages skipped), its token model and text encoder as the start, its
+    architecture adopted; the step count carries on in the figures; another architecture is refused."""
+    from t2i.paella.pipeline import PaellaPipeline
+
+    first = tmp_path / "m1"
+    assert main(["train", "paella-tiny", "--smoke", "--clip-from", "shapes-xl", "--work", str(tmp_path / "w1"),
+                 "--out", str(first), "--steps", "3"]) == 0
+    assert main(["train", "paella-tiny", "--smoke", "--init", str(first), "--work", str(tmp_path / "w2"),
+                 "--out", str(tmp_path / "m2"), "--steps", "0"]) == 0
+    assert not (tmp_path / "w2" / "vqgan.safetensors").exists()  # no VQGAN trained
+    a, b = PaellaPipeline.from_pretrained(first), PaellaPipeline.from_pretrained(tmp_path / "m2")
+    for part in ("vqgan", "model", "text_encoder"):  # 0 steps: the export's weights, all of them
+        theirs, ours = getattr(a, part).state_dict(), getattr(b, part).state_dict()
+        assert theirs.keys() == ours.keys() and all(torch.equal(v, ours[k]) for k, v in theirs.items())
+    assert b.clip_text_encoder is not None  # clip_from adopted with the architecture
+    recipe = json.loads((tmp_path / "m2" / "RECIPE.json").read_text())
+    assert recipe["figures"]["token_steps_total"] == 3 and recipe["config"]["init_from"] == str(first)
+    assert main(["train", "paella-tiny", "--smoke", "--init", str(tmp_path / "m2"), "--work", str(tmp_path / "w5"),
+                 "--out", str(tmp_path / "m5"), "--steps", "2"]) == 0
+    assert json.loads((tmp_path / "m5" / "RECIPE.json").read_text())["figures"]["token_steps_total"] == 5
+    # the codes it learnt are those the export's token model learnt
+    tokens = [torch.load(tmp_path / w / "tokens.pt", weights_only=True)["tokens"] for w in ("w1", "w2")]
+    assert torch.equal(*tokens)
+    # refused: a folder that is no paella-tiny export; an architecture that differs (no clip_from here)
+    with pytest.raises(ValueError, match="no RECIPE.json"):
+        train_paella_tiny(dataclasses.replace(PaellaTinyConfig.smoke(), init_from=str(tmp_path / "w1")),
+                          tmp_path / "w3", tmp_path / "m3")
+    with pytest.raises(ValueError, match="another configuration.*clip_from"):
+        train_paella_tiny(dataclasses.replace(PaellaTinyConfig.smoke(), init_from=str(first)),
+                          tmp_path / "w4", tmp_path / "m4")
+    assert not (tmp_path / "w4").exists()  # refused before anything is written

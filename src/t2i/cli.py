@@ -309,9 +309,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="shapes-xl: the U-Net's target (default v_prediction)")
     t.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
                    help="shapes-xl: rescale the noise schedule to zero terminal SNR (default on; needs v_prediction)")
-    t.add_argument("--init", help="tipo-tiny / omost-tiny / shapes-xl: an exported model folder to go on from "
-                                   "(keeps its tokenizer; shapes-xl also its VAE and text encoders, and grows its "
-                                   "U-Net when --unet-layers / --unet-depth ask for more blocks)")
+    t.add_argument("--init", help="tipo-tiny / omost-tiny / shapes-xl / paella-tiny: an exported model folder to go "
+                                   "on from (keeps its tokenizer; shapes-xl also its VAE and text encoders, and grows "
+                                   "its U-Net when --unet-layers / --unet-depth ask for more blocks; paella-tiny its "
+                                   "VQGAN, skipping the VQGAN stages, and its architecture)")
     t.add_argument("--clip-from", metavar="FOLDER|NAME",
                    help="paella-tiny: a frozen CLIP text tower whose pooled embedding the token model takes beside "
                         "the bytes, as Paella takes CLIP-H's: a folder with clip_text_encoder/ + clip_tokenizer/ or "
@@ -765,6 +766,12 @@ def _train(args: argparse.Namespace) -> int:
                     ("vq_gate_init", args.vq_gate_init), ("vq_lr", args.vq_lr), ("batch", args.batch),
                     ("lr", args.lr), ("device", args.device))
         bad = ["--unet-steps"] if args.unet_steps is not None else []
+        if args.init:  # the export's architecture; a --clip-from that differs is refused by the recipe
+            from dataclasses import replace
+
+            from t2i.train.paella_init import init_architecture
+
+            cfg = replace(cfg, **init_architecture(Path(args.init)), init_from=args.init)
         if args.clip_from:
             cfg = cfg.with_clip(args.clip_from)
         run = partial(train_paella_tiny, command="t2i " + " ".join(sys.argv[1:]))
@@ -784,7 +791,7 @@ def _train(args: argparse.Namespace) -> int:
                     ("ground_max_t", args.ground_max_t), ("unet_batch", args.batch), ("device", args.device))
         bad = [flag for flag, v in (("--steps", args.steps), ("--lr", args.lr)) if v is not None]
         run = train_shapes_xl
-    if args.recipe not in ("tipo-tiny", "omost-tiny", "shapes-xl") and args.init is not None:
+    if args.recipe not in ("tipo-tiny", "omost-tiny", "shapes-xl", "paella-tiny") and args.init is not None:
         bad.append("--init")
     if args.recipe != "shapes-xl":
         bad += [flag for flag, v in (("--clip-steps", args.clip_steps), ("--text-lr-scale", args.text_lr_scale),

@@ -34,6 +34,7 @@ from t2i.paella.text import byte_ids, byte_tokenizer, clip_ids, tiny_byt5_encode
 from t2i.paella.vqgan import VQGANConfig, VQModel, VQResBlock
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.device import mixed_precision, resolve_device
+from t2i.train.paella_init import init_recipe, init_vqgan, load_init_weights, token_steps_behind
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.steps import resolve_workers, step_loader
@@ -88,6 +89,9 @@ class PaellaTinyConfig:
     # or the name of a model shipped in t2i ("shapes-xl"); "" = none (the bytes alone).  model["clip_embd"]
     # must be its projection width: `with_clip` sets both.
     clip_from: str = ""
+    # An exported paella-tiny folder to go on from (`t2i.train.paella_init`): its VQGAN (the VQGAN stages
+    # are skipped), token model and text encoder; "" = from scratch.
+    init_from: str = ""
 
     def with_clip(self, source: str) -> PaellaTinyConfig:
         """This config with `clip_from` = source and the token model's clip_embd = that tower's width."""
@@ -121,13 +125,15 @@ def clip_folder(source: str) -> Path:
 def frozen_clip(cfg: PaellaTinyConfig, work: Path | None = None) -> tuple[Any, Any]:
     """(CLIP text tower, its tokenizer) of cfg.clip_from, or (None, None); checks its width against the model's.
     With a work folder, the tower is the copy kept there (work/clip_text, written on first use), so a run and
-    its exports keep the tower they were trained with even if cfg.clip_from's folder changes later."""
+    its exports keep the tower they were trained with even if cfg.clip_from's folder changes later.  A run
+    from cfg.init_from takes that export's tower, the one its token model learnt beside."""
     if not cfg.clip_from:
         return None, None
     from t2i.paella.text import load_clip_text
 
     kept = work / "clip_text" if work is not None else None
-    encoder, tokenizer = load_clip_text(kept if kept is not None and kept.is_dir() else clip_folder(cfg.clip_from))
+    source = Path(cfg.init_from) if cfg.init_from else clip_folder(cfg.clip_from)
+    encoder, tokenizer = load_clip_text(kept if kept is not None and kept.is_dir() else source)
     if encoder.config.projection_dim != cfg.model.get("clip_embd"):
         raise ValueError(f"the CLIP text tower of {cfg.clip_from!r} gives {encoder.config.projection_dim}-wide "
                          f"embeddings but the token model's clip_embd is {cfg.model.get('clip_embd')}: "
@@ -259,6 +265,8 @@ def load_work_vqgan(work: Path) -> VQModel:
     from t2i.paella.checkpoints import load_strict, read_state_dict
 
     cfg = json.loads((work / "config.json").read_text(encoding="utf-8"))
+    if cfg.get("init_from"):
+        return init_vqgan(Path(cfg["init_from"]))
     vq = VQModel(VQGANConfig.from_dict(cfg["vq"]))
     path = work / "vqgan-decoder.safetensors"
     load_strict(vq, read_state_dict(path if path.exists() else work / "vqgan.safetensors"), "vqgan")
@@ -380,14 +388,17 @@ class TokenSteps(torch.utils.data.Dataset):
 
 def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes: list[dict],
                 progress: Progress | None = None, device: torch.device | None = None,
-                clip: tuple[Any, Any] = (None, None)) -> tuple[Paella, Any, list[float]]:
+                clip: tuple[Any, Any] = (None, None), init: Path | None = None) -> tuple[Paella, Any, list[float]]:
     """Train the token model and text encoder together on `device` (default the CPU), beside cfg.clip_from's
     frozen CLIP text tower `clip` (`frozen_clip`) when there is one -> (model, text encoder, recent losses), the two
-    back on the CPU."""
+    back on the CPU.  With `init` (an export) the two start from its weights; a checkpoint in `work` wins."""
     device = device or torch.device("cpu")
     torch.manual_seed(cfg.seed + 1)
-    model = Paella(PaellaConfig.from_dict(cfg.model)).to(device)
-    text = tiny_byt5_encoder(**cfg.text).to(device)
+    model = Paella(PaellaConfig.from_dict(cfg.model))
+    text = tiny_byt5_encoder(**cfg.text)
+    if init is not None:
+        load_init_weights(init, model, text)
+    model, text = model.to(device), text.to(device)
     tokenizer = byte_tokenizer()
     clip_text, clip_tokenizer = clip
     if clip_text is not None:
@@ -430,6 +441,8 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     if cfg.batch < 1 or cfg.vq_batch < 1 or not 0 < cfg.lr < 1 or not 0 < cfg.vq_lr < 1:
         raise ValueError(f"batch and vq_batch must be at least 1, lr and vq_lr in (0, 1); got batch {cfg.batch}, "
                          f"vq_batch {cfg.vq_batch}, lr {cfg.lr}, vq_lr {cfg.vq_lr}")
+    init = Path(cfg.init_from) if cfg.init_from else None
+    behind = token_steps_behind(init_recipe(init, asdict(cfg))) if init else 0
     if not (work / "clip_text").is_dir():
         frozen_clip(cfg)  # a missing tower or a width that does not fit fails here, before anything is written
     torch.set_num_threads(cfg.threads)
@@ -439,13 +452,19 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
                       machine=("threads", "checkpoint_seconds", "device", "loader_workers"))
     clip = frozen_clip(cfg, work)
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
-    vq = stage_vqgan(cfg, work, images, progress, device)
-    tokens = stage_tokens(work, vq, images)
-    vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress).cpu()
-    model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device, clip)
+    if init is not None:  # the export's VQGAN: the codes its token model learnt
+        vq = init_vqgan(init).to(device)
+        tokens = stage_tokens(work, vq, images)
+    else:
+        vq = stage_vqgan(cfg, work, images, progress, device)
+        tokens = stage_tokens(work, vq, images)
+        vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress)
+    model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device, clip, init)
+    vq = vq.cpu()
     if clip[0] is not None:
         clip[0].cpu()
-    figures = {"train_loss_mean_last_200": round(float(np.mean(losses)), 4) if losses else None}
+    figures = {"train_loss_mean_last_200": round(float(np.mean(losses)), 4) if losses else None,
+               "token_steps_total": behind + cfg.steps}
     return _export(cfg, out, model, vq, text, figures, command or None, clip)
 
 
@@ -464,6 +483,11 @@ def _export(cfg: PaellaTinyConfig, out: Path, model: Paella, vq: VQModel, text: 
     return out
 
 
+def _snapshot_figures(cfg: PaellaTinyConfig, step: int) -> dict[str, int]:
+    behind = token_steps_behind(init_recipe(Path(cfg.init_from), asdict(cfg))) if cfg.init_from else 0
+    return {"snapshot_of_step": step, "token_steps_total": behind + step}
+
+
 def export_snapshot(work: Path, out: Path) -> Path:
     """Export the token model's latest checkpoint in `work` (with the work folder's VQGAN, the decoder stage's
     when it exists) as a pipeline folder without training further: a look at a long run while it goes on."""
@@ -478,5 +502,5 @@ def export_snapshot(work: Path, out: Path) -> Path:
     text = tiny_byt5_encoder(**cfg.text)
     model.load_state_dict(state["model"])
     text.load_state_dict(state["text"])
-    return _export(cfg, out, model.eval(), load_work_vqgan(work), text.eval(), {"snapshot_of_step": state["step"]},
+    return _export(cfg, out, model.eval(), load_work_vqgan(work), text.eval(), _snapshot_figures(cfg, state["step"]),
                    None, frozen_clip(cfg, work))
