@@ -344,7 +344,10 @@ def drawn_token_loss(model: Paella, text: Any, ids: torch.Tensor, tokens: torch.
     noised = torch.where(replace, noise.to(device), tokens)
     with mixed_precision(device):
         logits = model(noised, t, text(input_ids=ids.to(device)).last_hidden_state, clip)  # (B, K, h, w)
-    ce = F.cross_entropy(logits.float(), tokens, label_smoothing=label_smoothing, reduction="none")  # (B, h, w)
+    # classes last: log-softmax over a strided class axis (NCHW) costs 2.5x as much on the CPU
+    flat = logits.float().permute(0, 2, 3, 1).reshape(-1, logits.shape[1])  # (B h w, K)
+    ce = F.cross_entropy(flat, tokens.reshape(-1), label_smoothing=label_smoothing,
+                         reduction="none").view_as(tokens)  # (B, h, w)
     weight = torch.where(replace, torch.ones_like(ce), (0.3 + 0.7 * t)[:, None, None].expand_as(ce))
     return (ce * weight).sum() / weight.sum()
 
