@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from t2i.cli import main  # noqa: E402
-from t2i.train.device import mixed_precision, resolve_device  # noqa: E402
+from t2i.train.device import flushed_denormals, mixed_precision, resolve_device  # noqa: E402
 from t2i.train.paella_tiny import PaellaTinyConfig, train_paella_tiny  # noqa: E402
 from t2i.train.shapes_xl import ShapesXLConfig, train_shapes_xl  # noqa: E402
 
@@ -123,3 +123,20 @@ def test_worker_processes_make_the_same_u_net_batches_as_the_loop(tmp_path):
     assert resolve_workers(-1, torch.device("cpu")) == 0 and resolve_workers(3, torch.device("cpu")) == 3
     with pytest.raises(ValueError, match="loader_workers"):
         resolve_workers(-2, torch.device("cpu"))
+
+
+def test_subnormals_read_as_zero_inside_the_block_and_the_setting_comes_back():
+    tiny = torch.tensor([1e-39])  # a float32 subnormal
+    assert float(tiny * 1.0) > 0
+    with flushed_denormals():
+        if float(tiny * 1.0) != 0.0:
+            pytest.skip("this CPU cannot flush subnormals")
+        assert float(torch.tensor([1e-30]) * 1e-9) == 0.0
+    assert float(tiny * 1.0) > 0  # off again after the block
+    torch.set_flush_denormal(True)
+    try:
+        with flushed_denormals():
+            pass
+        assert float(tiny * 1.0) == 0.0  # on before: left on
+    finally:
+        torch.set_flush_denormal(False)

@@ -256,6 +256,9 @@ def test_a_run_goes_on_from_an_export_with_its_vqgan_architecture_and_weights(tm
     tokens = [torch.load(tmp_path / w / "tokens.pt", weights_only=True)["tokens"] for w in ("w1", "w2")]
     assert torch.equal(*tokens)
     # refused: a folder that is no paella-tiny export; an architecture that differs (no clip_from here)
+    assert main(["train", "paella-tiny", "--smoke", "--init", str(tmp_path / "w1"), "--work", str(tmp_path / "w3"),
+                 "--out", str(tmp_path / "m3")]) == 2
+    assert "no RECIPE.json" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no RECIPE.json"):
         train_paella_tiny(dataclasses.replace(PaellaTinyConfig.smoke(), init_from=str(tmp_path / "w1")),
                           tmp_path / "w3", tmp_path / "m3")

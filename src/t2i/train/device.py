@@ -7,6 +7,7 @@ device afterwards, so a run's data does not depend on where it trains (only the 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -33,3 +34,19 @@ def mixed_precision(device: torch.device) -> contextlib.AbstractContextManager:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def flushed_denormals() -> Iterator[None]:
+    """Subnormal floats (below 1.2e-38) read as zero inside the block, on CPUs that support it; the setting
+    before is restored after.  x86 arithmetic on subnormals is many times slower: paella-tiny's token model
+    at lr 4e-3 ran 1.17 steps/s on one thread against 1.73 at 1e-3, and a step of its 2,133-step checkpoint
+    took 868 ms flushed against 1,173-1,346 ms not (README, paella-tiny); weights had none, so they appear
+    in the activations or gradients.  Values that small carry nothing a float32 training step needs."""
+    was_on = float(torch.tensor([1e-39]) * 1.0) == 0.0  # torch has no getter: a subnormal read as zero
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if supported and not was_on:
+            torch.set_flush_denormal(False)

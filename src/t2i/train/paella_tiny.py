@@ -33,7 +33,7 @@ from t2i.paella.pipeline import PaellaPipeline
 from t2i.paella.text import byte_ids, byte_tokenizer, clip_ids, tiny_byt5_encoder
 from t2i.paella.vqgan import VQGANConfig, VQModel, VQResBlock
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
-from t2i.train.device import mixed_precision, resolve_device
+from t2i.train.device import flushed_denormals, mixed_precision, resolve_device
 from t2i.train.paella_init import init_recipe, init_vqgan, load_init_weights, token_steps_behind
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
@@ -462,7 +462,8 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
         vq = stage_vqgan(cfg, work, images, progress, device)
         tokens = stage_tokens(work, vq, images)
         vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress)
-    model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device, clip, init)
+    with flushed_denormals():
+        model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device, clip, init)
     vq = vq.cpu()
     if clip[0] is not None:
         clip[0].cpu()
