@@ -13,10 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from t2i.paella.checkpoints import load_strict, read_state_dict
-from t2i.paella.vqgan import VQGANConfig, VQModel
+from t2i.paella.pipeline import PaellaPipeline
 
 # Config keys an init folder's RECIPE.json must share with the run: what the weights' shapes and the tokens
 # depend on.  The rest (steps, learning rate, batch, dropout, ...) may change from one run to the next.
@@ -51,27 +48,15 @@ def init_architecture(folder: Path) -> dict[str, Any]:
     return {k: config[k] for k in INIT_KEYS if k in config}
 
 
-def token_steps_behind(recipe: dict[str, Any]) -> int:
-    """Token-model steps behind an export: its own run's plus those of the export it started from."""
-    figures = recipe.get("figures", {})
-    return int(figures.get("token_steps_total", recipe.get("config", {}).get("steps", 0)))
+def token_steps_behind(config: dict[str, Any]) -> int:
+    """Token-model steps behind a run's start: 0 from scratch, else those of its init_from export (its own
+    run's plus those of the export it started from), after `init_recipe`'s check."""
+    if not config.get("init_from"):
+        return 0
+    recipe = init_recipe(Path(config["init_from"]), config)
+    return int(recipe["figures"].get("token_steps_total", recipe["config"].get("steps", 0)))
 
 
-def init_vqgan(folder: Path) -> VQModel:
-    """The VQGAN of export `folder` (float32, eval mode)."""
-    vq = VQModel(VQGANConfig.from_dict(json.loads((folder / "vqgan" / "config.json").read_text(encoding="utf-8"))))
-    load_strict(vq, read_state_dict(folder / "vqgan" / "model.safetensors"), "vqgan")
-    return vq.float().eval()
-
-
-def load_init_weights(folder: Path, model: torch.nn.Module, text: torch.nn.Module) -> None:
-    """Export `folder`'s token model and text encoder weights into `model` and `text` (strict)."""
-    from safetensors.torch import load_file
-
-    load_strict(model, read_state_dict(folder / "generator" / "model.safetensors"), "generator")
-    state = load_file(str(folder / "text_encoder" / "model.safetensors"))
-    missing, unexpected = text.load_state_dict(state, strict=False)
-    # T5 ties encoder.embed_tokens to shared: a saved folder may hold either name
-    missing = [k for k in missing if k != "encoder.embed_tokens.weight"]
-    if missing or unexpected:
-        raise ValueError(f"--init {folder}: text encoder keys differ (missing {missing}, unexpected {unexpected})")
+def init_pipeline(folder: Path) -> PaellaPipeline:
+    """Export `folder` loaded in float32 on the CPU: its VQGAN, token model and text encoder."""
+    return PaellaPipeline.from_pretrained(folder)

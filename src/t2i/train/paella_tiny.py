@@ -34,7 +34,7 @@ from t2i.paella.text import byte_ids, byte_tokenizer, clip_ids, tiny_byt5_encode
 from t2i.paella.vqgan import VQGANConfig, VQModel, VQResBlock
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.device import flushed_denormals, mixed_precision, resolve_device
-from t2i.train.paella_init import init_recipe, init_vqgan, load_init_weights, token_steps_behind
+from t2i.train.paella_init import init_pipeline, token_steps_behind
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.steps import resolve_workers, step_loader
@@ -266,7 +266,7 @@ def load_work_vqgan(work: Path) -> VQModel:
 
     cfg = json.loads((work / "config.json").read_text(encoding="utf-8"))
     if cfg.get("init_from"):
-        return init_vqgan(Path(cfg["init_from"]))
+        return init_pipeline(Path(cfg["init_from"])).vqgan.eval()
     vq = VQModel(VQGANConfig.from_dict(cfg["vq"]))
     path = work / "vqgan-decoder.safetensors"
     load_strict(vq, read_state_dict(path if path.exists() else work / "vqgan.safetensors"), "vqgan")
@@ -391,7 +391,8 @@ class TokenSteps(torch.utils.data.Dataset):
 
 def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes: list[dict],
                 progress: Progress | None = None, device: torch.device | None = None,
-                clip: tuple[Any, Any] = (None, None), init: Path | None = None) -> tuple[Paella, Any, list[float]]:
+                clip: tuple[Any, Any] = (None, None), init: PaellaPipeline | None = None
+                ) -> tuple[Paella, Any, list[float]]:
     """Train the token model and text encoder together on `device` (default the CPU), beside cfg.clip_from's
     frozen CLIP text tower `clip` (`frozen_clip`) when there is one -> (model, text encoder, recent losses), the two
     back on the CPU.  With `init` (an export) the two start from its weights; a checkpoint in `work` wins."""
@@ -400,7 +401,8 @@ def stage_model(cfg: PaellaTinyConfig, work: Path, tokens: torch.Tensor, scenes:
     model = Paella(PaellaConfig.from_dict(cfg.model))
     text = tiny_byt5_encoder(**cfg.text)
     if init is not None:
-        load_init_weights(init, model, text)
+        model.load_state_dict(init.model.state_dict())
+        text.load_state_dict(init.text_encoder.state_dict())
     model, text = model.to(device), text.to(device)
     tokenizer = byte_tokenizer()
     clip_text, clip_tokenizer = clip
@@ -444,8 +446,8 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     if cfg.batch < 1 or cfg.vq_batch < 1 or not 0 < cfg.lr < 1 or not 0 < cfg.vq_lr < 1:
         raise ValueError(f"batch and vq_batch must be at least 1, lr and vq_lr in (0, 1); got batch {cfg.batch}, "
                          f"vq_batch {cfg.vq_batch}, lr {cfg.lr}, vq_lr {cfg.vq_lr}")
-    init = Path(cfg.init_from) if cfg.init_from else None
-    behind = token_steps_behind(init_recipe(init, asdict(cfg))) if init else 0
+    behind = token_steps_behind(asdict(cfg))  # an init_from export that does not fit fails here
+    init = init_pipeline(Path(cfg.init_from)) if cfg.init_from else None
     if not (work / "clip_text").is_dir():
         frozen_clip(cfg)  # a missing tower or a width that does not fit fails here, before anything is written
     torch.set_num_threads(cfg.threads)
@@ -456,7 +458,7 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     clip = frozen_clip(cfg, work)
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
     if init is not None:  # the export's VQGAN: the codes its token model learnt
-        vq = init_vqgan(init).to(device)
+        vq = init.vqgan.eval().to(device)
         tokens = stage_tokens(work, vq, images)
     else:
         vq = stage_vqgan(cfg, work, images, progress, device)
@@ -487,11 +489,6 @@ def _export(cfg: PaellaTinyConfig, out: Path, model: Paella, vq: VQModel, text: 
     return out
 
 
-def _snapshot_figures(cfg: PaellaTinyConfig, step: int) -> dict[str, int]:
-    behind = token_steps_behind(init_recipe(Path(cfg.init_from), asdict(cfg))) if cfg.init_from else 0
-    return {"snapshot_of_step": step, "token_steps_total": behind + step}
-
-
 def export_snapshot(work: Path, out: Path) -> Path:
     """Export the token model's latest checkpoint in `work` (with the work folder's VQGAN, the decoder stage's
     when it exists) as a pipeline folder without training further: a look at a long run while it goes on."""
@@ -506,5 +503,5 @@ def export_snapshot(work: Path, out: Path) -> Path:
     text = tiny_byt5_encoder(**cfg.text)
     model.load_state_dict(state["model"])
     text.load_state_dict(state["text"])
-    return _export(cfg, out, model.eval(), load_work_vqgan(work), text.eval(), _snapshot_figures(cfg, state["step"]),
-                   None, frozen_clip(cfg, work))
+    figures = {"snapshot_of_step": state["step"], "token_steps_total": token_steps_behind(asdict(cfg)) + state["step"]}
+    return _export(cfg, out, model.eval(), load_work_vqgan(work), text.eval(), figures, None, frozen_clip(cfg, work))
