@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -252,6 +253,16 @@ def test_a_run_goes_on_from_an_export_with_its_vqgan_architecture_and_weights(tm
     assert main(["train", "paella-tiny", "--smoke", "--init", str(tmp_path / "m2"), "--work", str(tmp_path / "w5"),
                  "--out", str(tmp_path / "m5"), "--steps", "2"]) == 0
     assert json.loads((tmp_path / "m5" / "RECIPE.json").read_text())["figures"]["token_steps_total"] == 5
+    # the export replaced in place by the run's own (as checkpoints/ keeps one name): the run's snapshots keep
+    # its count, and resuming it from the new weights is refused
+    shutil.rmtree(tmp_path / "m2")
+    shutil.copytree(tmp_path / "m5", tmp_path / "m2")
+    assert main(["train", "paella-tiny", "--snapshot", "--work", str(tmp_path / "w5"),
+                 "--out", str(tmp_path / "m6")]) == 0
+    assert json.loads((tmp_path / "m6" / "RECIPE.json").read_text())["figures"]["token_steps_total"] == 5
+    assert main(["train", "paella-tiny", "--smoke", "--init", str(tmp_path / "m2"), "--work", str(tmp_path / "w5"),
+                 "--out", str(tmp_path / "m7"), "--steps", "4"]) == 2
+    assert "init_token_steps" in capsys.readouterr().err
     # the codes it learnt are those the export's token model learnt
     tokens = [torch.load(tmp_path / w / "tokens.pt", weights_only=True)["tokens"] for w in ("w1", "w2")]
     assert torch.equal(*tokens)

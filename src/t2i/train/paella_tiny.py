@@ -92,6 +92,10 @@ class PaellaTinyConfig:
     # An exported paella-tiny folder to go on from (`t2i.train.paella_init`): its VQGAN (the VQGAN stages
     # are skipped), token model and text encoder; "" = from scratch.
     init_from: str = ""
+    # Token steps behind init_from's weights, read from its RECIPE.json when the run begins and kept in the work
+    # folder: an export later replaced in place (checkpoints/ keeps one name) is refused on resume, and the
+    # run's snapshots do not count the new export's steps.
+    init_token_steps: int = 0
 
     def with_clip(self, source: str) -> PaellaTinyConfig:
         """This config with `clip_from` = source and the token model's clip_embd = that tower's width."""
@@ -447,6 +451,7 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
         raise ValueError(f"batch and vq_batch must be at least 1, lr and vq_lr in (0, 1); got batch {cfg.batch}, "
                          f"vq_batch {cfg.vq_batch}, lr {cfg.lr}, vq_lr {cfg.vq_lr}")
     behind = token_steps_behind(asdict(cfg))  # an init_from export that does not fit fails here
+    cfg = replace(cfg, init_token_steps=behind)
     init = init_pipeline(Path(cfg.init_from)) if cfg.init_from else None
     if not (work / "clip_text").is_dir():
         frozen_clip(cfg)  # a missing tower or a width that does not fit fails here, before anything is written
@@ -495,7 +500,8 @@ def export_snapshot(work: Path, out: Path) -> Path:
     saved = work / "config.json"
     if not saved.exists():
         raise ValueError(f"{work} holds no paella-tiny run (no config.json)")
-    cfg = PaellaTinyConfig(**json.loads(saved.read_text(encoding="utf-8")))
+    saved_config = json.loads(saved.read_text(encoding="utf-8"))
+    cfg = PaellaTinyConfig(**saved_config)
     state = load_checkpoint(work / "model.ckpt")
     if state is None:
         raise ValueError(f"{work} has no token-model checkpoint yet")
@@ -503,5 +509,7 @@ def export_snapshot(work: Path, out: Path) -> Path:
     text = tiny_byt5_encoder(**cfg.text)
     model.load_state_dict(state["model"])
     text.load_state_dict(state["text"])
-    figures = {"snapshot_of_step": state["step"], "token_steps_total": token_steps_behind(asdict(cfg)) + state["step"]}
+    # a work folder begun before init_token_steps was kept reads its init export's count as it is now
+    behind = saved_config["init_token_steps"] if "init_token_steps" in saved_config else token_steps_behind(asdict(cfg))
+    figures = {"snapshot_of_step": state["step"], "token_steps_total": behind + state["step"]}
     return _export(cfg, out, model.eval(), load_work_vqgan(work), text.eval(), figures, None, frozen_clip(cfg, work))
