@@ -277,3 +277,52 @@ def test_a_run_goes_on_from_an_export_with_its_vqgan_architecture_and_weights(tm
         train_paella_tiny(dataclasses.replace(PaellaTinyConfig.smoke(), init_from=str(first)),
                           tmp_path / "w4", tmp_path / "m4")
     assert not (tmp_path / "w4").exists()  # refused before anything is written
+
+
+def test_a_run_from_an_export_can_fine_tune_its_decoder_on_the_same_codes(tmp_path, capsys) -> None:
+    """--init with --decoder-steps: the export's decoder learns on, its encoder, codebook and token model stay
+    (the codes the token model learnt are unchanged); the oversampling and rate flags are recorded."""
+    from t2i.paella.pipeline import PaellaPipeline
+
+    first = tmp_path / "m1"
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "w1"), "--out", str(first),
+                 "--steps", "2"]) == 0
+    assert main(["train", "paella-tiny", "--smoke", "--init", str(first), "--work", str(tmp_path / "w2"),
+                 "--out", str(tmp_path / "m2"), "--steps", "0", "--decoder-steps", "3", "--decoder-lr", "1e-3",
+                 "--decoder-oversample", "star=4"]) == 0
+    saved = json.loads((tmp_path / "w2" / "config.json").read_text())
+    assert (saved["init_decoder_steps"], saved["vq_decoder_lr"], saved["vq_decoder_oversample"]) == (3, 1e-3,
+                                                                                                    {"star": 4.0})
+    a, b = PaellaPipeline.from_pretrained(first), PaellaPipeline.from_pretrained(tmp_path / "m2")
+    for part in ("model", "text_encoder"):
+        theirs, ours = getattr(a, part).state_dict(), getattr(b, part).state_dict()
+        assert all(torch.equal(v, ours[k]) for k, v in theirs.items())
+    theirs, ours = a.vqgan.state_dict(), b.vqgan.state_dict()
+    decoder = [k for k in theirs if k.startswith(("up_blocks.", "out_block."))]
+    assert decoder and len(decoder) < len(theirs)
+    assert all(torch.equal(v, ours[k]) for k, v in theirs.items() if k not in decoder)  # encoder and codebook
+    assert any(not torch.equal(theirs[k], ours[k]) for k in decoder)
+    snap = load_work_vqgan(tmp_path / "w2").state_dict()  # snapshots carry the fine-tuned decoder
+    assert all(torch.equal(v, snap[k]) for k, v in ours.items())
+    # without --decoder-steps a run from an export keeps the export's decoder, as before
+    assert main(["train", "paella-tiny", "--smoke", "--init", str(first), "--work", str(tmp_path / "w3"),
+                 "--out", str(tmp_path / "m3"), "--steps", "0"]) == 0
+    assert json.loads((tmp_path / "w3" / "config.json").read_text())["init_decoder_steps"] == 0
+    # refused: an unknown shape, a weight that is no number, the flags on another recipe, no scenes to weigh
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "w4"), "--out", str(tmp_path / "m4"),
+                 "--decoder-oversample", "blob=2"]) == 2
+    assert "unknown shapes" in capsys.readouterr().err
+    assert not (tmp_path / "w4").exists()
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "w4"), "--out", str(tmp_path / "m4"),
+                 "--decoder-oversample", "star=many"]) == 2
+    assert "must be a number" in capsys.readouterr().err
+    assert main(["train", "tipo-tiny", "--work", str(tmp_path / "t"), "--out", str(tmp_path / "tm"),
+                 "--decoder-lr", "1e-3", "--decoder-oversample", "star=2"]) == 2
+    assert "--decoder-lr, --decoder-oversample does not apply" in capsys.readouterr().err
+    cfg = dataclasses.replace(PaellaTinyConfig.smoke(), vq_decoder_oversample={"star": 2.0})
+    with pytest.raises(ValueError, match="scene dicts"):
+        stage_vq_decoder(cfg, tmp_path, a.vqgan, torch.zeros(1, 16, 16, dtype=torch.long),
+                         np.zeros((1, 64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="has no init_from"):
+        train_paella_tiny(dataclasses.replace(PaellaTinyConfig.smoke(), init_decoder_steps=2), tmp_path / "w5",
+                          tmp_path / "m5")

@@ -79,14 +79,14 @@ def _option(text: str) -> tuple[str, object]:
     return key, parsed
 
 
-def _weights(pairs: list[tuple[str, object]]) -> dict[str, float] | None:
-    """--oversample SHAPE=W pairs as a dict (None when none were given); W must be a number."""
+def _weights(pairs: list[tuple[str, object]], flag: str = "--oversample") -> dict[str, float] | None:
+    """`flag` SHAPE=W pairs as a dict (None when none were given); W must be a number."""
     if not pairs:
         return None
     out = {}
     for key, value in pairs:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"--oversample {key}={value}: the weight must be a number")
+            raise ValueError(f"{flag} {key}={value}: the weight must be a number")
         out[key] = float(value)
     return out
 
@@ -270,7 +270,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="CPU threads (default 2); 1 leaves a core free for other work")
     t.add_argument("--vae-steps", type=int, help="shapes-xl: VAE steps; paella-tiny: VQGAN steps")
     t.add_argument("--decoder-steps", type=int,
-                   help="shapes-xl / paella-tiny: fine-tune the VAE / VQGAN decoder alone for this many steps")
+                   help="shapes-xl / paella-tiny: fine-tune the VAE / VQGAN decoder alone for this many steps "
+                        "(paella-tiny with --init: the export's decoder, on its codes; default 0 then)")
+    t.add_argument("--decoder-lr", type=float, metavar="LR",
+                   help="paella-tiny: the VQGAN decoder stage's peak learning rate (default 5e-4)")
+    t.add_argument("--decoder-oversample", type=_option, action="append", default=[], metavar="SHAPE=W",
+                   help="paella-tiny: draw the VQGAN decoder stage's scenes holding SHAPE W times as often "
+                        "(e.g. star=4: small stars are what reconstructions lose)")
     t.add_argument("--vq-gate-init", type=float, metavar="G",
                    help="paella-tiny: the VQGAN ResBlocks' residual gates at init (default 1; 0 as released)")
     t.add_argument("--vq-lr", type=float, metavar="LR",
@@ -762,7 +768,10 @@ def _train(args: argparse.Namespace) -> int:
 
         cfg = PaellaTinyConfig.smoke() if args.smoke else PaellaTinyConfig()
         settings = (("steps", args.steps), ("vq_steps", args.vae_steps), ("n_scenes", args.scenes),
-                    ("threads", args.threads), ("vq_decoder_steps", args.decoder_steps),
+                    ("threads", args.threads),
+                    ("init_decoder_steps" if args.init else "vq_decoder_steps", args.decoder_steps),
+                    ("vq_decoder_lr", args.decoder_lr),
+                    ("vq_decoder_oversample", _weights(args.decoder_oversample, "--decoder-oversample")),
                     ("vq_gate_init", args.vq_gate_init), ("vq_lr", args.vq_lr), ("batch", args.batch),
                     ("lr", args.lr), ("device", args.device))
         bad = ["--unet-steps"] if args.unet_steps is not None else []
@@ -804,7 +813,9 @@ def _train(args: argparse.Namespace) -> int:
         bad += ["--oversample"] if args.oversample else []
     if args.recipe != "paella-tiny":
         bad += [flag for flag, v in (("--vq-gate-init", args.vq_gate_init), ("--vq-lr", args.vq_lr),
-                                     ("--clip-from", args.clip_from)) if v is not None]
+                                     ("--clip-from", args.clip_from), ("--decoder-lr", args.decoder_lr))
+                if v is not None]
+        bad += ["--decoder-oversample"] if args.decoder_oversample else []
     if args.vq_gate_init is not None and not math.isfinite(args.vq_gate_init):
         print(f"--vq-gate-init must be a finite number, got {args.vq_gate_init}", file=sys.stderr)
         return 2

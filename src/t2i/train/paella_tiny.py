@@ -38,7 +38,7 @@ from t2i.train.paella_init import init_pipeline, token_steps_behind
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.steps import resolve_workers, step_loader
-from t2i.train.world_data import training_caption, world_images
+from t2i.train.world_data import check_oversample, sample_scenes, scene_weights, training_caption, world_images
 
 Progress = Callable[[str, int, int, float], None]
 SIZE = 64
@@ -65,6 +65,13 @@ class PaellaTinyConfig:
     restart_every: int = 100  # steps between restarts of unused codes
     vq_decoder_steps: int = 3_000  # 33.55 dB on the 10,000-step VQGAN's codes
     vq_decoder_lr: float = 5e-4
+    # The decoder stage draws scenes holding shape s this many times as often (`world_data.scene_weights`). The
+    # objects a VQGAN reconstruction loses are small stars read as circles (their points come back rounded),
+    # though their codes differ from a circle's in ~40 of 256 tokens: the decoder can learn them (README).
+    vq_decoder_oversample: dict[str, float] = field(default_factory=dict)
+    # With init_from: decoder-stage steps on the export's VQGAN and its fixed codes (the token model keeps its
+    # tokens); 0 keeps the export's decoder.  vq_decoder_steps is the from-scratch recipe's.
+    init_decoder_steps: int = 0
     model: dict[str, Any] = field(default_factory=lambda: {
         "c_in": 32, "c_out": 32, "num_labels": 1024, "c_r": 32, "c_cond": 64, "c_hidden": [64, 128],
         "nhead": [2, 4], "blocks": [2, 3], "level_config": ["CTA", "CTA"], "clip_embd": 8, "byt5_embd": 64,
@@ -265,52 +272,62 @@ def stage_vqgan(cfg: PaellaTinyConfig, work: Path, images: np.ndarray, progress:
 
 
 def load_work_vqgan(work: Path) -> VQModel:
-    """The VQGAN of a paella-tiny work folder: the decoder-stage one when it exists, else stage 1's."""
+    """The VQGAN of a paella-tiny work folder: the decoder-stage one when it exists, else stage 1's (or, for a
+    run begun from an export, the export's)."""
     from t2i.paella.checkpoints import load_strict, read_state_dict
 
     cfg = json.loads((work / "config.json").read_text(encoding="utf-8"))
-    if cfg.get("init_from"):
-        return init_pipeline(Path(cfg["init_from"])).vqgan.eval()
-    vq = VQModel(VQGANConfig.from_dict(cfg["vq"]))
     path = work / "vqgan-decoder.safetensors"
+    if cfg.get("init_from"):
+        vq = init_pipeline(Path(cfg["init_from"])).vqgan
+        if path.exists():
+            load_strict(vq, read_state_dict(path), "vqgan")
+        return vq.eval()
+    vq = VQModel(VQGANConfig.from_dict(cfg["vq"]))
     load_strict(vq, read_state_dict(path if path.exists() else work / "vqgan.safetensors"), "vqgan")
     return vq.eval()
 
 
 def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: torch.Tensor, images: np.ndarray,
-                     progress: Progress | None = None) -> VQModel:
+                     progress: Progress | None = None, scenes: list[dict] | None = None,
+                     steps: int | None = None) -> VQModel:
     """Fine-tune the decoder (up_blocks, out_block) on fixed codes: decode(lookup(tokens)) against the image,
-    on the VQGAN's device.  Resumable; its last checkpoint stays so a larger vq_decoder_steps goes on from there."""
+    on the VQGAN's device, for `steps` (default cfg.vq_decoder_steps), drawing `scenes` (the images' scene
+    dicts) by cfg.vq_decoder_oversample.  Resumable; its last checkpoint stays so more steps go on from there."""
     from safetensors.torch import save_file
 
     from t2i.paella.checkpoints import load_strict, read_state_dict
 
     final, ckpt = work / "vqgan-decoder.safetensors", work / "vqgan-decoder.ckpt"
-    if cfg.vq_decoder_steps <= 0:
+    steps = cfg.vq_decoder_steps if steps is None else steps
+    if steps <= 0:
         return vq
+    if cfg.vq_decoder_oversample and scenes is None:
+        raise ValueError("vq_decoder_oversample weighs scenes: pass the images' scene dicts")
+    weights = scene_weights(scenes, cfg.vq_decoder_oversample) if cfg.vq_decoder_oversample else None
     state = load_checkpoint(ckpt)
-    if final.exists() and state is not None and state["step"] >= cfg.vq_decoder_steps:
+    if final.exists() and state is not None and state["step"] >= steps:
         load_strict(vq, read_state_dict(final), "vqgan")
         return vq.eval()
     params = [*vq.up_blocks.parameters(), *vq.out_block.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.vq_decoder_lr, weight_decay=0.0)
-    start = _resume(ckpt, {"vq": vq}, opt, cfg.vq_decoder_steps)
+    start = _resume(ckpt, {"vq": vq}, opt, steps)
     vq.eval()  # the encoder's BatchNorm is not used here; the decoder has no batch statistics
     timer = SaveTimer(cfg.checkpoint_seconds)
-    for step in range(start, cfg.vq_decoder_steps):
+    for step in range(start, steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 300_000 + step)
-        idx = torch.randint(len(images), (cfg.vq_batch,), generator=g)
+        idx = sample_scenes(len(images), cfg.vq_batch, g, weights)  # uniform: torch.randint, as before
         x = _pixels(images[idx.numpy()], _device_of(vq))
         with torch.no_grad():
             q = vq.vquantizer.lookup(tokens[idx].to(x.device))  # (B, c_latent, h, w)
         rec = vq.decode_latents(q)
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
-        optimizer_step(opt, loss, params, cosine_lr(step, cfg.vq_decoder_steps, cfg.vq_decoder_lr, cfg.warmup))
+        optimizer_step(opt, loss, params, cosine_lr(step, steps, cfg.vq_decoder_lr, cfg.warmup))
         if progress:
-            progress("vqgan-decoder", step + 1, cfg.vq_decoder_steps, loss.item())
+            progress("vqgan-decoder", step + 1, steps, loss.item())
         if timer.due(step + 1):
             save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": step + 1})
-    save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": cfg.vq_decoder_steps})
+    save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": steps})
     save_file(_cpu_state(vq), str(final))
     return vq
 
@@ -450,6 +467,10 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     if cfg.batch < 1 or cfg.vq_batch < 1 or not 0 < cfg.lr < 1 or not 0 < cfg.vq_lr < 1:
         raise ValueError(f"batch and vq_batch must be at least 1, lr and vq_lr in (0, 1); got batch {cfg.batch}, "
                          f"vq_batch {cfg.vq_batch}, lr {cfg.lr}, vq_lr {cfg.vq_lr}")
+    check_oversample(cfg.vq_decoder_oversample)
+    if cfg.init_decoder_steps and not cfg.init_from:
+        raise ValueError("init_decoder_steps fine-tunes an init_from export's decoder: this run has no init_from "
+                         "(vq_decoder_steps is the decoder stage of a run from scratch)")
     behind = token_steps_behind(asdict(cfg))  # an init_from export that does not fit fails here
     cfg = replace(cfg, init_token_steps=behind)
     init = init_pipeline(Path(cfg.init_from)) if cfg.init_from else None
@@ -458,17 +479,18 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     # vq_steps is fixed once chosen: the token model learns the codes of that VQGAN (tokens.pt)
-    claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_decoder_steps"),
+    claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_decoder_steps", "init_decoder_steps"),
                       machine=("threads", "checkpoint_seconds", "device", "loader_workers"))
     clip = frozen_clip(cfg, work)
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
     if init is not None:  # the export's VQGAN: the codes its token model learnt
         vq = init.vqgan.eval().to(device)
         tokens = stage_tokens(work, vq, images)
+        vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress, scenes, cfg.init_decoder_steps)
     else:
         vq = stage_vqgan(cfg, work, images, progress, device)
         tokens = stage_tokens(work, vq, images)
-        vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress)
+        vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress, scenes)
     with flushed_denormals():
         model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device, clip, init)
     vq = vq.cpu()
