@@ -326,3 +326,31 @@ def test_a_run_from_an_export_can_fine_tune_its_decoder_on_the_same_codes(tmp_pa
     with pytest.raises(ValueError, match="has no init_from"):
         train_paella_tiny(dataclasses.replace(PaellaTinyConfig.smoke(), init_decoder_steps=2), tmp_path / "w5",
                           tmp_path / "m5")
+
+
+def test_the_token_stage_draws_oversampled_shapes_more_often(tmp_path) -> None:
+    """cfg.oversample weighs the token model's scenes (as shapes-xl's U-Net stage); {} keeps the uniform draws."""
+    from t2i.train.paella_tiny import TokenSteps
+
+    rng = random.Random(3)
+    scenes = [sample_scene(rng, 1).to_dict() for _ in range(400)]
+    stars = torch.tensor([s["objects"][0]["shape"] == "star" for s in scenes])
+    cfg = dataclasses.replace(PaellaTinyConfig.smoke(), batch=64, steps=20)
+
+    def star_share(c: PaellaTinyConfig) -> float:
+        steps = TokenSteps(c, byte_tokenizer(), scenes, len(scenes), (16, 16))
+        return float(torch.cat([stars[steps[i]["idx"]] for i in range(c.steps)]).float().mean())
+
+    uniform, weighted = star_share(cfg), star_share(dataclasses.replace(cfg, oversample={"star": 4.0}))
+    base = float(stars.float().mean())
+    assert abs(uniform - base) < 0.05 and weighted > uniform + 0.2
+    # the uniform draws are those of runs before the option (torch.randint from the same generator)
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 500_000 + 7)
+    assert torch.equal(TokenSteps(cfg, byte_tokenizer(), scenes, len(scenes), (16, 16))[7]["idx"],
+                       torch.randint(len(scenes), (cfg.batch,), generator=g))
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "m"),
+                 "--oversample", "star=3"]) == 0
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["oversample"] == {"star": 3.0}
+    with pytest.raises(ValueError, match="unknown shapes"):
+        train_paella_tiny(dataclasses.replace(PaellaTinyConfig.smoke(), oversample={"blob": 2.0}), tmp_path / "w2",
+                          tmp_path / "m2")

@@ -298,7 +298,8 @@ def _parser() -> argparse.ArgumentParser:
                         "default 0.15, and it may change it for the rest of a run, logged in adjustments.json; "
                         "distill default: as the teacher's RECIPE.json records)")
     t.add_argument("--oversample", type=_option, action="append", default=[], metavar="SHAPE=W",
-                   help="shapes-xl: draw the U-Net stage's scenes holding SHAPE W times as often (e.g. star=2)")
+                   help="shapes-xl / paella-tiny: draw the U-Net / token-model stage's scenes holding SHAPE W times "
+                        "as often (e.g. star=2)")
     t.add_argument("--pair-weight", type=float, metavar="W",
                    help="shapes-xl: draw the U-Net stage's scenes of two objects of different shapes W times as "
                         "often (default 1)")
@@ -772,6 +773,7 @@ def _train(args: argparse.Namespace) -> int:
                     ("init_decoder_steps" if args.init else "vq_decoder_steps", args.decoder_steps),
                     ("vq_decoder_lr", args.decoder_lr),
                     ("vq_decoder_oversample", _weights(args.decoder_oversample, "--decoder-oversample")),
+                    ("oversample", _weights(args.oversample)),
                     ("vq_gate_init", args.vq_gate_init), ("vq_lr", args.vq_lr), ("batch", args.batch),
                     ("lr", args.lr), ("device", args.device))
         bad = ["--unet-steps"] if args.unet_steps is not None else []
@@ -810,7 +812,7 @@ def _train(args: argparse.Namespace) -> int:
                                      ("--unet-init", args.unet_init), ("--prediction", args.prediction),
                                      ("--zero-snr", args.zero_snr), ("--unet-layers", args.unet_layers),
                                      ("--unet-depth", args.unet_depth)) if v is not None]
-        bad += ["--oversample"] if args.oversample else []
+        bad += ["--oversample"] if args.oversample and args.recipe != "paella-tiny" else []
     if args.recipe != "paella-tiny":
         bad += [flag for flag, v in (("--vq-gate-init", args.vq_gate_init), ("--vq-lr", args.vq_lr),
                                      ("--clip-from", args.clip_from), ("--decoder-lr", args.decoder_lr))
