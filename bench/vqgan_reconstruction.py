@@ -84,9 +84,9 @@ def main() -> None:
         psnrs.append(10 * np.log10(1 / max(mse, 1e-10)))
         key = lambda dets: sorted((d.shape, d.color) for d in dets)  # noqa: E731
         found = detect((img * 255).round().astype(np.uint8)), detect((rec * 255).clip(0, 255).round().astype(np.uint8))
-        same += key(found[0]) == key(found[1])
-        if key(found[0]) != key(found[1]):
-            a, b = Counter(key(found[0])), Counter(key(found[1]))
+        a, b = Counter(key(found[0])), Counter(key(found[1]))
+        same += a == b
+        if a != b:
             misses[(tuple(sorted((a - b).elements())), tuple(sorted((b - a).elements())))] += 1
         for i, dets in enumerate(found):
             read[i] += any(d.shape == args.shape for d in dets)

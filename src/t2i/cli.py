@@ -276,7 +276,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="paella-tiny: the VQGAN decoder stage's peak learning rate (default 5e-4)")
     t.add_argument("--decoder-oversample", type=_option, action="append", default=[], metavar="SHAPE=W",
                    help="paella-tiny: draw the VQGAN decoder stage's scenes holding SHAPE W times as often "
-                        "(e.g. star=4: small stars are what reconstructions lose)")
+                        "(e.g. star=4: stars are what reconstructions lose)")
     t.add_argument("--vq-gate-init", type=float, metavar="G",
                    help="paella-tiny: the VQGAN ResBlocks' residual gates at init (default 1; 0 as released)")
     t.add_argument("--vq-lr", type=float, metavar="LR",

@@ -66,8 +66,8 @@ class PaellaTinyConfig:
     vq_decoder_steps: int = 3_000  # 33.55 dB on the 10,000-step VQGAN's codes
     vq_decoder_lr: float = 5e-4
     # The decoder stage draws scenes holding shape s this many times as often (`world_data.scene_weights`). The
-    # objects a VQGAN reconstruction loses are small stars read as circles (their points come back rounded),
-    # though their codes differ from a circle's in ~40 of 256 tokens: the decoder can learn them (README).
+    # objects a VQGAN reconstruction loses are stars read as circles (their points come back rounded), though
+    # their codes differ from a circle's in 21-87 of 256 tokens: the decoder can learn them (README, session 29).
     vq_decoder_oversample: dict[str, float] = field(default_factory=dict)
     # With init_from: decoder-stage steps on the export's VQGAN and its fixed codes (the token model keeps its
     # tokens); 0 keeps the export's decoder.  vq_decoder_steps is the from-scratch recipe's.
