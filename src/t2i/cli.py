@@ -274,6 +274,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(paella-tiny with --init: the export's decoder, on its codes; default 0 then)")
     t.add_argument("--decoder-lr", type=float, metavar="LR",
                    help="paella-tiny: the VQGAN decoder stage's peak learning rate (default 5e-4)")
+    t.add_argument("--decoder-adversarial", type=float, metavar="W",
+                   help="paella-tiny: weight of a PatchGAN term in the VQGAN decoder stage, beside L1 + MSE "
+                        "(balanced by gradient norms; the critic trains alone for its first 500 steps; default 0)")
     t.add_argument("--decoder-oversample", type=_option, action="append", default=[], metavar="SHAPE=W",
                    help="paella-tiny: draw the VQGAN decoder stage's scenes holding SHAPE W times as often "
                         "(e.g. star=4: stars are what reconstructions lose)")
@@ -771,7 +774,7 @@ def _train(args: argparse.Namespace) -> int:
         settings = (("steps", args.steps), ("vq_steps", args.vae_steps), ("n_scenes", args.scenes),
                     ("threads", args.threads),
                     ("init_decoder_steps" if args.init else "vq_decoder_steps", args.decoder_steps),
-                    ("vq_decoder_lr", args.decoder_lr),
+                    ("vq_decoder_lr", args.decoder_lr), ("vq_decoder_adversarial", args.decoder_adversarial),
                     ("vq_decoder_oversample", _weights(args.decoder_oversample, "--decoder-oversample")),
                     ("oversample", _weights(args.oversample)),
                     ("vq_gate_init", args.vq_gate_init), ("vq_lr", args.vq_lr), ("batch", args.batch),
@@ -815,7 +818,8 @@ def _train(args: argparse.Namespace) -> int:
         bad += ["--oversample"] if args.oversample and args.recipe != "paella-tiny" else []
     if args.recipe != "paella-tiny":
         bad += [flag for flag, v in (("--vq-gate-init", args.vq_gate_init), ("--vq-lr", args.vq_lr),
-                                     ("--clip-from", args.clip_from), ("--decoder-lr", args.decoder_lr))
+                                     ("--clip-from", args.clip_from), ("--decoder-lr", args.decoder_lr),
+                                     ("--decoder-adversarial", args.decoder_adversarial))
                 if v is not None]
         bad += ["--decoder-oversample"] if args.decoder_oversample else []
     if args.vq_gate_init is not None and not math.isfinite(args.vq_gate_init):

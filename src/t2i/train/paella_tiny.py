@@ -4,7 +4,8 @@ Stage 1, the VQGAN: 64x64 renders -> 16x16 tokens from a codebook of 1,024 (256 
 codes for every pair of colours meeting at every edge a 4x4 patch can hold);
 L1 + MSE reconstruction, codebook and commitment (0.25) losses with the straight-through estimator;
 codes unused for a while are restarted on random encoder outputs (no dead codebook).
-Stage 1b, the VQGAN decoder alone on the fixed codes (L1 + MSE): sharper reconstructions, the same tokens,
+Stage 1b, the VQGAN decoder alone on the fixed codes (L1 + MSE, optionally a PatchGAN term): sharper
+reconstructions, the same tokens,
 so the stage can run or be extended at any time without touching the token model.
 Stage 2, the token model and its byte-level text encoder together, with Paella's loss: t ~ U(0.001, 1];
 each token replaced by a random one with probability t; cross-entropy with label smoothing 0.1, weight
@@ -18,6 +19,7 @@ Seeded, resumable, atomic checkpoints; the exported folder is a PaellaPipeline w
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -35,6 +37,7 @@ from t2i.paella.vqgan import VQGANConfig, VQModel, VQResBlock
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.device import flushed_denormals, mixed_precision, resolve_device
 from t2i.train.paella_init import init_pipeline, token_steps_behind
+from t2i.train.patch_discriminator import PatchDiscriminator, balanced_weight, critic_loss, generator_loss
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.steps import resolve_workers, step_loader
@@ -69,6 +72,13 @@ class PaellaTinyConfig:
     # objects a VQGAN reconstruction loses are stars read as circles (their points come back rounded), though
     # their codes differ from a circle's in 21-87 of 256 tokens: the decoder can learn them (README, session 29).
     vq_decoder_oversample: dict[str, float] = field(default_factory=dict)
+    # Weight of a PatchGAN hinge term beside the decoder stage's L1 + MSE (`t2i.train.patch_discriminator`), on
+    # top of the gradient balance of Esser et al. 2021: 0 = none.  Pixel losses answer an ambiguous patch with
+    # its mean, which is how a star's points come back rounded.  The critic trains alone for its first
+    # `vq_decoder_critic_start` steps, so the term starts from a critic that has learnt something.
+    vq_decoder_adversarial: float = 0.0
+    vq_decoder_critic_start: int = 500
+    vq_decoder_critic_width: int = 32
     # With init_from: decoder-stage steps on the export's VQGAN and its fixed codes (the token model keeps its
     # tokens); 0 keeps the export's decoder.  vq_decoder_steps is the from-scratch recipe's.
     init_decoder_steps: int = 0
@@ -314,8 +324,18 @@ def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: tor
         return vq.eval()
     params = [*vq.up_blocks.parameters(), *vq.out_block.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.vq_decoder_lr, weight_decay=0.0)
-    start = _resume(ckpt, {"vq": vq}, opt, steps)
+    critic, critic_opt = _decoder_critic(cfg, _device_of(vq))
+    modules = {"vq": vq, **({"critic": critic} if critic is not None else {})}
+    start = _resume(ckpt, modules, opt, steps)
+    if critic_opt is not None and start:
+        critic_opt.load_state_dict(load_checkpoint(ckpt)["critic_opt"])
+    last = [m for m in vq.out_block.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight  # the balance's layer
     vq.eval()  # the encoder's BatchNorm is not used here; the decoder has no batch statistics
+
+    def state(step: int) -> dict[str, Any]:
+        extra = {"critic_opt": critic_opt.state_dict()} if critic_opt is not None else {}
+        return {**{k: m.state_dict() for k, m in modules.items()}, "opt": opt.state_dict(), **extra, "step": step}
+
     timer = SaveTimer(cfg.checkpoint_seconds)
     for step in range(start, steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 300_000 + step)
@@ -324,15 +344,37 @@ def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: tor
         with torch.no_grad():
             q = vq.vquantizer.lookup(tokens[idx].to(x.device))  # (B, c_latent, h, w)
         rec = vq.decode_latents(q)
-        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
-        optimizer_step(opt, loss, params, cosine_lr(step, steps, cfg.vq_decoder_lr, cfg.warmup))
+        rec_loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+        loss = rec_loss
+        lr = cosine_lr(step, steps, cfg.vq_decoder_lr, cfg.warmup)
+        if critic is not None and step >= cfg.vq_decoder_critic_start:
+            adv = generator_loss(critic(rec))
+            loss = rec_loss + cfg.vq_decoder_adversarial * balanced_weight(rec_loss, adv, last) * adv
+        optimizer_step(opt, loss, params, lr)
+        if critic is not None and critic_opt is not None:  # the critic's own step, on the same batch
+            optimizer_step(critic_opt, critic_loss(critic(x), critic(rec.detach())), list(critic.parameters()), lr)
         if progress:
-            progress("vqgan-decoder", step + 1, steps, loss.item())
+            progress("vqgan-decoder", step + 1, steps, rec_loss.item())
         if timer.due(step + 1):
-            save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": step + 1})
-    save_checkpoint(ckpt, {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": steps})
+            save_checkpoint(ckpt, state(step + 1))
+    save_checkpoint(ckpt, state(steps))
     save_file(_cpu_state(vq), str(final))
     return vq
+
+
+def _decoder_critic(cfg: PaellaTinyConfig, device: torch.device) -> tuple[Any, torch.optim.Optimizer | None]:
+    """The decoder stage's PatchGAN critic (seeded, on `device`) and its AdamW (betas 0.5, 0.9, as GAN critics
+    are usually trained), or (None, None) when cfg.vq_decoder_adversarial is 0."""
+    w = cfg.vq_decoder_adversarial
+    if not math.isfinite(w) or w < 0 or cfg.vq_decoder_critic_start < 0:
+        raise ValueError(f"vq_decoder_adversarial and vq_decoder_critic_start cannot be negative, got "
+                         f"{cfg.vq_decoder_adversarial} and {cfg.vq_decoder_critic_start}")
+    if not cfg.vq_decoder_adversarial:
+        return None, None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed * 1_000_003 + 400_000)
+        critic = PatchDiscriminator(cfg.vq_decoder_critic_width).to(device)
+    return critic, torch.optim.AdamW(critic.parameters(), lr=cfg.vq_decoder_lr, betas=(0.5, 0.9), weight_decay=0.0)
 
 
 @torch.no_grad()
