@@ -98,3 +98,20 @@ def test_the_flag_reaches_the_recipe_and_is_paella_only(tmp_path, capsys) -> Non
     assert main(["train", "shapes-xl", "--smoke", "--work", str(tmp_path / "w3"), "--out", str(tmp_path / "m3"),
                  "--decoder-adversarial", "0.5"]) == 2
     assert "--decoder-adversarial" in capsys.readouterr().err
+
+
+def test_a_work_folder_from_before_the_option_is_not_resumed_with_it(tmp_path) -> None:
+    """A saved config without the key ran without the critic: asking for it now is refused, not a KeyError."""
+    from t2i.train.paella_tiny import train_paella_tiny
+
+    cfg = PaellaTinyConfig.smoke()
+    work = tmp_path / "w"
+    train_paella_tiny(cfg, work, tmp_path / "m")
+    saved = json.loads((work / "config.json").read_text())
+    for key in ("vq_decoder_adversarial", "vq_decoder_critic_start", "vq_decoder_critic_width"):
+        del saved[key]
+    (work / "config.json").write_text(json.dumps(saved))
+    train_paella_tiny(cfg, work, tmp_path / "m")  # the same settings still resume
+    with pytest.raises(ValueError, match="other settings"):
+        train_paella_tiny(dataclasses.replace(cfg, vq_decoder_adversarial=0.5, vq_decoder_steps=4), work,
+                          tmp_path / "m2")

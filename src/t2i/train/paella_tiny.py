@@ -351,7 +351,7 @@ def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: tor
             adv = generator_loss(critic(rec))
             loss = rec_loss + cfg.vq_decoder_adversarial * balanced_weight(rec_loss, adv, last) * adv
         optimizer_step(opt, loss, params, lr)
-        if critic is not None and critic_opt is not None:  # the critic's own step, on the same batch
+        if critic is not None:  # the critic's own step, on the same batch (critic_opt is set with it)
             optimizer_step(critic_opt, critic_loss(critic(x), critic(rec.detach())), list(critic.parameters()), lr)
         if progress:
             progress("vqgan-decoder", step + 1, steps, rec_loss.item())
@@ -367,7 +367,7 @@ def _decoder_critic(cfg: PaellaTinyConfig, device: torch.device) -> tuple[Any, t
     are usually trained), or (None, None) when cfg.vq_decoder_adversarial is 0."""
     w = cfg.vq_decoder_adversarial
     if not math.isfinite(w) or w < 0 or cfg.vq_decoder_critic_start < 0:
-        raise ValueError(f"vq_decoder_adversarial and vq_decoder_critic_start cannot be negative, got "
+        raise ValueError(f"vq_decoder_adversarial (finite) and vq_decoder_critic_start cannot be negative, got "
                          f"{cfg.vq_decoder_adversarial} and {cfg.vq_decoder_critic_start}")
     if not cfg.vq_decoder_adversarial:
         return None, None
@@ -526,8 +526,11 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     # vq_steps is fixed once chosen: the token model learns the codes of that VQGAN (tokens.pt)
+    # a work folder from before the adversarial option ran without it: refused if it is asked for now
     claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_decoder_steps", "init_decoder_steps"),
-                      machine=("threads", "checkpoint_seconds", "device", "loader_workers"))
+                      machine=("threads", "checkpoint_seconds", "device", "loader_workers"),
+                      legacy={"vq_decoder_adversarial": 0.0, "vq_decoder_critic_start": 500,
+                              "vq_decoder_critic_width": 32})
     clip = frozen_clip(cfg, work)
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
     if init is not None:  # the export's VQGAN: the codes its token model learnt
