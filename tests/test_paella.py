@@ -312,3 +312,34 @@ def test_clip_text_and_image_conditioning_round_trip_and_image_variations(tiny, 
     assert np.array_equal(np.asarray(varied), np.asarray(again))
     with pytest.raises(ValueError, match="no CLIP image encoder"):
         PaellaPipeline(model, vq, tiny_byt5_encoder(16, 1, 2, 32), 16).image_embedding(Image.new("RGB", (8, 8)))
+
+
+def test_a_refiner_is_decoder_only_and_starts_as_the_decoder_it_joins() -> None:
+    from dataclasses import replace
+
+    from t2i.train.paella_tiny import with_refiner
+
+    torch.manual_seed(0)
+    base = VQModel(TINY_VQ).eval()
+    for p in base.parameters():  # open the zero-initialised gates so the decoder does something
+        p.data.normal_(0, 0.2)
+    refined = with_refiner(base, 8)
+    extra = set(refined.state_dict()) - set(base.state_dict())
+    assert extra and all(k.startswith("refiner.") for k in extra)
+    assert set(base.state_dict()) <= set(refined.state_dict())  # every released key stays
+    x = torch.rand(2, 3, 16, 16)
+    tokens = base.encode(x)
+    assert torch.equal(refined.encode(x), tokens)  # the codes stay
+    assert torch.equal(refined.decode(tokens), base.decode(tokens))  # zero last conv: the same images
+    # what a decoder stage trains includes the refiner, and the refiner reaches the pixels once it moves
+    trained = {id(p) for p in refined.decoder_parameters()}
+    assert all(id(p) in trained for p in refined.refiner.parameters())
+    assert not any(id(p) in trained for p in refined.down_blocks.parameters())
+    torch.nn.init.normal_(refined.refiner.conv_out.weight, 0, 0.1)
+    assert not torch.equal(refined.decode(tokens), base.decode(tokens))
+    with pytest.raises(ValueError, match="has a refiner already"):
+        with_refiner(refined, 8)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        VQModel(replace(TINY_VQ, refine_channels=-1))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        VQModel(replace(TINY_VQ, c_hidden=12, refine_channels=4))  # c0 = 6 half-resolution channels

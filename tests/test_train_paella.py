@@ -354,3 +354,29 @@ def test_the_token_stage_draws_oversampled_shapes_more_often(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown shapes"):
         train_paella_tiny(dataclasses.replace(PaellaTinyConfig.smoke(), oversample={"blob": 2.0}), tmp_path / "w2",
                           tmp_path / "m2")
+
+
+def test_a_run_from_an_export_can_give_its_decoder_a_refiner(tmp_path, capsys) -> None:
+    """--decoder-refine C: the export's VQGAN gains a refiner for the decoder stage; the export carries it,
+    its encoder and codebook stay, snapshots load it, and without decoder steps the flag is refused."""
+    from t2i.paella.pipeline import PaellaPipeline
+
+    first = tmp_path / "m1"
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "w1"), "--out", str(first),
+                 "--steps", "2"]) == 0
+    assert main(["train", "paella-tiny", "--smoke", "--init", str(first), "--work", str(tmp_path / "w2"),
+                 "--out", str(tmp_path / "m2"), "--steps", "0", "--decoder-steps", "3", "--decoder-lr", "1e-2",
+                 "--decoder-refine", "4"]) == 0
+    a, b = PaellaPipeline.from_pretrained(first).vqgan, PaellaPipeline.from_pretrained(tmp_path / "m2").vqgan
+    assert a.refiner is None and b.refiner is not None and b.cfg.refine_channels == 4
+    theirs, ours = a.state_dict(), b.state_dict()
+    assert all(torch.equal(v, ours[k]) for k, v in theirs.items() if k.startswith(("down_blocks.", "vquantizer.")))
+    assert ours["refiner.conv_out.weight"].abs().sum() > 0  # the refiner learnt
+    snap = load_work_vqgan(tmp_path / "w2").state_dict()
+    assert snap.keys() == ours.keys() and all(torch.equal(v, snap[k]) for k, v in ours.items())
+    # refused: a refiner with no decoder steps to train it, and on another recipe
+    assert main(["train", "paella-tiny", "--smoke", "--init", str(first), "--work", str(tmp_path / "w3"),
+                 "--out", str(tmp_path / "m3"), "--steps", "0", "--decoder-refine", "4"]) == 2
+    assert "init_decoder_steps" in capsys.readouterr().err
+    assert main(["train", "tipo-tiny", "--work", str(tmp_path / "t"), "--out", str(tmp_path / "tm"),
+                 "--decoder-refine", "4"]) == 2

@@ -277,6 +277,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--decoder-adversarial", type=float, metavar="W",
                    help="paella-tiny: weight of a PatchGAN term in the VQGAN decoder stage, beside L1 + MSE "
                         "(balanced by gradient norms; the critic trains alone for its first 500 steps; default 0)")
+    t.add_argument("--decoder-refine", type=int, metavar="C",
+                   help="paella-tiny with --init and --decoder-steps: give the export's VQGAN decoder a "
+                        "full-resolution refiner of C channels first (the codes stay)")
     t.add_argument("--decoder-oversample", type=_option, action="append", default=[], metavar="SHAPE=W",
                    help="paella-tiny: draw the VQGAN decoder stage's scenes holding SHAPE W times as often "
                         "(e.g. star=4: stars are what reconstructions lose)")
@@ -775,6 +778,7 @@ def _train(args: argparse.Namespace) -> int:
                     ("threads", args.threads),
                     ("init_decoder_steps" if args.init else "vq_decoder_steps", args.decoder_steps),
                     ("vq_decoder_lr", args.decoder_lr), ("vq_decoder_adversarial", args.decoder_adversarial),
+                    ("vq_decoder_refine", args.decoder_refine),
                     ("vq_decoder_oversample", _weights(args.decoder_oversample, "--decoder-oversample")),
                     ("oversample", _weights(args.oversample)),
                     ("vq_gate_init", args.vq_gate_init), ("vq_lr", args.vq_lr), ("batch", args.batch),
@@ -819,7 +823,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.recipe != "paella-tiny":
         bad += [flag for flag, v in (("--vq-gate-init", args.vq_gate_init), ("--vq-lr", args.vq_lr),
                                      ("--clip-from", args.clip_from), ("--decoder-lr", args.decoder_lr),
-                                     ("--decoder-adversarial", args.decoder_adversarial))
+                                     ("--decoder-adversarial", args.decoder_adversarial),
+                                     ("--decoder-refine", args.decoder_refine))
                 if v is not None]
         bad += ["--decoder-oversample"] if args.decoder_oversample else []
     if args.vq_gate_init is not None and not math.isfinite(args.vq_gate_init):

@@ -4,7 +4,8 @@ Encoder: pixel-unshuffle 2 -> 1x1 conv -> ResBlocks with one strided 4x4 conv be
 to c_latent + BatchNorm; nearest-codebook quantisation.  Decoder: 1x1 conv -> bottleneck ResBlocks ->
 transposed 4x4 convs -> 1x1 conv + pixel-shuffle 2.  Names follow the released `vqgan_f4.pt` (18.4M
 parameters with the defaults).  `pixel_channels` > 0 (not released) adds dense 3x3 convolutions at full
-resolution on both ends; only `in_block` and `out_block` change then.
+resolution on both ends; only `in_block` and `out_block` change then.  `refine_channels` > 0 (not released)
+adds a residual `refiner` after the decoder only; every other key stays.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ class VQGANConfig:
     # before the unshuffle, and after the shuffle the same blocks then a 1x1 conv to RGB.
     pixel_channels: int = 0
     pixel_blocks: int = 1
+    # Channels of a full-resolution refiner after the decoder (not released; decoder only, so the codes stay):
+    # rgb + refiner(rgb, shuffled decoder features), dense 3x3 convolutions, its last conv zero at init (a
+    # decoder that gains it starts as the one it was).  0 = none.
+    refine_channels: int = 0
+    refine_blocks: int = 2
 
     @property
     def factor(self) -> int:
@@ -84,6 +90,21 @@ class PixelResBlock(nn.Module):
         return x + self.convs(self.norm(x))
 
 
+class Refiner(nn.Module):
+    """(B, c_in, H, W) -> (B, 3, H, W): 3x3 conv, PixelResBlocks, 1x1 conv whose weights start at zero."""
+
+    def __init__(self, c_in: int, c: int, blocks: int) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(c_in, c, 3, padding=1, padding_mode="replicate")
+        self.blocks = nn.Sequential(*(PixelResBlock(c) for _ in range(blocks)))
+        self.conv_out = nn.Conv2d(c, 3, kernel_size=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(nn.functional.gelu(self.blocks(self.conv_in(x))))
+
+
 class Quantizer(nn.Module):
     """Nearest-neighbour codebook (key `codebook.weight`, (K, c_latent))."""
 
@@ -108,8 +129,9 @@ class VQModel(nn.Module):
         super().__init__()
         if cfg.levels < 1 or cfg.level_blocks < 1 or cfg.bottleneck_blocks < 1:
             raise ValueError(f"levels, level_blocks and bottleneck_blocks must be at least 1, got {cfg}")
-        if cfg.pixel_channels < 0 or cfg.pixel_blocks < 0:
-            raise ValueError(f"pixel_channels and pixel_blocks cannot be negative, got {cfg}")
+        if min(cfg.pixel_channels, cfg.pixel_blocks, cfg.refine_channels, cfg.refine_blocks) < 0:
+            raise ValueError(f"pixel_channels, pixel_blocks, refine_channels and refine_blocks cannot be negative, "
+                             f"got {cfg}")
         self.cfg = cfg
         c = [cfg.c_hidden // 2 ** i for i in reversed(range(cfg.levels))]  # e.g. [192, 384]
         pc = cfg.pixel_channels
@@ -141,6 +163,10 @@ class VQModel(nn.Module):
                                            nn.Conv2d(pc, 3, kernel_size=1))
         else:
             self.out_block = nn.Sequential(nn.Conv2d(c[0], 12, kernel_size=1), nn.PixelShuffle(2))
+        if cfg.refine_channels and c[0] % 4:
+            raise ValueError(f"a refiner reads the decoder's {c[0]} half-resolution channels pixel-shuffled: they "
+                             f"must be a multiple of 4")
+        self.refiner = Refiner(3 + c[0] // 4, cfg.refine_channels, cfg.refine_blocks) if cfg.refine_channels else None
 
     def check_size(self, h: int, w: int) -> None:
         f = self.cfg.factor
@@ -158,7 +184,16 @@ class VQModel(nn.Module):
 
     def decode_latents(self, z: torch.Tensor) -> torch.Tensor:
         """(B, c_latent, h, w) -> (B, 3, f*h, f*w), not clamped (training reads it raw)."""
-        return self.out_block(self.up_blocks(z))
+        h = self.up_blocks(z)  # (B, c0, H/2, W/2)
+        rgb = self.out_block(h)
+        if self.refiner is None:
+            return rgb
+        return rgb + self.refiner(torch.cat([rgb, nn.functional.pixel_shuffle(h, 2)], dim=1))
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """What a decoder-only stage trains: up_blocks, out_block and the refiner (the codes stay)."""
+        mods = [self.up_blocks, self.out_block] + ([self.refiner] if self.refiner is not None else [])
+        return [p for m in mods for p in m.parameters()]
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, h, w) -> images (B, 3, f*h, f*w) clamped to [0, 1]."""

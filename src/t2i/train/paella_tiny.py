@@ -4,8 +4,8 @@ Stage 1, the VQGAN: 64x64 renders -> 16x16 tokens from a codebook of 1,024 (256 
 codes for every pair of colours meeting at every edge a 4x4 patch can hold);
 L1 + MSE reconstruction, codebook and commitment (0.25) losses with the straight-through estimator;
 codes unused for a while are restarted on random encoder outputs (no dead codebook).
-Stage 1b, the VQGAN decoder alone on the fixed codes (L1 + MSE, optionally a PatchGAN term): sharper
-reconstructions, the same tokens,
+Stage 1b, the VQGAN decoder alone on the fixed codes (L1 + MSE, optionally a PatchGAN term; from an export,
+optionally with a full-resolution refiner added first): sharper reconstructions, the same tokens,
 so the stage can run or be extended at any time without touching the token model.
 Stage 2, the token model and its byte-level text encoder together, with Paella's loss: t ~ U(0.001, 1];
 each token replaced by a random one with probability t; cross-entropy with label smoothing 0.1, weight
@@ -82,6 +82,9 @@ class PaellaTinyConfig:
     # With init_from: decoder-stage steps on the export's VQGAN and its fixed codes (the token model keeps its
     # tokens); 0 keeps the export's decoder.  vq_decoder_steps is the from-scratch recipe's.
     init_decoder_steps: int = 0
+    # With init_decoder_steps: give the export's decoder a full-resolution refiner of this many channels first
+    # (`VQGANConfig.refine_channels`; it starts as the identity, the codes stay); 0 = none.
+    vq_decoder_refine: int = 0
     model: dict[str, Any] = field(default_factory=lambda: {
         "c_in": 32, "c_out": 32, "num_labels": 1024, "c_r": 32, "c_cond": 64, "c_hidden": [64, 128],
         "nhead": [2, 4], "blocks": [2, 3], "level_config": ["CTA", "CTA"], "clip_embd": 8, "byt5_embd": 64,
@@ -292,7 +295,7 @@ def load_work_vqgan(work: Path) -> VQModel:
     cfg = json.loads((work / "config.json").read_text(encoding="utf-8"))
     path = work / "vqgan-decoder.safetensors"
     if cfg.get("init_from"):
-        vq = init_pipeline(Path(cfg["init_from"])).vqgan
+        vq = with_refiner(init_pipeline(Path(cfg["init_from"])).vqgan, cfg.get("vq_decoder_refine", 0))
         if path.exists():
             load_strict(vq, read_state_dict(path), "vqgan")
         return vq.eval()
@@ -301,11 +304,25 @@ def load_work_vqgan(work: Path) -> VQModel:
     return vq.eval()
 
 
+def with_refiner(vq: VQModel, channels: int) -> VQModel:
+    """`vq` with a fresh full-resolution refiner of `channels` (zero last conv: the same images as before), its
+    other weights copied; `vq` itself when channels is 0.  A VQGAN that has a refiner already is refused."""
+    if not channels:
+        return vq
+    if vq.refiner is not None:
+        raise ValueError("this VQGAN has a refiner already: train it with --decoder-steps, without --decoder-refine")
+    out = VQModel(replace(vq.cfg, refine_channels=channels)).to(_device_of(vq))
+    missing, unexpected = out.load_state_dict(vq.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("refiner.") for k in missing):
+        raise RuntimeError(f"refiner copy: unexpected {unexpected}, missing {missing}")  # a bug, not bad input
+    return out.eval()
+
+
 def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: torch.Tensor, images: np.ndarray,
                      progress: Progress | None = None, scenes: list[dict] | None = None,
                      steps: int | None = None) -> VQModel:
-    """Fine-tune the decoder (up_blocks, out_block) on fixed codes: decode(lookup(tokens)) against the image,
-    on the VQGAN's device, for `steps` (default cfg.vq_decoder_steps), drawing `scenes` (the images' scene
+    """Fine-tune the decoder (up_blocks, out_block, the refiner if any) on fixed codes: decode(lookup(tokens))
+    against the image, on the VQGAN's device, for `steps` (default cfg.vq_decoder_steps), drawing `scenes` (the images' scene
     dicts) by cfg.vq_decoder_oversample.  Resumable; its last checkpoint stays so more steps go on from there."""
     from safetensors.torch import save_file
 
@@ -322,7 +339,7 @@ def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: tor
     if final.exists() and state is not None and state["step"] >= steps:
         load_strict(vq, read_state_dict(final), "vqgan")
         return vq.eval()
-    params = [*vq.up_blocks.parameters(), *vq.out_block.parameters()]
+    params = vq.decoder_parameters()
     opt = torch.optim.AdamW(params, lr=cfg.vq_decoder_lr, weight_decay=0.0)
     critic, critic_opt = _decoder_critic(cfg, _device_of(vq))
     modules = {"vq": vq, **({"critic": critic} if critic is not None else {})}
@@ -330,6 +347,8 @@ def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: tor
     if critic_opt is not None and start:
         critic_opt.load_state_dict(load_checkpoint(ckpt)["critic_opt"])
     last = [m for m in vq.out_block.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight  # the balance's layer
+    if vq.refiner is not None:
+        last = vq.refiner.conv_out.weight
     vq.eval()  # the encoder's BatchNorm is not used here; the decoder has no batch statistics
 
     def state(step: int) -> dict[str, Any]:
@@ -515,6 +534,9 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
                          f"vq_batch {cfg.vq_batch}, lr {cfg.lr}, vq_lr {cfg.vq_lr}")
     check_oversample(cfg.vq_decoder_oversample)
     check_oversample(cfg.oversample)
+    if cfg.vq_decoder_refine < 0 or (cfg.vq_decoder_refine and not cfg.init_decoder_steps):
+        raise ValueError(f"vq_decoder_refine adds a refiner to an init_from export's decoder for its decoder stage: "
+                         f"it needs init_decoder_steps > 0 and cannot be negative, got {cfg.vq_decoder_refine}")
     if cfg.init_decoder_steps and not cfg.init_from:
         raise ValueError("init_decoder_steps fine-tunes an init_from export's decoder: this run has no init_from "
                          "(vq_decoder_steps is the decoder stage of a run from scratch)")
@@ -529,13 +551,14 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     # a work folder from before the adversarial option ran without it: refused if it is asked for now
     claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_decoder_steps", "init_decoder_steps"),
                       machine=("threads", "checkpoint_seconds", "device", "loader_workers"),
-                      legacy={"vq_decoder_adversarial": 0.0, "vq_decoder_critic_start": 500,
+                      legacy={"vq_decoder_refine": 0, "vq_decoder_adversarial": 0.0, "vq_decoder_critic_start": 500,
                               "vq_decoder_critic_width": 32})
     clip = frozen_clip(cfg, work)
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
     if init is not None:  # the export's VQGAN: the codes its token model learnt
         vq = init.vqgan.eval().to(device)
         tokens = stage_tokens(work, vq, images)
+        vq = with_refiner(vq, cfg.vq_decoder_refine)
         vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress, scenes, cfg.init_decoder_steps)
     else:
         vq = stage_vqgan(cfg, work, images, progress, device)
