@@ -323,7 +323,8 @@ def stage_vq_decoder(cfg: PaellaTinyConfig, work: Path, vq: VQModel, tokens: tor
                      steps: int | None = None) -> VQModel:
     """Fine-tune the decoder (up_blocks, out_block, the refiner if any) on fixed codes: decode(lookup(tokens))
     against the image, on the VQGAN's device, for `steps` (default cfg.vq_decoder_steps), drawing `scenes`
-    (the images' scene dicts) by cfg.vq_decoder_oversample.  Resumable; its last checkpoint stays so more steps go on from there."""
+    (the images' scene dicts) by cfg.vq_decoder_oversample.  Resumable; its last checkpoint stays so more steps
+    go on from there."""
     from safetensors.torch import save_file
 
     from t2i.paella.checkpoints import load_strict, read_state_dict
