@@ -374,6 +374,17 @@ def test_a_run_from_an_export_can_give_its_decoder_a_refiner(tmp_path, capsys) -
     assert ours["refiner.conv_out.weight"].abs().sum() > 0  # the refiner learnt
     snap = load_work_vqgan(tmp_path / "w2").state_dict()
     assert snap.keys() == ours.keys() and all(torch.equal(v, snap[k]) for k, v in ours.items())
+    # an export with a refiner goes on: its decoder stage trains the refiner further; a second one is refused
+    assert main(["train", "paella-tiny", "--smoke", "--init", str(tmp_path / "m2"), "--work", str(tmp_path / "w4"),
+                 "--out", str(tmp_path / "m4"), "--steps", "0", "--decoder-steps", "2", "--decoder-lr", "1e-2"]) == 0
+    again = PaellaPipeline.from_pretrained(tmp_path / "m4").vqgan.state_dict()
+    assert again.keys() == ours.keys()
+    assert not torch.equal(again["refiner.conv_out.weight"], ours["refiner.conv_out.weight"])
+    with pytest.raises(ValueError, match="has a refiner already"):
+        train_paella_tiny(dataclasses.replace(PaellaTinyConfig.smoke(), init_from=str(tmp_path / "m2"),
+                                              init_decoder_steps=2, vq_decoder_refine=4),
+                          tmp_path / "w5", tmp_path / "m5")
+    assert not (tmp_path / "w5").exists()  # refused before anything is written
     # refused: a refiner with no decoder steps to train it, and on another recipe
     assert main(["train", "paella-tiny", "--smoke", "--init", str(first), "--work", str(tmp_path / "w3"),
                  "--out", str(tmp_path / "m3"), "--steps", "0", "--decoder-refine", "4"]) == 2

@@ -544,6 +544,9 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     behind = token_steps_behind(asdict(cfg))  # an init_from export that does not fit fails here
     cfg = replace(cfg, init_token_steps=behind)
     init = init_pipeline(Path(cfg.init_from)) if cfg.init_from else None
+    if init is not None and cfg.vq_decoder_refine and init.vqgan.refiner is not None:
+        raise ValueError(f"{cfg.init_from}'s VQGAN has a refiner already: train it with --decoder-steps, without "
+                         f"--decoder-refine")
     if not (work / "clip_text").is_dir():
         frozen_clip(cfg)  # a missing tower or a width that does not fit fails here, before anything is written
     torch.set_num_threads(cfg.threads)
