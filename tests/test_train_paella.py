@@ -6,6 +6,7 @@ import dataclasses
 import json
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -279,14 +280,20 @@ def test_a_run_goes_on_from_an_export_with_its_vqgan_architecture_and_weights(tm
     assert not (tmp_path / "w4").exists()  # refused before anything is written
 
 
+def _smoke_export(tmp_path: Path) -> Path:
+    """A two-step smoke export in tmp_path/m1 (work folder tmp_path/w1), for runs that go on from it."""
+    first = tmp_path / "m1"
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "w1"), "--out", str(first),
+                 "--steps", "2"]) == 0
+    return first
+
+
 def test_a_run_from_an_export_can_fine_tune_its_decoder_on_the_same_codes(tmp_path, capsys) -> None:
     """--init with --decoder-steps: the export's decoder learns on, its encoder, codebook and token model stay
     (the codes the token model learnt are unchanged); the oversampling and rate flags are recorded."""
     from t2i.paella.pipeline import PaellaPipeline
 
-    first = tmp_path / "m1"
-    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "w1"), "--out", str(first),
-                 "--steps", "2"]) == 0
+    first = _smoke_export(tmp_path)
     assert main(["train", "paella-tiny", "--smoke", "--init", str(first), "--work", str(tmp_path / "w2"),
                  "--out", str(tmp_path / "m2"), "--steps", "0", "--decoder-steps", "3", "--decoder-lr", "1e-3",
                  "--decoder-oversample", "star=4"]) == 0
@@ -361,9 +368,7 @@ def test_a_run_from_an_export_can_give_its_decoder_a_refiner(tmp_path, capsys) -
     its encoder and codebook stay, snapshots load it, and without decoder steps the flag is refused."""
     from t2i.paella.pipeline import PaellaPipeline
 
-    first = tmp_path / "m1"
-    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "w1"), "--out", str(first),
-                 "--steps", "2"]) == 0
+    first = _smoke_export(tmp_path)
     assert main(["train", "paella-tiny", "--smoke", "--init", str(first), "--work", str(tmp_path / "w2"),
                  "--out", str(tmp_path / "m2"), "--steps", "0", "--decoder-steps", "3", "--decoder-lr", "1e-2",
                  "--decoder-refine", "4"]) == 0

@@ -304,13 +304,18 @@ def load_work_vqgan(work: Path) -> VQModel:
     return vq.eval()
 
 
+def check_no_refiner(vq: VQModel, name: str) -> None:
+    """Refuse a second refiner: one that exists trains on in the decoder stage."""
+    if vq.refiner is not None:
+        raise ValueError(f"{name} has a refiner already: train it with --decoder-steps, without --decoder-refine")
+
+
 def with_refiner(vq: VQModel, channels: int) -> VQModel:
     """`vq` with a fresh full-resolution refiner of `channels` (zero last conv: the same images as before), its
     other weights copied; `vq` itself when channels is 0.  A VQGAN that has a refiner already is refused."""
     if not channels:
         return vq
-    if vq.refiner is not None:
-        raise ValueError("this VQGAN has a refiner already: train it with --decoder-steps, without --decoder-refine")
+    check_no_refiner(vq, "this VQGAN")
     out = VQModel(replace(vq.cfg, refine_channels=channels)).to(_device_of(vq))
     missing, unexpected = out.load_state_dict(vq.state_dict(), strict=False)
     if unexpected or any(not k.startswith("refiner.") for k in missing):
@@ -544,9 +549,8 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     behind = token_steps_behind(asdict(cfg))  # an init_from export that does not fit fails here
     cfg = replace(cfg, init_token_steps=behind)
     init = init_pipeline(Path(cfg.init_from)) if cfg.init_from else None
-    if init is not None and cfg.vq_decoder_refine and init.vqgan.refiner is not None:
-        raise ValueError(f"{cfg.init_from}'s VQGAN has a refiner already: train it with --decoder-steps, without "
-                         f"--decoder-refine")
+    if init is not None and cfg.vq_decoder_refine:  # refused before anything is written
+        check_no_refiner(init.vqgan, f"{cfg.init_from}'s VQGAN")
     if not (work / "clip_text").is_dir():
         frozen_clip(cfg)  # a missing tower or a width that does not fit fails here, before anything is written
     torch.set_num_threads(cfg.threads)
