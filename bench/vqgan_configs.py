@@ -35,12 +35,14 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from t2i.paella.vqgan import VQModel
-from t2i.train.paella_tiny import SIZE, PaellaTinyConfig, new_or_finished_vqgan, stage_vqgan
+from t2i.train.paella_tiny import PaellaTinyConfig, new_or_finished_vqgan, stage_vqgan
 from t2i.train.schedule import cosine_lr, optimizer_step
 from t2i.train.world_data import world_images
 from t2i.world.detector import detect
 from t2i.world.draw import render_scene
 from t2i.world.scene import sample_scene
+
+SIZE = PaellaTinyConfig().size  # the recipe's render side
 
 
 def slug(overrides: dict[str, float], steps: int) -> str:

@@ -6,11 +6,11 @@
     python bench/vqgan_reconstruction.py --model FOLDER --shape star --versus circle  (do their codes differ?)
     python bench/vqgan_reconstruction.py --model FOLDER --misses      (what the scenes that differ lost)
 
-Renders n seeded scenes at 64x64, encodes them to tokens and decodes; prints the mean PSNR (dB) and the
+Renders n seeded scenes at 64x64 (or --size), encodes them to tokens and decodes; prints the mean PSNR (dB) and the
 fraction of scenes whose detected (shape, colour) multiset is the same in render and reconstruction.
 With --shape, every scene holds one object of that shape (random colour, place and area), and it also prints
 in how many the detector reads that shape in the render and in the reconstruction; with --versus, in how many
-of the 16x16 tokens each scene's codes differ from those of the same scene with the other shape.
+of the tokens each scene's codes differ from those of the same scene with the other shape.
 --misses lists, for the scenes whose detections differ, what the render had and the reconstruction did not
 (lost) and the reverse (found), most common first.
 """
@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--shape", choices=SHAPES, help="one-object scenes of this shape")
     ap.add_argument("--versus", choices=SHAPES, help="with --shape: count the tokens that differ from this shape's")
     ap.add_argument("--misses", action="store_true", help="list what the scenes that differ lost and found")
+    ap.add_argument("--size", type=int, default=64, help="render side in pixels (a multiple of 4)")
     args = ap.parse_args()
     if bool(args.model) == bool(args.work):
         raise SystemExit("give --model FOLDER or --work DIR")
@@ -67,7 +68,7 @@ def main() -> None:
     psnrs, same, read, differ, misses = [], 0, [0, 0], [], Counter()
 
     def pixels(scene: Scene) -> tuple[np.ndarray, torch.Tensor]:
-        img = np.asarray(render_scene(scene, 64), dtype=np.float32) / 255
+        img = np.asarray(render_scene(scene, args.size), dtype=np.float32) / 255
         return img, torch.from_numpy(img).permute(2, 0, 1)[None]
 
     for _ in range(args.n):

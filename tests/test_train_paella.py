@@ -396,3 +396,30 @@ def test_a_run_from_an_export_can_give_its_decoder_a_refiner(tmp_path, capsys) -
     assert "init_decoder_steps" in capsys.readouterr().err
     assert main(["train", "tipo-tiny", "--work", str(tmp_path / "t"), "--out", str(tmp_path / "tm"),
                  "--decoder-refine", "4"]) == 2
+
+
+def test_a_run_from_an_export_can_change_the_render_size(tmp_path, capsys) -> None:
+    """--size: the run trains on renders of that side (its tokens' grid is size / 4), starts from the export's
+    weights unchanged and exports a pipeline whose default images are that size; sizes the VQGAN and token
+    model cannot take are refused with the multiple, before anything is written; other recipes refuse it."""
+    from t2i.paella.pipeline import PaellaPipeline
+
+    first = _smoke_export(tmp_path)
+    assert main(["train", "paella-tiny", "--smoke", "--init", str(first), "--size", "32", "--work",
+                 str(tmp_path / "w2"), "--out", str(tmp_path / "m2"), "--steps", "0"]) == 0
+    tokens = torch.load(tmp_path / "w2" / "tokens.pt", weights_only=True)["tokens"]
+    assert tokens.shape[1:] == (8, 8)  # 32 px / the VQGAN's factor 4
+    a, b = PaellaPipeline.from_pretrained(first), PaellaPipeline.from_pretrained(tmp_path / "m2")
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    index = json.loads((tmp_path / "m2" / "model_index.json").read_text())
+    assert (index["defaults"]["width"], index["defaults"]["height"]) == (32, 32)
+    assert json.loads((tmp_path / "m2" / "RECIPE.json").read_text())["config"]["size"] == 32
+    result = generate(GenerationRequest("a red circle", model=str(tmp_path / "m2"), seed=0, steps=2),
+                      default_registry())
+    assert result.images[0].size == (32, 32)  # the model's default size
+    assert main(["train", "paella-tiny", "--smoke", "--size", "24", "--work", str(tmp_path / "w3"),
+                 "--out", str(tmp_path / "m3")]) == 2
+    assert "positive multiple of 16" in capsys.readouterr().err and not (tmp_path / "w3").exists()
+    assert main(["train", "tipo-tiny", "--smoke", "--size", "32", "--work", str(tmp_path / "w4"),
+                 "--out", str(tmp_path / "m4")]) == 2
+    assert "--size does not apply" in capsys.readouterr().err

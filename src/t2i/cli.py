@@ -352,7 +352,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="distill: train on your own captioned images instead of the shapes world (a metadata.jsonl "
                         "with file_name and text, or a .txt caption beside each image); set --size to the "
                         "teacher's (1024 for SDXL)")
-    t.add_argument("--size", type=int, help="distill: training image side in pixels (default 64)")
+    t.add_argument("--size", type=int, help="distill / paella-tiny: training image side in pixels (default 64; "
+                                            "paella-tiny: also its images' default size, a multiple of 16)")
     t.add_argument("--batch", type=int,
                    help="distill / shapes-xl (U-Net stage) / paella-tiny (token model): images per step (default 32)")
     t.add_argument("--lr", type=float, help="distill / paella-tiny: peak learning rate (default 3e-4 / 1e-3)")
@@ -782,7 +783,7 @@ def _train(args: argparse.Namespace) -> int:
                     ("vq_decoder_oversample", _weights(args.decoder_oversample, "--decoder-oversample")),
                     ("oversample", _weights(args.oversample)),
                     ("vq_gate_init", args.vq_gate_init), ("vq_lr", args.vq_lr), ("batch", args.batch),
-                    ("lr", args.lr), ("device", args.device))
+                    ("lr", args.lr), ("device", args.device), ("size", args.size))
         bad = ["--unet-steps"] if args.unet_steps is not None else []
         if args.init:  # the export's architecture; a --clip-from that differs is refused by the recipe
             from dataclasses import replace
@@ -837,8 +838,9 @@ def _train(args: argparse.Namespace) -> int:
                                      ("--features", args.features), ("--feature-loss", args.feature_loss),
                                      ("--w-feature", args.w_feature), ("--student-init", args.student_init),
                                      ("--feature-pairs", args.feature_pairs), ("--data", args.data),
-                                     ("--size", args.size), ("--gradient-checkpointing", args.gradient_checkpointing))
+                                     ("--gradient-checkpointing", args.gradient_checkpointing))
                  if v is not None]
+        bad += ["--size"] if args.size is not None and args.recipe != "paella-tiny" else []
     if args.recipe in ("tipo-tiny", "omost-tiny"):
         bad += [flag for flag, v in (("--batch", args.batch), ("--lr", args.lr), ("--device", args.device))
                 if v is not None]

@@ -1,6 +1,6 @@
 """paella-tiny: Paella's recipe on the shapes world (`t2i train paella-tiny`).
 
-Stage 1, the VQGAN: 64x64 renders -> 16x16 tokens from a codebook of 1,024 (256 gave 24.9 dB: too few
+Stage 1, the VQGAN: 64x64 renders (`size`) -> 16x16 tokens from a codebook of 1,024 (256 gave 24.9 dB: too few
 codes for every pair of colours meeting at every edge a 4x4 patch can hold);
 L1 + MSE reconstruction, codebook and commitment (0.25) losses with the straight-through estimator;
 codes unused for a while are restarted on random encoder outputs (no dead codebook).
@@ -44,13 +44,17 @@ from t2i.train.steps import resolve_workers, step_loader
 from t2i.train.world_data import check_oversample, sample_scenes, scene_weights, training_caption, world_images
 
 Progress = Callable[[str, int, int, float], None]
-SIZE = 64
 
 
 @dataclass
 class PaellaTinyConfig:
     seed: int = 0
     n_scenes: int = 30_000
+    # Side of the renders every stage trains on and of the exported pipeline's images, in pixels (the token grid
+    # is size / 4).  At 64 a small star spans 2-3 tokens and the token model draws it as a blob; the f4 VQGAN
+    # trained at 64 reconstructs 128-px renders at 40.4 dB with the same objects in all of 300 (README,
+    # session 34).  It may differ from an init_from export's: the weights do not depend on it.
+    size: int = 64
     vq: dict[str, Any] = field(default_factory=lambda: {"levels": 2, "bottleneck_blocks": 2, "c_hidden": 64,
                                                         "c_latent": 4, "codebook_size": 1024, "scale_factor": 1.0})
     vq_steps: int = 10_000  # at vq_lr 6e-3: 33.07 dB (4,000 at 1e-3 gave 26.92)
@@ -404,7 +408,7 @@ def _decoder_critic(cfg: PaellaTinyConfig, device: torch.device) -> tuple[Any, t
 
 @torch.no_grad()
 def stage_tokens(work: Path, vq: VQModel, images: np.ndarray) -> torch.Tensor:
-    """Every image's tokens (N, 16, 16), computed once on the VQGAN's device and kept on the CPU."""
+    """Every image's tokens (N, size/4, size/4), computed once on the VQGAN's device and kept on the CPU."""
     path = work / "tokens.pt"
     state = load_checkpoint(path)
     if state is None:
@@ -540,6 +544,10 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
                          f"vq_batch {cfg.vq_batch}, lr {cfg.lr}, vq_lr {cfg.vq_lr}")
     check_oversample(cfg.vq_decoder_oversample)
     check_oversample(cfg.oversample)
+    multiple = 2 ** cfg.vq.get("levels", 2) * PaellaConfig.from_dict(cfg.model).grid_multiple
+    if cfg.size < multiple or cfg.size % multiple:
+        raise ValueError(f"size {cfg.size} does not fit this VQGAN and token model: it must be a positive "
+                         f"multiple of {multiple}")
     if cfg.vq_decoder_refine < 0 or (cfg.vq_decoder_refine and not cfg.init_decoder_steps):
         raise ValueError(f"vq_decoder_refine adds a refiner to an init_from export's decoder for its decoder stage: "
                          f"it needs init_decoder_steps > 0 and cannot be negative, got {cfg.vq_decoder_refine}")
@@ -559,10 +567,10 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     # a work folder from before the adversarial option ran without it: refused if it is asked for now
     claim_work_folder(work, asdict(cfg), extendable=("steps", "vq_decoder_steps", "init_decoder_steps"),
                       machine=("threads", "checkpoint_seconds", "device", "loader_workers"),
-                      legacy={"vq_decoder_refine": 0, "vq_decoder_adversarial": 0.0, "vq_decoder_critic_start": 500,
-                              "vq_decoder_critic_width": 32})
+                      legacy={"size": 64, "vq_decoder_refine": 0, "vq_decoder_adversarial": 0.0,
+                              "vq_decoder_critic_start": 500, "vq_decoder_critic_width": 32})
     clip = frozen_clip(cfg, work)
-    images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, SIZE)
+    images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, cfg.size)
     if init is not None:  # the export's VQGAN: the codes its token model learnt
         vq = init.vqgan.eval().to(device)
         tokens = stage_tokens(work, vq, images)
@@ -588,7 +596,7 @@ def _export(cfg: PaellaTinyConfig, out: Path, model: Paella, vq: VQModel, text: 
     The start temperature 1.0 (Paella's is 0.7) was chosen on a development set (`bench/paella_sampler.py`):
     at 0.7 a young model's samples stay background only (README, paella-tiny)."""
     PaellaPipeline(model, vq, text, cfg.max_length, *clip).save_pretrained(
-        out, {"steps": 12, "guidance": 3.0, "width": SIZE, "height": SIZE, "negative_prompt": "",
+        out, {"steps": 12, "guidance": 3.0, "width": cfg.size, "height": cfg.size, "negative_prompt": "",
               "options": {"temperature": "1.0,0.3"}})
     figures = {**figures, "parameters": {"token_model": sum(p.numel() for p in model.parameters()),
                                          "text_encoder": sum(p.numel() for p in text.parameters()),
