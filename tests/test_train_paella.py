@@ -35,8 +35,14 @@ from t2i.world.scene import sample_scene
 
 def test_smoke_run_exports_a_pipeline_that_generates_and_resumes(tmp_path) -> None:
     cfg = PaellaTinyConfig.smoke()
-    out = train_paella_tiny(cfg, tmp_path / "work", tmp_path / "out", command="t2i train paella-tiny (smoke)")
+    told: dict[str, tuple[int, int, float]] = {}
+    out = train_paella_tiny(cfg, tmp_path / "work", tmp_path / "out", command="t2i train paella-tiny (smoke)",
+                            progress=lambda stage, step, total, loss: told.__setitem__(stage, (step, total, loss)))
     assert (out / "RECIPE.json").exists() and (out / "model_index.json").exists()
+    # every stage reports its progress to the end; the tokens stage has no loss
+    assert {k: v[:2] for k, v in told.items()} == {"vqgan": (3, 3), "tokens": (1, 1), "vqgan-decoder": (2, 2),
+                                                   "paella": (cfg.steps, cfg.steps)}
+    assert np.isnan(told["tokens"][2]) and np.isfinite(told["paella"][2])
     # the sampling defaults travel with the folder: the start temperature chosen on the development set
     assert default_registry().resolve(str(out)).spec.defaults["options"] == {"temperature": "1.0,0.3"}
     result = generate(GenerationRequest("a red circle", model=str(out), seed=1, steps=2), default_registry())

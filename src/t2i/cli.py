@@ -870,7 +870,8 @@ def _train(args: argparse.Namespace) -> int:
         if bar is None:
             bar = bars[stage] = tqdm(total=total, initial=step - 1, desc=stage, unit="step", file=sys.stderr)
         bar.update(step - bar.n)
-        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        if not math.isnan(loss):  # stages without a loss pass nan
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
     out = run(cfg, args.work, args.out, progress=progress)
     for bar in bars.values():

@@ -407,14 +407,18 @@ def _decoder_critic(cfg: PaellaTinyConfig, device: torch.device) -> tuple[Any, t
 
 
 @torch.no_grad()
-def stage_tokens(work: Path, vq: VQModel, images: np.ndarray) -> torch.Tensor:
-    """Every image's tokens (N, size/4, size/4), computed once on the VQGAN's device and kept on the CPU."""
+def stage_tokens(work: Path, vq: VQModel, images: np.ndarray, progress: Progress | None = None) -> torch.Tensor:
+    """Every image's tokens (N, size/4, size/4), computed once on the VQGAN's device and kept on the CPU;
+    `progress` is told of each batch of 256 (a loss of nan: this stage has none)."""
     path = work / "tokens.pt"
     state = load_checkpoint(path)
     if state is None:
-        device = _device_of(vq)
-        state = {"tokens": torch.cat([vq.encode(_pixels(images[i:i + 256], device)).cpu()
-                                      for i in range(0, len(images), 256)])}
+        device, parts, total = _device_of(vq), [], math.ceil(len(images) / 256)
+        for k, i in enumerate(range(0, len(images), 256)):
+            parts.append(vq.encode(_pixels(images[i:i + 256], device)).cpu())
+            if progress:
+                progress("tokens", k + 1, total, math.nan)
+        state = {"tokens": torch.cat(parts)}
         save_checkpoint(path, state)
     return state["tokens"]
 
@@ -573,12 +577,12 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, cfg.size)
     if init is not None:  # the export's VQGAN: the codes its token model learnt
         vq = init.vqgan.eval().to(device)
-        tokens = stage_tokens(work, vq, images)
+        tokens = stage_tokens(work, vq, images, progress)
         vq = with_refiner(vq, cfg.vq_decoder_refine)
         vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress, scenes, cfg.init_decoder_steps)
     else:
         vq = stage_vqgan(cfg, work, images, progress, device)
-        tokens = stage_tokens(work, vq, images)
+        tokens = stage_tokens(work, vq, images, progress)
         vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress, scenes)
     with flushed_denormals():
         model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device, clip, init)
