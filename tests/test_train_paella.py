@@ -239,6 +239,37 @@ def test_a_frozen_clip_text_tower_conditions_the_token_model_and_travels_with_th
     assert "--clip-from does not apply" in capsys.readouterr().err
 
 
+def test_a_float16_snapshot_stores_every_weight_in_half_and_loads_as_float32(tmp_path, capsys) -> None:
+    """--snapshot --float16 (how paella-tiny ships): every part's files hold float16, the folder loads in
+    float32 with the weights of the float32 export rounded to half, and its images stay close to the float32
+    export's; the flag is refused without --snapshot."""
+    from safetensors import safe_open
+
+    from t2i.paella.pipeline import PaellaPipeline
+    from t2i.paella.sampler import SamplerSettings
+
+    assert main(["train", "paella-tiny", "--smoke", "--clip-from", "shapes-xl", "--work", str(tmp_path / "w"),
+                 "--out", str(tmp_path / "m")]) == 0
+    assert main(["train", "paella-tiny", "--snapshot", "--float16", "--work", str(tmp_path / "w"),
+                 "--out", str(tmp_path / "half")]) == 0
+    for path in (tmp_path / "half").rglob("*.safetensors"):
+        with safe_open(str(path), "pt") as f:
+            assert {f.get_tensor(k).dtype for k in f.keys() if f.get_tensor(k).is_floating_point()} == \
+                {torch.float16}, path
+    full, half = PaellaPipeline.from_pretrained(tmp_path / "m"), PaellaPipeline.from_pretrained(tmp_path / "half")
+    for a, b in zip(full.modules(), half.modules(), strict=True):
+        for (k, v), w in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert w.dtype == v.dtype and torch.equal(w, v.half().to(v.dtype)), k
+    recipe = json.loads((tmp_path / "half" / "RECIPE.json").read_text())
+    assert recipe["figures"]["stored_as"] == "float16" and recipe["provenance"]["command"].startswith("t2i ")
+    settings = SamplerSettings(steps=2, renoise_steps=1)
+    pixels = [np.asarray(p("a red circle", seeds=[1], settings=settings)[0], dtype=np.float32) for p in (full, half)]
+    assert np.abs(pixels[0] - pixels[1]).mean() < 8  # of 255: the same picture, give or take a few tokens
+    assert main(["train", "paella-tiny", "--smoke", "--float16", "--work", str(tmp_path / "w2"),
+                 "--out", str(tmp_path / "m2")]) == 2
+    assert "--float16 (paella-tiny --snapshot only) does not apply" in capsys.readouterr().err
+
+
 def test_a_run_goes_on_from_an_export_with_its_vqgan_architecture_and_weights(tmp_path, capsys) -> None:
     """--init: the export's VQGAN (its stages skipped), its token model and text encoder as the start, its
     architecture adopted; the step count carries on in the figures; another architecture is refused."""

@@ -333,6 +333,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--snapshot", action="store_true",
                    help="shapes-xl / paella-tiny: export the run's latest U-Net (EMA weights) / token-model "
                         "checkpoint to --out now, without training")
+    t.add_argument("--float16", action="store_true",
+                   help="paella-tiny with --snapshot: store the export's weights in float16 (half the files; how "
+                        "the package ships paella-tiny); it loads in float32")
     t.add_argument("--smoke", action="store_true", help="a few steps of everything (checks the recipe runs)")
     t.add_argument("--teacher", help="distill: the SDXL-family teacher (default shapes-xl)")
     t.add_argument("--student", choices=["koala-1b", "koala-700m"], help="distill: the student recipe")
@@ -846,6 +849,8 @@ def _train(args: argparse.Namespace) -> int:
                 if v is not None]
     if args.snapshot and args.recipe not in ("shapes-xl", "paella-tiny"):
         bad.append("--snapshot")
+    if args.float16 and not (args.snapshot and args.recipe == "paella-tiny"):
+        bad.append("--float16 (paella-tiny --snapshot only)")
     if bad:
         print(f"t2i train {args.recipe}: {', '.join(bad)} does not apply to this recipe", file=sys.stderr)
         return 2
@@ -854,10 +859,16 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     if args.snapshot:
         if args.recipe == "paella-tiny":
+            import torch
+
             from t2i.train.paella_tiny import export_snapshot
-        else:
-            from t2i.train.shapes_xl import export_snapshot
-        print(export_snapshot(args.work, args.out))
+
+            print(export_snapshot(args.work, args.out, torch.float16 if args.float16 else None,
+                                  "t2i " + " ".join(sys.argv[1:])))
+            return 0
+        from t2i.train.shapes_xl import export_snapshot as export_unet
+
+        print(export_unet(args.work, args.out))
         return 0
     cfg.seed = args.seed
     for name, value in settings:

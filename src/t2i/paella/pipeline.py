@@ -125,25 +125,32 @@ class PaellaPipeline:
 
     # ------------------------------------------------------------------ save / load
 
-    def save_pretrained(self, folder: str | Path, defaults: dict[str, Any] | None = None) -> Path:
+    def save_pretrained(self, folder: str | Path, defaults: dict[str, Any] | None = None,
+                        dtype: torch.dtype | None = None) -> Path:
         """Write the folder; `defaults` (steps, guidance, width, height, negative_prompt) go into
-        model_index.json, where t2i's registry reads them."""
+        model_index.json, where t2i's registry reads them.  `dtype` (e.g. torch.float16, to ship small
+        files): every weight is stored in it, the pipeline in memory is left as it is; None = as they are."""
+        import copy
+
         from safetensors.torch import save_file
+
+        def stored(module: Any) -> Any:  # a copy in `dtype` for the transformers parts' own save_pretrained
+            return module if dtype is None else copy.deepcopy(module).to(dtype)
 
         folder = Path(folder)
         for name, module, cfg in (("generator", self.model, self.model.cfg), ("vqgan", self.vqgan, self.vqgan.cfg)):
             (folder / name).mkdir(parents=True, exist_ok=True)
             (folder / name / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-            save_file({k: v.contiguous() for k, v in module.state_dict().items()},
-                      str(folder / name / "model.safetensors"))
-        self.text_encoder.save_pretrained(folder / "text_encoder")
+            save_file({k: (v if dtype is None or not v.is_floating_point() else v.to(dtype)).contiguous()
+                       for k, v in module.state_dict().items()}, str(folder / name / "model.safetensors"))
+        stored(self.text_encoder).save_pretrained(folder / "text_encoder")
         components = ["generator", "vqgan", "text_encoder"]
         if self.clip_text_encoder is not None:
-            self.clip_text_encoder.save_pretrained(folder / "clip_text_encoder")
+            stored(self.clip_text_encoder).save_pretrained(folder / "clip_text_encoder")
             self.clip_tokenizer.save_pretrained(folder / "clip_tokenizer")
             components += ["clip_text_encoder", "clip_tokenizer"]
         if self.clip_image_encoder is not None:
-            self.clip_image_encoder.save_pretrained(folder / "clip_image_encoder")
+            stored(self.clip_image_encoder).save_pretrained(folder / "clip_image_encoder")
             components.append("clip_image_encoder")
         index = {"_class_name": CLASS_NAME, "max_length": self.max_length, "components": components,
                  "defaults": {"sampler": "paella", **(defaults or {})}}
@@ -171,14 +178,15 @@ class PaellaPipeline:
         if "clip_text_encoder" in index.get("components", []):
             from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
-            clip = CLIPTextModelWithProjection.from_pretrained(folder / "clip_text_encoder", local_files_only=True)
+            clip = CLIPTextModelWithProjection.from_pretrained(folder / "clip_text_encoder",
+                                                               local_files_only=True).to(dtype)
             clip_tok = CLIPTokenizer.from_pretrained(folder / "clip_tokenizer", local_files_only=True)
         clip_image = None
         if "clip_image_encoder" in index.get("components", []):
             from transformers import CLIPVisionModelWithProjection
 
             clip_image = CLIPVisionModelWithProjection.from_pretrained(folder / "clip_image_encoder",
-                                                                       local_files_only=True)
+                                                                       local_files_only=True).to(dtype)
         pipe = cls(model.to(dtype), vqgan, text.to(dtype), int(index.get("max_length", 128)), clip, clip_tok,
                    clip_image)
         return pipe.to(device)

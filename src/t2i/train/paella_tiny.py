@@ -595,13 +595,16 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
 
 
 def _export(cfg: PaellaTinyConfig, out: Path, model: Paella, vq: VQModel, text: Any, figures: dict[str, Any],
-            command: str | None, clip: tuple[Any, Any] = (None, None)) -> Path:
-    """Write the pipeline folder `out` (sampling defaults in model_index.json) and its RECIPE.json.
+            command: str | None, clip: tuple[Any, Any] = (None, None), dtype: torch.dtype | None = None) -> Path:
+    """Write the pipeline folder `out` (sampling defaults in model_index.json; weights stored in `dtype`, None =
+    float32 as trained) and its RECIPE.json.
     The start temperature 1.0 (Paella's is 0.7) was chosen on a development set (`bench/paella_sampler.py`):
     at 0.7 a young model's samples stay background only (README, paella-tiny)."""
     PaellaPipeline(model, vq, text, cfg.max_length, *clip).save_pretrained(
         out, {"steps": 12, "guidance": 3.0, "width": cfg.size, "height": cfg.size, "negative_prompt": "",
-              "options": {"temperature": "1.0,0.3"}})
+              "options": {"temperature": "1.0,0.3"}}, dtype)
+    if dtype is not None:
+        figures = {**figures, "stored_as": str(dtype).removeprefix("torch.")}
     figures = {**figures, "parameters": {"token_model": sum(p.numel() for p in model.parameters()),
                                          "text_encoder": sum(p.numel() for p in text.parameters()),
                                          "vqgan": sum(p.numel() for p in vq.parameters())}}
@@ -609,9 +612,10 @@ def _export(cfg: PaellaTinyConfig, out: Path, model: Paella, vq: VQModel, text: 
     return out
 
 
-def export_snapshot(work: Path, out: Path) -> Path:
+def export_snapshot(work: Path, out: Path, dtype: torch.dtype | None = None, command: str | None = None) -> Path:
     """Export the token model's latest checkpoint in `work` (with the work folder's VQGAN, the decoder stage's
-    when it exists) as a pipeline folder without training further: a look at a long run while it goes on."""
+    when it exists) as a pipeline folder without training further: a look at a long run while it goes on, or
+    (a finished run's: its export) stored in `dtype`, as the package ships it."""
     saved = work / "config.json"
     if not saved.exists():
         raise ValueError(f"{work} holds no paella-tiny run (no config.json)")
@@ -627,4 +631,5 @@ def export_snapshot(work: Path, out: Path) -> Path:
     # a work folder begun before init_token_steps was kept reads its init export's count as it is now
     behind = saved_config["init_token_steps"] if "init_token_steps" in saved_config else token_steps_behind(asdict(cfg))
     figures = {"snapshot_of_step": state["step"], "token_steps_total": behind + state["step"]}
-    return _export(cfg, out, model.eval(), load_work_vqgan(work), text.eval(), figures, None, frozen_clip(cfg, work))
+    return _export(cfg, out, model.eval(), load_work_vqgan(work), text.eval(), figures, command,
+                   frozen_clip(cfg, work), dtype)
