@@ -430,9 +430,28 @@ def test_a_run_from_an_export_can_give_its_decoder_a_refiner(tmp_path, capsys) -
     # refused: a refiner with no decoder steps to train it, and on another recipe
     assert main(["train", "paella-tiny", "--smoke", "--init", str(first), "--work", str(tmp_path / "w3"),
                  "--out", str(tmp_path / "m3"), "--steps", "0", "--decoder-refine", "4"]) == 2
-    assert "init_decoder_steps" in capsys.readouterr().err
+    assert "init_decoder_steps > 0 with init_from" in capsys.readouterr().err
     assert main(["train", "tipo-tiny", "--work", str(tmp_path / "t"), "--out", str(tmp_path / "tm"),
                  "--decoder-refine", "4"]) == 2
+
+
+def test_a_run_from_scratch_can_give_its_decoder_stage_a_refiner(tmp_path, capsys) -> None:
+    """--decoder-refine without --init: stage 1's VQGAN gains the refiner for the decoder stage (stage 1's
+    own file stays without one), the export and snapshots carry it; no decoder stage: refused."""
+    from t2i.paella.pipeline import PaellaPipeline
+
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "m"),
+                 "--steps", "2", "--decoder-steps", "3", "--decoder-lr", "1e-2", "--decoder-refine", "4"]) == 0
+    vq = PaellaPipeline.from_pretrained(tmp_path / "m").vqgan
+    assert vq.cfg.refine_channels == 4 and vq.state_dict()["refiner.conv_out.weight"].abs().sum() > 0
+    stage1 = read_state_dict(tmp_path / "w" / "vqgan.safetensors")
+    assert not any(k.startswith("refiner.") for k in stage1)
+    assert all(torch.equal(v, vq.state_dict()[k]) for k, v in stage1.items() if k.startswith("vquantizer."))
+    snap = load_work_vqgan(tmp_path / "w").state_dict()
+    assert all(torch.equal(v, snap[k]) for k, v in vq.state_dict().items())
+    assert main(["train", "paella-tiny", "--smoke", "--work", str(tmp_path / "w2"), "--out", str(tmp_path / "m2"),
+                 "--decoder-steps", "0", "--decoder-refine", "4"]) == 2
+    assert "needs that stage" in capsys.readouterr().err and not (tmp_path / "w2").exists()
 
 
 def test_a_run_from_an_export_can_change_the_render_size(tmp_path, capsys) -> None:

@@ -278,8 +278,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="paella-tiny: weight of a PatchGAN term in the VQGAN decoder stage, beside L1 + MSE "
                         "(balanced by gradient norms; the critic trains alone for its first 500 steps; default 0)")
     t.add_argument("--decoder-refine", type=int, metavar="C",
-                   help="paella-tiny with --init and --decoder-steps: give the export's VQGAN decoder a "
-                        "full-resolution refiner of C channels first (the codes stay)")
+                   help="paella-tiny with --decoder-steps: give the VQGAN decoder (with --init, the export's) a "
+                        "full-resolution refiner of C channels for its decoder stage (the codes stay)")
     t.add_argument("--decoder-oversample", type=_option, action="append", default=[], metavar="SHAPE=W",
                    help="paella-tiny: draw the VQGAN decoder stage's scenes holding SHAPE W times as often "
                         "(e.g. star=4: stars are what reconstructions lose)")

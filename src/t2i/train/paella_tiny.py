@@ -86,8 +86,8 @@ class PaellaTinyConfig:
     # With init_from: decoder-stage steps on the export's VQGAN and its fixed codes (the token model keeps its
     # tokens); 0 keeps the export's decoder.  vq_decoder_steps is the from-scratch recipe's.
     init_decoder_steps: int = 0
-    # With init_decoder_steps: give the export's decoder a full-resolution refiner of this many channels first
-    # (`VQGANConfig.refine_channels`; it starts as the identity, the codes stay); 0 = none.
+    # Give the decoder stage's VQGAN (stage 1's, or with init_decoder_steps the export's) a full-resolution refiner
+    # of this many channels first (`VQGANConfig.refine_channels`; it starts as the identity, the codes stay); 0 = none.
     vq_decoder_refine: int = 0
     model: dict[str, Any] = field(default_factory=lambda: {
         "c_in": 32, "c_out": 32, "num_labels": 1024, "c_r": 32, "c_cond": 64, "c_hidden": [64, 128],
@@ -304,7 +304,11 @@ def load_work_vqgan(work: Path) -> VQModel:
             load_strict(vq, read_state_dict(path), "vqgan")
         return vq.eval()
     vq = VQModel(VQGANConfig.from_dict(cfg["vq"]))
-    load_strict(vq, read_state_dict(path if path.exists() else work / "vqgan.safetensors"), "vqgan")
+    if not path.exists():
+        load_strict(vq, read_state_dict(work / "vqgan.safetensors"), "vqgan")
+        return vq.eval()
+    vq = with_refiner(vq, cfg.get("vq_decoder_refine", 0))  # the decoder stage's VQGAN has it, stage 1's not
+    load_strict(vq, read_state_dict(path), "vqgan")
     return vq.eval()
 
 
@@ -552,9 +556,11 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     if cfg.size < multiple or cfg.size % multiple:
         raise ValueError(f"size {cfg.size} does not fit this VQGAN and token model: it must be a positive "
                          f"multiple of {multiple}")
-    if cfg.vq_decoder_refine < 0 or (cfg.vq_decoder_refine and not cfg.init_decoder_steps):
-        raise ValueError(f"vq_decoder_refine adds a refiner to an init_from export's decoder for its decoder stage: "
-                         f"it needs init_decoder_steps > 0 and cannot be negative, got {cfg.vq_decoder_refine}")
+    decoder_steps = cfg.init_decoder_steps if cfg.init_from else cfg.vq_decoder_steps
+    if cfg.vq_decoder_refine < 0 or (cfg.vq_decoder_refine and decoder_steps <= 0):
+        raise ValueError(f"vq_decoder_refine gives the decoder a refiner for its decoder stage: it needs that stage "
+                         f"(vq_decoder_steps > 0, or init_decoder_steps > 0 with init_from) and cannot be negative, "
+                         f"got {cfg.vq_decoder_refine}")
     if cfg.init_decoder_steps and not cfg.init_from:
         raise ValueError("init_decoder_steps fine-tunes an init_from export's decoder: this run has no init_from "
                          "(vq_decoder_steps is the decoder stage of a run from scratch)")
@@ -583,7 +589,7 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
     else:
         vq = stage_vqgan(cfg, work, images, progress, device)
         tokens = stage_tokens(work, vq, images, progress)
-        vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress, scenes)
+        vq = stage_vq_decoder(cfg, work, with_refiner(vq, cfg.vq_decoder_refine), tokens, images, progress, scenes)
     with flushed_denormals():
         model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device, clip, init)
     vq = vq.cpu()
