@@ -6,7 +6,8 @@
 The development set is drawn like the built-in suite but from another seed (`--dev-seed`), for the tasks
 whose prompts a sampler setting decides first (single_object, colors, two_object by default), and its images
 use seeds from `--seed` (default 50,000; the suite's start at 0), so settings chosen here are not fitted to the
-suite's images.  Each setting is one resumable eval run in OUT/T0_T1-gG.  Prints a Markdown table, one row
+suite's images.  Each setting is one resumable eval run in OUT/TASKS-nN-sS/T0_T1-gG (a folder per development
+set and step count: a resumed run never scores another set's images).  Prints a Markdown table, one row
 per setting.
 """
 
@@ -51,10 +52,11 @@ def main() -> None:
     lines = build_suite(args.per_task, args.dev_seed, tuple(args.tasks.split(",")))
     registry = default_registry()
     rows = []
+    dev_set = args.out / f"{args.tasks.replace(',', '+')}-n{args.per_task}-s{args.steps}"
     for t0, t1 in temps:
         for g in scales:
             settings = {"steps": args.steps, "guidance": g, "model_options": {"temperature": f"{t0},{t1}"}}
-            run = run_suite(lines, registry, args.model, args.out / f"{t0}_{t1}-g{g}", seed=args.seed,
+            run = run_suite(lines, registry, args.model, dev_set / f"{t0}_{t1}-g{g}", seed=args.seed,
                             settings=settings, progress=True)
             rows.append((f"{t0}, {t1}", g, run.score.per_task, run.score.overall))
     tasks = list(rows[0][2])

@@ -44,7 +44,7 @@ def test_smoke_run_exports_a_pipeline_that_generates_and_resumes(tmp_path) -> No
                                                    "paella": (cfg.steps, cfg.steps)}
     assert np.isnan(told["tokens"][2]) and np.isfinite(told["paella"][2])
     # the sampling defaults travel with the folder: the start temperature chosen on the development set
-    assert default_registry().resolve(str(out)).spec.defaults["options"] == {"temperature": "1.0,0.3"}
+    assert default_registry().resolve(str(out)).spec.defaults["options"] == {"temperature": "1.5,0.3"}
     result = generate(GenerationRequest("a red circle", model=str(out), seed=1, steps=2), default_registry())
     assert result.images[0].size == (64, 64)
     # a snapshot of the finished run's last checkpoint is the exported model; `t2i train --snapshot` makes it

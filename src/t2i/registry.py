@@ -128,7 +128,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("paella-tiny", "paella", "image", "package:paella-tiny", OURS,
               "Tiny Paella token model trained on shapes world (128x128: a 32x32 token grid)",
               {"steps": 12, "guidance": 3.0, "width": 128, "height": 128, "sampler": "paella", "negative_prompt": "",
-               "options": {"temperature": "1.0,0.3"}}),
+               "options": {"temperature": "1.5,0.3"}}),
     _koala("koala-700m", _KOALA_DEFAULTS, "KOALA-700M: SDXL with a compressed U-Net"),
     _koala("koala-1b", _KOALA_DEFAULTS, "KOALA-1B: SDXL with a compressed U-Net"),
     _koala("koala-700m-llava-cap", _KOALA_DEFAULTS, "KOALA-700M trained on LLaVA captions"),
