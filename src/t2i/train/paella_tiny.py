@@ -581,15 +581,11 @@ def train_paella_tiny(cfg: PaellaTinyConfig, work: Path, out: Path, progress: Pr
                               "vq_decoder_critic_start": 500, "vq_decoder_critic_width": 32})
     clip = frozen_clip(cfg, work)
     images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, cfg.size)
-    if init is not None:  # the export's VQGAN: the codes its token model learnt
-        vq = init.vqgan.eval().to(device)
-        tokens = stage_tokens(work, vq, images, progress)
-        vq = with_refiner(vq, cfg.vq_decoder_refine)
-        vq = stage_vq_decoder(cfg, work, vq, tokens, images, progress, scenes, cfg.init_decoder_steps)
-    else:
-        vq = stage_vqgan(cfg, work, images, progress, device)
-        tokens = stage_tokens(work, vq, images, progress)
-        vq = stage_vq_decoder(cfg, work, with_refiner(vq, cfg.vq_decoder_refine), tokens, images, progress, scenes)
+    # the export's VQGAN (the codes its token model learnt), or stage 1's; then the decoder stage on its codes
+    vq = init.vqgan.eval().to(device) if init is not None else stage_vqgan(cfg, work, images, progress, device)
+    tokens = stage_tokens(work, vq, images, progress)
+    vq = stage_vq_decoder(cfg, work, with_refiner(vq, cfg.vq_decoder_refine), tokens, images, progress, scenes,
+                          decoder_steps)
     with flushed_denormals():
         model, text, losses = stage_model(cfg, work, tokens, scenes, progress, device, clip, init)
     vq = vq.cpu()
