@@ -369,5 +369,5 @@ def test_from_an_image_naming_a_local_model_path_needs_confirmation(run: Run, tm
     record["request"]["model"] = str(tmp_path / "some-local-model")
     path = hostile_png(tmp_path / "local.png", json.dumps(record))
     code, out, err = run("generate", "--from", str(path), "--out", "never.png")
-    assert_one_line_error(code, out, err, str(path), "pass --model to confirm")
+    assert_one_line_error(code, out, err, str(path), "pass --model to choose one")
     assert not (tmp_path / "never.png").exists()

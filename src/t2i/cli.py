@@ -6,6 +6,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import random
 import sys
 from collections.abc import Sequence
@@ -139,7 +140,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="Attend-and-Excite (SDXL family): words of the prompt that must appear, comma-separated, "
                         "auto (the shapes-world nouns) or user (those of your prompt, not of its --presample "
                         "expansion); against objects left out of multi-object prompts")
-    g.add_argument("--out", type=Path, help="output file (.png) or folder (default outputs/YYYY-MM-DD/)")
+    g.add_argument("--out", help="output file (.png) or folder (default outputs/YYYY-MM-DD/; a name ending in / is "
+                                 "a folder)")
+    g.add_argument("--max-pixels", type=int, metavar="N",
+                   help="pixels one call may draw, width x height x n (hi-res fix counted at its size); default: "
+                        "the model's (1,048,576 for the shipped models, 4,194,304 for SDXL/KOALA)")
     g.add_argument("--outputs-root", type=Path, default=Path("outputs"), help=argparse.SUPPRESS)
 
     co = sub.add_parser("compose", help="an LLM writes an Omost Canvas program; print it, save a preview",
@@ -394,6 +399,7 @@ def _presample_flags(p: argparse.ArgumentParser, prefix: str = "presample-") -> 
 
 def _compose(args: argparse.Namespace) -> int:
     from t2i.backends import default_registry
+    from t2i.outputs import save_png_atomic
     from t2i.stages import open_composer
 
     _quiet_libraries()
@@ -403,15 +409,15 @@ def _compose(args: argparse.Namespace) -> int:
     for k, instruction in enumerate(args.edit, start=1):
         out = composer.compose(instruction, history=out.messages[1:], seed=args.seed + k)
     for w in out.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(out.program)
+        print(f"warning: {printable(w)}", file=sys.stderr)
+    print(printable(out.program))
     path = args.preview or _numbered(Path("outputs") / datetime.date.today().isoformat(), "canvas", ".png")
-    if path.exists():
-        raise FileExistsError(f"{path} exists; t2i never overwrites")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out.canvas.process().preview().save(path)
+    save_png_atomic(out.canvas.process().preview(), path)
     print(f"preview: {path}", file=sys.stderr)
     return 0
+
+
+MAX_PROGRAM_BYTES = 400_000  # a Canvas program file (the request keeps at most 100,000 characters)
 
 
 def _numbered(folder: Path, stem: str, suffix: str) -> Path:
@@ -438,8 +444,8 @@ def _presample(args: argparse.Namespace) -> int:
     tags = [t for t in (args.tags, args.prompt) if t] if apart else None
     exp = presample(request, presampler, tags=tags, nl=args.nl if apart else None)
     for w in exp.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(json.dumps(exp.to_dict(), indent=2, ensure_ascii=False) if args.json else exp.prompt)
+        print(f"warning: {printable(w)}", file=sys.stderr)
+    print(json.dumps(exp.to_dict(), indent=2, ensure_ascii=False) if args.json else printable(exp.prompt))
     return 0
 
 
@@ -447,8 +453,9 @@ def _generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from t2i.backends import default_registry
-    from t2i.generate import generate, save_result
+    from t2i.generate import check_request, generate, save_result
     from t2i.licences import licence_notice_once
+    from t2i.limits import Limits
     from t2i.metadata import read_image_metadata, replay_request
     from t2i.outputs import OutputWriter
     from t2i.registry import Cancelled
@@ -457,12 +464,14 @@ def _generate(args: argparse.Namespace) -> int:
     _quiet_libraries()
     registry = args.registry or default_registry()
     if args.from_image is not None:
+        from t2i.replay import check_untrusted_request
+
         if args.prompt:
             raise ValueError("give either a prompt or --from IMAGE, not both")
         request = replay_request(read_image_metadata(args.from_image))
-        if args.model is None and not registry.is_registered(request.model):
-            raise ValueError(f"{args.from_image}: the image names the model {request.model!r}, which is not a "
-                             "registered name; pass --model to confirm which model to load")
+        given = {k for k, v in (("model", args.model), ("presample_model", args.presample_model),
+                                ("compose_model", args.compose_model)) if v is not None}
+        check_untrusted_request(request, registry, str(args.from_image), given | {k for k, _ in args.option})
     elif not args.prompt or not args.prompt.strip():
         raise ValueError("a prompt is required (or --from IMAGE)")
     else:
@@ -479,9 +488,14 @@ def _generate(args: argparse.Namespace) -> int:
         changes["model_options"] = {**request.model_options, **dict(args.option)}
     if args.compose or args.program is not None:
         from t2i.types import ComposeOptions
+        from t2i.userfiles import read_user_text
 
-        program = args.program.read_text(encoding="utf-8") if args.program is not None else None
+        program = read_user_text(args.program, MAX_PROGRAM_BYTES) if args.program is not None else None
         changes["compose"] = ComposeOptions(enabled=True, model=args.compose_model, program=program)
+    elif args.compose_model is not None and request.compose.enabled:  # a replay's composer, chosen here
+        from dataclasses import replace
+
+        changes["compose"] = replace(request.compose, model=args.compose_model)
     flags = {"region_mode": args.region_mode, "region_text": args.region_text, "init_strength": args.color_start,
              "hires_scale": args.hires, "hires_strength": args.hires_strength, "excite": args.excite}
     if any(v is not None for v in flags.values()):
@@ -493,9 +507,17 @@ def _generate(args: argparse.Namespace) -> int:
         changes["presample"] = PresampleOptions(enabled=True, model=args.presample_model,
                                                 target=args.presample_target, format=args.presample_format,
                                                 temperature=args.presample_temperature)
+    elif args.presample_model is not None and request.presample.enabled:  # a replay's presampler, chosen here
+        from dataclasses import replace
+
+        changes["presample"] = replace(request.presample, model=args.presample_model)
     request = request.with_(**changes) if changes else request.validate()
 
+    # 1. everything that can fail is checked before a model is loaded or an image drawn
+    limits = Limits(max_pixels=args.max_pixels)
+    check_request(request, registry.resolve(request.model).spec, limits)
     writer = OutputWriter(root=args.outputs_root, out=args.out, n_images=request.n_images)
+    writer.check_batch()
     notice = licence_notice_once(registry.resolve(request.model).spec)
     if notice:
         print(notice, file=sys.stderr)
@@ -510,6 +532,7 @@ def _generate(args: argparse.Namespace) -> int:
             bar.refresh()
         bar.update(i - bar.n)
 
+    # 2. the language models, then the images
     presampler = None
     if request.presample.enabled:
         from t2i.stages import open_presampler
@@ -521,7 +544,7 @@ def _generate(args: argparse.Namespace) -> int:
 
         composer = open_composer(request.compose.model, registry, dict(args.llm_option))
     try:
-        result = generate(request, registry, callback=step, presampler=presampler, composer=composer)
+        result = generate(request, registry, callback=step, presampler=presampler, composer=composer, limits=limits)
     except Cancelled:
         print("cancelled; nothing was written", file=sys.stderr)
         return 130
@@ -529,10 +552,20 @@ def _generate(args: argparse.Namespace) -> int:
         for bar in bars:
             bar.close()
     for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {printable(w)}", file=sys.stderr)
     if result.presampled_prompt is not None:
-        print(f"presampled prompt: {result.presampled_prompt}", file=sys.stderr)
-    for path in save_result(result, writer):
+        print(f"presampled prompt: {printable(result.presampled_prompt)}", file=sys.stderr)
+    # 3. saved one by one; an interruption names what is already on disk
+    written: list[Path] = []
+    try:
+        save_result(result, writer, written)
+    except BaseException:
+        if written:
+            print(f"stopped after writing {len(written)} of {len(result.images)} images:", file=sys.stderr)
+            for path in written:
+                print(path)
+        raise
+    for path in written:
         print(path)
     return 0
 
@@ -560,10 +593,11 @@ def _info(args: argparse.Namespace) -> int:
     if meta.parameters is None and meta.request is None:
         raise ValueError(f"{args.image}: no generation metadata")
     if meta.parameters:
-        print(meta.parameters)
+        print(printable(meta.parameters))  # an image's text may hold escape sequences: shown, never obeyed
     if meta.request is not None:
         print()
-        print(json.dumps({"seed": meta.seed, "index": meta.index, "request": meta.request.to_dict()}, indent=2))
+        print(printable(json.dumps({"seed": meta.seed, "index": meta.index, "request": meta.request.to_dict()},
+                                   indent=2, ensure_ascii=False)))
     return 0
 
 
@@ -603,7 +637,10 @@ def _world(args: argparse.Namespace) -> int:
     if cmd == "render-suite":
         from t2i.world.suite import render_suite
 
-        n = render_suite(_load_suite(args.suite), args.out, args.size, args.images_per_prompt)
+        lines = _load_suite(args.suite)
+        if args.out.is_dir() and any(args.out.iterdir()):
+            raise FileExistsError(f"{args.out} is not empty; t2i never overwrites (give a new or empty folder)")
+        n = render_suite(lines, args.out, args.size, args.images_per_prompt)
         print(f"{n} images -> {args.out}")
         return 0
     if cmd == "score":
@@ -620,6 +657,7 @@ def _world(args: argparse.Namespace) -> int:
 
 
 def _world_sample(args: argparse.Namespace) -> int:
+    from t2i.outputs import check_free, save_png_atomic, write_new_text
     from t2i.world.captions import captions
     from t2i.world.draw import render_scene
     from t2i.world.scene import scene_for_seed
@@ -627,34 +665,39 @@ def _world_sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError("--n must be at least 1")
-    args.out.mkdir(parents=True, exist_ok=True)
-    images, tags = [], []
-    with open(args.out / "captions.jsonl", "w", encoding="utf-8") as f:
-        for k in range(args.n):
-            seed = args.seed + k
-            scene = scene_for_seed(seed)
-            caps = captions(scene, random.Random(seed ^ 0x5EED))
-            img = render_scene(scene, args.size)
-            img.save(args.out / f"{k:05d}.png")
-            images.append(img)
-            tags.append(caps.natural)
-            f.write(json.dumps({"file": f"{k:05d}.png", "seed": seed, "tags": caps.tags, "natural": caps.natural,
-                                "canvas": caps.canvas, "scene": scene.to_dict()}) + "\n")
-    contact_sheet(images, tags).save(args.out / "contact_sheet.png")
+    names = [f"{k:05d}.png" for k in range(args.n)]
+    check_free([args.out / name for name in (*names, "captions.jsonl", "contact_sheet.png")])
+    images, tags, records = [], [], []
+    for k, name in enumerate(names):
+        seed = args.seed + k
+        scene = scene_for_seed(seed)
+        caps = captions(scene, random.Random(seed ^ 0x5EED))
+        img = render_scene(scene, args.size)
+        save_png_atomic(img, args.out / name)
+        images.append(img)
+        tags.append(caps.natural)
+        records.append(json.dumps({"file": name, "seed": seed, "tags": caps.tags, "natural": caps.natural,
+                                   "canvas": caps.canvas, "scene": scene.to_dict()}) + "\n")
+    write_new_text(args.out / "captions.jsonl", "".join(records))
+    save_png_atomic(contact_sheet(images, tags), args.out / "contact_sheet.png")
     print(f"{args.n} scenes -> {args.out} (captions.jsonl, contact_sheet.png)")
     return 0
 
 
 def _world_score(args: argparse.Namespace) -> int:
+    from t2i.outputs import replace_file, write_new_text
     from t2i.world.suite import score_folder
 
+    if args.results is not None and os.path.lexists(args.results):  # before scoring, not after
+        raise FileExistsError(f"{args.results} already exists; t2i never overwrites (choose another --results)")
     result = score_folder(args.folder, _load_suite(args.suite), args.size, progress=True)
-    out = args.results or args.folder / "results.jsonl"
-    with open(out, "w", encoding="utf-8") as f:
-        for v in result.verdicts:
-            f.write(json.dumps(v.to_dict()) + "\n")
+    text = "".join(json.dumps(v.to_dict()) + "\n" for v in result.verdicts)
+    if args.results is not None:
+        out = write_new_text(args.results, text)
+    else:  # the folder's own record of its latest scoring, replaced atomically
+        out = replace_file(args.folder / "results.jsonl", text)
     for problem in result.problems:
-        print(f"warning: {problem}", file=sys.stderr)
+        print(f"warning: {printable(problem)}", file=sys.stderr)
     print(result.table())
     print(f"per-image results -> {out}")
     return 0
@@ -663,8 +706,13 @@ def _world_score(args: argparse.Namespace) -> int:
 def _world_boxes(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    from t2i.outputs import check_free, save_png_atomic
     from t2i.world.detector import detect, load_rgb
     from t2i.world.sheet import contact_sheet, draw_detections
+
+    if args.out.suffix.lower() != ".png":
+        raise ValueError(f"{args.out}: the contact sheet is a .png file")
+    check_free([args.out])
 
     files: list[Path] = []
     for p in args.inputs:
@@ -685,10 +733,9 @@ def _world_boxes(args: argparse.Namespace) -> int:
         tiles.append(draw_detections(img, dets, scale=max(1.0, 160 / max(img.size))))
         name = f"{f.parent.parent.name}/{f.name}" if f.parent.name == "samples" else f.name
         labels.append(f"{name}: " + ", ".join(f"{d.color} {d.shape}" for d in dets))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.columns is not None and args.columns < 1:
         raise ValueError(f"--columns must be at least 1, got {args.columns}")
-    contact_sheet(tiles, labels, columns=args.columns).save(args.out)
+    save_png_atomic(contact_sheet(tiles, labels, columns=args.columns), args.out)
     print(f"{len(files)} images -> {args.out}")
     return 0
 
@@ -929,12 +976,56 @@ COMMANDS = {"eval": _eval, "compare": _compare, "train": _train, "convert": _con
             "presample": _presample, "compose": _compose, "info": _info, "models": _models, "world": _world}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every `finally` runs (temporary files are removed)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+# Arguments naming something a command writes: never a symbolic link (t2i does not write through links).
+WRITE_DESTS = ("out", "work", "results", "preview", "dst")
+
+
+def _check_args(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """The edge's rules for every command: UTF-8 text only, no control characters, no links as outputs."""
+    from t2i.text import text_problem
+
+    for k, arg in enumerate(argv, start=1):
+        problem = text_problem(arg)
+        if problem:
+            raise ValueError(f"command-line argument {k} ({printable(arg)[:60]!r}) {problem}")
+    for dest in WRITE_DESTS:
+        value = getattr(args, dest, None)
+        if value is not None and Path(value).is_symlink():
+            raise ValueError(f"{value} is a symbolic link; t2i does not write through links (name the real path)")
+
+
+def printable(text: object) -> str:
+    """Text from images, models or users made safe for a terminal (control characters escaped)."""
+    from t2i.text import printable as escape
+
+    return escape(str(text))
+
+
 def main(argv: Sequence[str] | None = None, registry: ModelRegistry | None = None) -> int:
     """Entry point of the `t2i` command; returns the exit code.  `registry` replaces the default one."""
+    import signal
+    import threading
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.registry = registry
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        _check_args(args, argv)
         return COMMANDS[args.command](args)
+    except Terminated:
+        print("t2i: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("t2i: cancelled", file=sys.stderr)
         return 130
@@ -943,8 +1034,17 @@ def main(argv: Sequence[str] | None = None, registry: ModelRegistry | None = Non
     except (ValueError, OSError, LLMError) as e:
         if args.debug:
             raise
-        print(f"t2i: error: {e}", file=sys.stderr)
+        print(f"t2i: error: {printable(e)}", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug, not a bad input: still one line, and how to see more
+        if args.debug:
+            raise
+        print(f"t2i: internal error: {type(e).__name__}: {printable(e)} (t2i --debug ... shows the traceback; "
+              "please report it)", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

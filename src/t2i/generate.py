@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from t2i.limits import LimitError, Limits, check_limits
 from t2i.metadata import build_pnginfo
 from t2i.outputs import OutputWriter
 from t2i.registry import Backend, ModelRegistry, ModelSpec
@@ -45,9 +46,32 @@ def resolve_request(request: GenerationRequest, spec: ModelSpec, seed: int | Non
     )
 
 
+# A size the request and the model's entry leave open is the backend's native one: counted as SDXL's.
+UNKNOWN_SIDE = 1024
+
+
+def check_request(request: GenerationRequest, spec: ModelSpec, limits: Limits | None = None) -> None:
+    """Everything that can be checked before a model is loaded: the AND syntax and the call's limits
+    (pixels with the model's size defaults filled in, steps, images, LLM tokens).  Raises RequestError /
+    LimitError."""
+    request.validate()
+    _check_conjunction(request)
+    limits = limits or Limits()
+    d = {**FALLBACK_DEFAULTS, **spec.defaults}
+    width = request.width or d.get("width") or UNKNOWN_SIDE
+    height = request.height or d.get("height") or UNKNOWN_SIDE
+    steps = request.steps if request.steps is not None else d.get("steps", 0)
+    options = {**d.get("options", {}), **request.model_options}
+    check_limits(int(width), int(height), request.n_images, int(steps), options, limits, spec.name, spec.max_pixels)
+    if request.compose.enabled and request.compose.max_new_tokens > limits.max_new_tokens:
+        raise LimitError(f"compose.max_new_tokens {request.compose.max_new_tokens}; the limit is "
+                         f"{limits.max_new_tokens} per call")
+
+
 def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backend | None = None,
              callback: Callable[[int, int], bool | None] | None = None,
-             presampler: Presampler | None = None, composer: Any = None) -> GenerationResult:
+             presampler: Presampler | None = None, composer: Any = None,
+             limits: Limits | None = None) -> GenerationResult:
     """Generate the images of `request`.  Pass `backend` / `presampler` / `composer` to reuse loaded models.
 
     With presampling on, the backend draws from the expanded prompt; the result keeps the request as
@@ -56,8 +80,7 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
     one); the result's request carries the program, so a replay needs no LLM.  Backends without a
     regional renderer get the canvas flattened into one prompt, with a warning.
     """
-    request.validate()
-    _check_conjunction(request)
+    check_request(request, registry.resolve(request.model).spec, limits)
     t0 = time.perf_counter()
     if backend is None:
         resolved, backend = registry.load(request.model, request.model_options)
@@ -125,12 +148,13 @@ def _check_conjunction(request: GenerationRequest) -> None:
                            "goes to the image model as it is: drop --compose or the AND")
 
 
-def save_result(result: GenerationResult, writer: OutputWriter) -> list[Path]:
-    """Write every image of `result` with its metadata; returns the paths written."""
+def save_result(result: GenerationResult, writer: OutputWriter, written: list[Path] | None = None) -> list[Path]:
+    """Write every image of `result` with its metadata; returns the paths written.  Each path is appended to
+    `written` as soon as its file exists, so a caller interrupted half-way knows what is on disk."""
     extras = {}
     if result.presampled_prompt:
         extras["Presampled prompt"] = result.presampled_prompt
-    paths = []
+    paths = [] if written is None else written
     for k, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
         info = build_pnginfo(result.request, seed, k, result.prompt_used, result.negative_prompt_used, extras)
         paths.append(writer.write(image, seed, info))

@@ -15,7 +15,9 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -104,36 +106,44 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def save_png_atomic(image: Image.Image, path: Path, pnginfo: PngInfo | None = None) -> Path:
-    """Save `image` as a PNG at `path` atomically, never overwriting; return `path`.
-
-    Parent directories are created.  The PNG is written to a temporary file in the same
-    directory (named ``.<name>.<random>.tmp``), flushed and fsynced, then published with
-    ``os.link``, which fails if `path` exists, and the temporary name is removed.  Raises
-    FileExistsError if `path` already exists and OSError if the filesystem cannot make
-    hard links (there is no non-atomic fallback).  On any exception, KeyboardInterrupt
-    included, the temporary file is removed, so a failed or cancelled save leaves no
-    partial file.
-    """
-    path = Path(path)
-    parent = path.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    if os.path.lexists(path):
-        raise FileExistsError(errno.EEXIST, f"{path} already exists; not overwriting it", str(path))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+@contextlib.contextmanager
+def _temp_beside(path: Path, write: Callable[[BinaryIO], None]) -> Iterator[str]:
+    """The name of a temporary file beside `path` (``.<name>.<random>.tmp``) that `write(f)` filled, flushed
+    and fsynced; removed on leaving unless it was renamed away, whatever the exception (KeyboardInterrupt
+    included: the CLI turns SIGTERM into one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_name = None
     try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), _file_mode())  # mkstemp makes 0600 files
-            image.save(f, format="PNG", pnginfo=pnginfo)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        yield tmp_name
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+
+
+def write_new_file(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Create the file `path` atomically, never overwriting and never writing through a link; return it.
+
+    `write(f)` fills a temporary file in the same folder, which is published with ``os.link``: that fails
+    if anything (a file, a folder, a symbolic link, even a dangling one) already has the name.  Parent
+    folders are created.  Raises FileExistsError when `path` exists and OSError when the filesystem cannot
+    make hard links (there is no non-atomic fallback).  A failed or cancelled write leaves nothing behind.
+    """
+    path = Path(path)
+    if os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, f"{path} already exists; not overwriting it", str(path))
+    with _temp_beside(path, write) as tmp_name:
         try:
             os.link(tmp_name, path)
         except FileExistsError:
-            raise FileExistsError(
-                errno.EEXIST, f"{path} already exists; not overwriting it", str(path)
-            ) from None
+            raise FileExistsError(errno.EEXIST, f"{path} already exists; not overwriting it", str(path)) from None
         except OSError as e:
             if e.errno in _NO_LINK_ERRNOS:
                 raise OSError(
@@ -143,11 +153,42 @@ def save_png_atomic(image: Image.Image, path: Path, pnginfo: PngInfo | None = No
                     str(path),
                 ) from e
             raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-    _fsync_dir(parent)
+    _fsync_dir(path.parent)
     return path
+
+
+def write_new_text(path: str | Path, text: str) -> Path:
+    """`write_new_file` with UTF-8 text."""
+    data = text.encode("utf-8")
+    return write_new_file(path, lambda f: f.write(data))
+
+
+def replace_file(path: str | Path, text: str) -> Path:
+    """Write UTF-8 `text` to `path` atomically, replacing the file there: for a command's own record in its
+    own folder (a score's ``results.jsonl``), never for a file the user named.  A link or a folder at `path`
+    is refused, not followed; an interrupted write leaves the old file whole."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise FileExistsError(errno.EEXIST, f"{path} is a link or not a regular file; not replacing it", str(path))
+    data = text.encode("utf-8")
+    with _temp_beside(path, lambda f: f.write(data)) as tmp_name:
+        os.replace(tmp_name, path)
+    _fsync_dir(path.parent)
+    return path
+
+
+def save_png_atomic(image: Image.Image, path: Path, pnginfo: PngInfo | None = None) -> Path:
+    """Save `image` as a PNG at `path` with `write_new_file` (atomic, never overwriting); return `path`."""
+    return write_new_file(path, lambda f: image.save(f, format="PNG", pnginfo=pnginfo))
+
+
+def check_free(paths: list[Path]) -> None:
+    """Raise FileExistsError naming the first of `paths` that exists (a file, folder or link), before a
+    command writes any of them: a run either writes all its files or none."""
+    for p in paths:
+        if os.path.lexists(p):
+            raise FileExistsError(errno.EEXIST, f"{p} already exists; t2i never overwrites (choose another "
+                                  "output name)", str(p))
 
 
 class OutputWriter:
@@ -162,12 +203,14 @@ class OutputWriter:
       ``outputs``), the date taken when each image is written.
     """
 
-    def __init__(self, root: Path | None = None, out: Path | None = None, *, n_images: int = 1) -> None:
-        """Set up the destination; see the class docstring.  Raises ValueError for an
-        `out` that names a non-PNG image file or an existing non-directory file."""
+    def __init__(self, root: Path | None = None, out: str | Path | None = None, *, n_images: int = 1) -> None:
+        """Set up the destination; see the class docstring.  `out` given as text ending in a path separator
+        (``shots.png/``) is a folder whatever its suffix.  Raises ValueError for an `out` that names a non-PNG
+        image file or an existing non-directory file."""
         if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
             raise ValueError(f"n_images must be a positive integer, got {n_images!r}")
         self.root = Path(root) if root is not None else DEFAULT_ROOT
+        folder = isinstance(out, str) and out.endswith(("/", os.sep))
         self.out = Path(out) if out is not None else None
         self.n_images = n_images
         self.exact: Path | None = None
@@ -176,7 +219,11 @@ class OutputWriter:
         self._lock = threading.Lock()
         if self.out is None:
             return
-        if self.out.suffix.lower() == ".png" and not self.out.is_dir():
+        if folder and self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"{self.out} exists and is not a folder")
+        if folder:
+            self.directory = self.out
+        elif self.out.suffix.lower() == ".png" and not self.out.is_dir():
             self.exact = self.out
         elif self.out.suffix.lower() in _OTHER_IMAGE_SUFFIXES and not self.out.is_dir():
             raise ValueError(f"{self.out}: only PNG images are written; give a .png file name or a folder")
@@ -194,6 +241,19 @@ class OutputWriter:
                 raise ValueError(f"image {index} of a single-image run has no path")
             return self.exact
         return self.exact.with_name(f"{self.exact.stem}-{index}{self.exact.suffix}")
+
+    def check_batch(self) -> None:
+        """Before anything is drawn: every file this writer will write can be written (no name is taken, the
+        folder is not a file), so a batch is written whole or not at all."""
+        if self.exact is not None:
+            check_free([self.exact_path(k) for k in range(self.n_images)])
+            return
+        folder = self.target_dir()
+        for p in (folder, *folder.parents):
+            if os.path.lexists(p):
+                if not p.is_dir():
+                    raise ValueError(f"{p} exists and is not a folder; give another --out")
+                break
 
     def target_dir(self) -> Path:
         """The folder numbered images go to now (today's folder under `root` by default)."""

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
+from t2i.limits import DEFAULT_MAX_PIXELS
 from t2i.types import GenerationRequest, GenerationResult
 
 KINDS = ("sdxl", "unclip", "paella", "llm")
@@ -49,12 +50,16 @@ class ModelSpec:
     description: str
     defaults: Mapping[str, Any] = field(default_factory=dict)  # steps, guidance, width, height, sampler, negative
     files: tuple[str, ...] = ()  # specific files in the source (e.g. a GGUF file name)
+    # pixels one call may draw, n included (t2i.limits); a caller raises it, never a request
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"{self.name}: unknown kind {self.kind!r}")
         if self.role not in ROLES:
             raise ValueError(f"{self.name}: unknown role {self.role!r}")
+        if isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1:
+            raise ValueError(f"{self.name}: max_pixels must be a positive integer, got {self.max_pixels!r}")
 
     @property
     def embedded(self) -> bool:
@@ -114,6 +119,10 @@ _LIGHTNING_DEFAULTS = {"steps": 10, "guidance": 3.5, "width": 1024, "height": 10
                        "negative_prompt": "worst quality, low quality, illustration, low resolution"}
 
 
+# The shipped tiny models: a megapixel per call (64 images at 128x128, or one 1024x1024), far past their use.
+TINY_MAX_PIXELS = 1024 * 1024
+
+
 def _koala(name: str, defaults: Mapping[str, Any], what: str) -> ModelSpec:
     return ModelSpec(name, "sdxl", "image", f"etri-vilab/{name}", KOALA, what, defaults)
 
@@ -121,14 +130,16 @@ def _koala(name: str, defaults: Mapping[str, Any], what: str) -> ModelSpec:
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("shapes-xl", "sdxl", "image", "package:shapes-xl", OURS,
               "Tiny SDXL-architecture model trained on shapes world (offline default)",
-              {"steps": 25, "guidance": 1.0, "width": 64, "height": 64, "sampler": "euler", "negative_prompt": ""}),
+              {"steps": 25, "guidance": 1.0, "width": 64, "height": 64, "sampler": "euler", "negative_prompt": ""},
+              max_pixels=TINY_MAX_PIXELS),
     ModelSpec("shapes-koala", "sdxl", "image", "package:shapes-koala", OURS,
               "KOALA-700M-style student distilled from shapes-xl (the fast offline model)",
-              {"steps": 25, "guidance": 1.0, "width": 64, "height": 64, "sampler": "euler", "negative_prompt": ""}),
+              {"steps": 25, "guidance": 1.0, "width": 64, "height": 64, "sampler": "euler", "negative_prompt": ""},
+              max_pixels=TINY_MAX_PIXELS),
     ModelSpec("paella-tiny", "paella", "image", "package:paella-tiny", OURS,
               "Tiny Paella token model trained on shapes world (128x128: a 32x32 token grid)",
               {"steps": 12, "guidance": 3.0, "width": 128, "height": 128, "sampler": "paella", "negative_prompt": "",
-               "options": {"temperature": "1.5,0.3"}}),
+               "options": {"temperature": "1.5,0.3"}}, max_pixels=TINY_MAX_PIXELS),
     _koala("koala-700m", _KOALA_DEFAULTS, "KOALA-700M: SDXL with a compressed U-Net"),
     _koala("koala-1b", _KOALA_DEFAULTS, "KOALA-1B: SDXL with a compressed U-Net"),
     _koala("koala-700m-llava-cap", _KOALA_DEFAULTS, "KOALA-700M trained on LLaVA captions"),
@@ -226,8 +237,10 @@ class ModelRegistry:
                     raise ModelError(f"model {name!r} has no weights in this installation of t2i "
                                      f"(expected {folder}); it has not been trained and shipped yet")
                 own = folder_defaults(folder)  # the shipped weights' own settings win over the spec's
-                return ResolvedModel(replace(spec, defaults={**spec.defaults, **own}) if own else spec, folder,
-                                     "registered")
+                if own:
+                    spec = replace(spec, defaults={**spec.defaults, **own})
+                limit = folder_max_pixels(folder)
+                return ResolvedModel(replace(spec, max_pixels=limit) if limit else spec, folder, "registered")
             return ResolvedModel(spec, None, "registered")
         by_source = [s for s in self._specs.values() if s.source == name]
         if by_source:
@@ -269,6 +282,20 @@ def folder_defaults(folder: Path) -> dict[str, Any]:
         raise ModelError(f"{file}: unreadable ({e})") from e
 
 
+def folder_max_pixels(folder: Path) -> int | None:
+    """The `max_pixels` a model folder's DEFAULTS_FILE declares (None when it declares none)."""
+    file = folder / DEFAULTS_FILE
+    if not file.is_file():
+        return None
+    try:
+        value = json.loads(file.read_text(encoding="utf-8")).get("max_pixels")
+    except (ValueError, AttributeError) as e:
+        raise ModelError(f"{file}: unreadable ({e})") from e
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ModelError(f"{file}: max_pixels must be a positive integer, got {value!r}")
+    return value
+
+
 def _local_spec(path: Path) -> ModelSpec:
     """Infer a spec for a local folder or file."""
     name = str(path)
@@ -290,7 +317,8 @@ def _local_spec(path: Path) -> ModelSpec:
         if kind is None:
             raise ModelError(f"{path}: pipeline class {cls!r} is not supported "
                              f"(supported: {', '.join(_PIPELINE_KINDS)})")
-        return ModelSpec(name, kind, "image", name, _LOCAL, f"local {cls} folder", defaults)
+        return ModelSpec(name, kind, "image", name, _LOCAL, f"local {cls} folder", defaults,
+                         max_pixels=folder_max_pixels(path) or DEFAULT_MAX_PIXELS)
     suffix = path.suffix.lower()
     if suffix in (".ckpt", ".pt", ".pth", ".bin"):
         raise ModelError(f"{path}: pickled checkpoints are not loaded (they can run code); convert it to "

@@ -15,16 +15,21 @@ from typing import Any
 
 from PIL import Image
 
-REQUEST_SCHEMA = "t2i.request/1"
+from t2i.limits import (
+    MAX_GUIDANCE,
+    MAX_IMAGES,
+    MAX_NAME_CHARS,
+    MAX_NEW_TOKENS,
+    MAX_OPTIONS,
+    MAX_PROGRAM_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_STEPS,
+)
+from t2i.text import text_problem
 
-MAX_PROMPT_CHARS = 10_000
-MAX_NAME_CHARS = 1_000
-MAX_SEED = 2**63 - 1
-MAX_STEPS = 1_000
-MAX_SIDE = 8_192
-MAX_IMAGES = 64
-MAX_OPTIONS = 64
-MAX_PROGRAM_CHARS = 100_000
+REQUEST_SCHEMA = "t2i.request/1"
 
 # Model options are a flat mapping of scalars: nothing nested, nothing callable.
 OptionValue = str | int | float | bool | None
@@ -41,6 +46,9 @@ def _check_str(name: str, value: Any, cap: int, allow_none: bool = False) -> str
         raise RequestError(f"{name} must be a string, got {type(value).__name__}")
     if len(value) > cap:
         raise RequestError(f"{name} is {len(value)} characters long; the limit is {cap}")
+    problem = text_problem(value)
+    if problem:
+        raise RequestError(f"{name} {problem}")
     return value
 
 
@@ -142,7 +150,7 @@ class ComposeOptions:
         _check_int("compose.seed", self.seed, 0, MAX_SEED, allow_none=True)
         _check_float("compose.temperature", self.temperature, 0.0, 10.0)
         _check_float("compose.top_p", self.top_p, 0.0, 1.0)
-        _check_int("compose.max_new_tokens", self.max_new_tokens, 1, 1_000_000)
+        _check_int("compose.max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
         _check_str("compose.program", self.program, MAX_PROGRAM_CHARS, allow_none=True)
         return self
 
@@ -174,11 +182,14 @@ class GenerationRequest:
             raise RequestError("model must not be empty")
         _check_int("seed", self.seed, 0, MAX_SEED, allow_none=True)
         _check_int("steps", self.steps, 1, MAX_STEPS, allow_none=True)
-        _check_float("guidance", self.guidance, 0.0, 100.0, allow_none=True)
+        _check_float("guidance", self.guidance, 0.0, MAX_GUIDANCE, allow_none=True)
         _check_int("width", self.width, 8, MAX_SIDE, allow_none=True)
         _check_int("height", self.height, 8, MAX_SIDE, allow_none=True)
         _check_str("sampler", self.sampler, 100, allow_none=True)
         _check_int("n_images", self.n_images, 1, MAX_IMAGES)
+        if self.seed is not None and self.seed + self.n_images - 1 > MAX_SEED:
+            raise RequestError(f"seed {self.seed} with {self.n_images} images: image k uses seed + k, and the "
+                               f"last would pass {MAX_SEED}; choose a smaller seed")
         _check_options("model_options", self.model_options)
         if not isinstance(self.presample, PresampleOptions):
             raise RequestError("presample must be PresampleOptions")

@@ -61,16 +61,22 @@ class Detection:
                 "score": round(self.score, 4)}
 
 
+MAX_IMAGE_BYTES = 64 * 1024 * 1024  # an image file to score; larger ones are refused unread
+
 def load_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as float32 (H, W, 3) in [0, 1]; alpha is composited over white."""
+    from t2i.userfiles import UserFileError, open_user_file
+
     try:
-        with Image.open(path) as im:
+        with open_user_file(path, MAX_IMAGE_BYTES) as f, Image.open(f) as im:
             im.load()
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(bg, rgba)
             rgb = im.convert("RGB")
+    except UserFileError as e:
+        raise ImageReadError(str(e)) from e
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageReadError(f"{path}: cannot read image ({e})") from e
     return np.asarray(rgb, dtype=np.float32) / 255.0
