@@ -462,7 +462,7 @@ def test_jpeg_is_not_png(tmp_path: Path) -> None:
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
-    assert_refused(tmp_path / "missing.png", "cannot open")
+    assert_refused(tmp_path / "missing.png", "cannot read it")
     assert_refused(tmp_path, "")  # a directory: refused (cannot open or not a regular file)
 
 

@@ -399,10 +399,12 @@ def _presample_flags(p: argparse.ArgumentParser, prefix: str = "presample-") -> 
 
 def _compose(args: argparse.Namespace) -> int:
     from t2i.backends import default_registry
-    from t2i.outputs import save_png_atomic
+    from t2i.outputs import check_free, save_png_atomic
     from t2i.stages import open_composer
 
     _quiet_libraries()
+    if args.preview is not None:
+        check_free([args.preview])  # before the model writes anything
     registry = args.registry or default_registry()
     composer = open_composer(args.compose_model, registry, dict(args.llm_option))
     out = composer.compose(args.prompt, seed=args.seed)
@@ -718,7 +720,7 @@ def _world_boxes(args: argparse.Namespace) -> int:
     for p in args.inputs:
         if p.is_dir():
             files += sorted(q for q in p.rglob("*.png") if q.resolve() != args.out.resolve())
-        elif p.is_file():
+        elif os.path.lexists(p):  # a file; anything else is refused by the image reader
             files.append(p)
         else:
             raise ValueError(f"{p}: no such file or folder")
@@ -986,6 +988,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 # Arguments naming something a command writes: never a symbolic link (t2i does not write through links).
 WRITE_DESTS = ("out", "work", "results", "preview", "dst")
+# Commands whose outputs are folders (the rest write files).
+FOLDER_OUTPUTS = {("world", "sample"): ("out",), ("world", "dataset"): ("out",), ("world", "render-suite"): ("out",),
+                  ("eval",): ("out",), ("train",): ("work", "out")}
 
 
 def _check_args(args: argparse.Namespace, argv: Sequence[str]) -> None:
@@ -1000,6 +1005,11 @@ def _check_args(args: argparse.Namespace, argv: Sequence[str]) -> None:
         value = getattr(args, dest, None)
         if value is not None and Path(value).is_symlink():
             raise ValueError(f"{value} is a symbolic link; t2i does not write through links (name the real path)")
+    command = (args.command, *((args.world_command,) if args.command == "world" else ()))
+    for dest in FOLDER_OUTPUTS.get(command, ()):
+        value = getattr(args, dest, None)
+        if value is not None and Path(value).exists() and not Path(value).is_dir():
+            raise ValueError(f"{value} exists and is not a folder; t2i never overwrites (name a new folder)")
 
 
 def printable(text: object) -> str:

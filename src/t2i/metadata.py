@@ -16,14 +16,12 @@ the metadata (a model path, for instance) is ever opened.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -360,30 +358,19 @@ def _text_chunk(info: Mapping[Any, Any], key: str, cap: int, fail: _Fail) -> str
     return text
 
 
-def _open_regular(path: Path, fail: _Fail) -> int:
+def _open_regular(path: Path, fail: _Fail) -> BinaryIO:
     """Open `path` read-only without blocking on FIFOs; refuse non-files and huge files."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    from t2i.userfiles import UserFileError, open_user_file
+
     try:
-        fd = os.open(path, flags)
-    except OSError as e:
-        fail(f"cannot open the file ({e.strerror or e})")
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            fail("not a regular file")
-        if st.st_size > MAX_FILE_BYTES:
-            limit = MAX_FILE_BYTES // (1024 * 1024)
-            fail(f"the file is {st.st_size} bytes; images over {limit} MiB are refused")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        return open_user_file(path, MAX_FILE_BYTES)
+    except UserFileError as e:
+        fail(str(e).removeprefix(f"{path}: "))
 
 
 def _read_png_text(path: Path, fail: _Fail) -> dict[Any, Any]:
     """Open and check the PNG (size, pixel count, chunk CRCs, truncation); return its info."""
-    fd = _open_regular(path, fail)
-    with os.fdopen(fd, "rb") as f:
+    with _open_regular(path, fail) as f:
         if f.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
             fail("not a PNG image")
         f.seek(0)

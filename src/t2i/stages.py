@@ -12,6 +12,7 @@ from typing import Any
 
 from t2i.presample import Expansion, Presampler, TagDatabase, sampling_for, targets_for, vocabulary_for
 from t2i.registry import ModelRegistry
+from t2i.text import CONTROL_OR_SURROGATE, text_problem
 from t2i.types import GenerationRequest, PresampleOptions, RequestError
 
 DEFAULT_PRESAMPLER = "tipo-tiny"
@@ -50,8 +51,20 @@ def presample(request: GenerationRequest, presampler: Presampler, tags: list[str
     seed = opts.seed if opts.seed is not None else (request.seed or 0)
     given = {k: getattr(opts, k) for k in ("temperature", "top_p", "top_k", "min_p") if getattr(opts, k) is not None}
     settings = replace(presampler.settings, **given)  # the request's settings over the model's own
-    return presampler.with_settings(settings).expand(request.prompt, tags=tags, nl=nl, seed=seed, target=opts.target,
-                                                     width=request.width, height=request.height, fmt=opts.format)
+    expansion = presampler.with_settings(settings).expand(request.prompt, tags=tags, nl=nl, seed=seed,
+                                                          target=opts.target, width=request.width,
+                                                          height=request.height, fmt=opts.format)
+    return _without_controls(expansion)
+
+
+def _without_controls(expansion: Expansion) -> Expansion:
+    """A model's text holds no control characters when it becomes a prompt (t2i.text's rule): they are taken
+    out, with a warning (the model wrote them; the user did not)."""
+    if text_problem(expansion.prompt) is None:
+        return expansion
+    note = "the presampler wrote control characters; they were replaced by spaces"
+    return replace(expansion, prompt=CONTROL_OR_SURROGATE.sub(" ", expansion.prompt),
+                   warnings=[*expansion.warnings, note])
 
 
 def _presample_conjuncts(request: GenerationRequest, presampler: Presampler, conjuncts: list) -> Expansion:

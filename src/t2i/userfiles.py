@@ -19,6 +19,10 @@ class UserFileError(OSError):
     """A file named by a user that is not a readable regular file (or is too large)."""
 
 
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n:,} bytes"
+
+
 def open_user_file(path: str | Path, max_bytes: int | None = None) -> BinaryIO:
     """Open `path` for binary reading; refuse anything but a regular file (checked on the opened descriptor,
     so nothing can be swapped in between) and files larger than `max_bytes`."""
@@ -30,7 +34,7 @@ def open_user_file(path: str | Path, max_bytes: int | None = None) -> BinaryIO:
     except IsADirectoryError:
         raise UserFileError(f"{path}: is a folder, not a file") from None
     except OSError as e:
-        raise UserFileError(f"{path}: cannot open it ({e.strerror or e})") from None
+        raise UserFileError(f"{path}: cannot read it ({e.strerror or e})") from None
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
@@ -38,7 +42,7 @@ def open_user_file(path: str | Path, max_bytes: int | None = None) -> BinaryIO:
         if not stat.S_ISREG(st.st_mode):
             raise UserFileError(f"{path}: not a regular file (a FIFO, socket or device is never read)")
         if max_bytes is not None and st.st_size > max_bytes:
-            raise UserFileError(f"{path}: {st.st_size:,} bytes; files over {max_bytes:,} bytes are refused")
+            raise UserFileError(f"{path}: {st.st_size:,} bytes; files over {_size(max_bytes)} are refused")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -52,7 +56,7 @@ def read_user_bytes(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> bytes:
     with open_user_file(path, max_bytes) as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:  # grew while being read
-        raise UserFileError(f"{path}: files over {max_bytes:,} bytes are refused")
+        raise UserFileError(f"{path}: files over {_size(max_bytes)} are refused")
     return data
 
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from t2i.userfiles import read_user_text
+
 
 class CompareError(ValueError):
     """The runs cannot be compared line by line (a different suite, seed or number of images)."""
@@ -85,9 +87,9 @@ def read_run(folder: Path) -> tuple[dict[str, Any], dict[int, tuple[str, str, li
     for p in (summary_path, results_path):
         if not p.is_file():
             raise CompareError(f"{folder}: no {p.name} (is it a finished `t2i eval` output folder?)")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    summary = json.loads(read_user_text(summary_path))
     lines: dict[int, tuple[str, str, list[bool]]] = {}
-    for row in results_path.read_text(encoding="utf-8").splitlines():
+    for row in read_user_text(results_path).splitlines():
         if row.strip():
             r = json.loads(row)
             lines.setdefault(int(r["index"]), (r["tag"], r["prompt"], []))[2].append(bool(r["correct"]))
@@ -119,7 +121,7 @@ def image_psnrs(a_folder: Path, b_folder: Path) -> list[float]:
     from t2i.world.detector import ImageReadError, load_rgb
 
     names = []
-    for row in (a_folder / "results.jsonl").read_text(encoding="utf-8").splitlines():
+    for row in read_user_text(a_folder / "results.jsonl").splitlines():
         if row.strip():
             names.append(json.loads(row)["filename"])
     out = []
