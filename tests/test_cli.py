@@ -214,7 +214,7 @@ def _bad_value_request() -> str:
         (lambda p: hostile_png(p), "no t2i metadata"),
         (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40), "PNG"),
         (lambda p: p.write_text("not an image", encoding="utf-8"), "not a PNG"),
-        (lambda p: None, "cannot open"),
+        (lambda p: None, "cannot read it"),
     ],
     ids=["not-json", "not-object", "unknown-request-key", "bad-request-value", "deep", "a1111-only", "no-chunks",
          "truncated", "text-file", "missing"],

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from t2i.compose import CanvasError, parse_canvas
+from t2i.compose import CanvasError, parse_canvas, parse_canvas_lenient
 
 PROGRAM = '''canvas = Canvas()
 canvas.set_global_description(
@@ -35,7 +35,6 @@ VALID = [
     f"Sure! Here is the canvas:\n\n```python\n{PROGRAM}\n```\n\nLet me know if you want changes.",
     f"```\n{PROGRAM}\n```",
     f"```python\n# Initialize the canvas\n{PROGRAM}\n# done\n```",
-    f"Here you go:\n{PROGRAM}\nThis places the circle on the left.",
     "```python\n" + "\n".join("    " + line for line in PROGRAM.splitlines()) + "\n```",  # indented block
     PROGRAM.replace("\n", "\r\n"),
     PROGRAM.replace("'", '"'),
@@ -52,6 +51,20 @@ def test_answers_in_the_shapes_llms_write_parse(answer):
     assert canvas.description == "Two shapes on a gray background."
     assert [c.location for c in canvas.components] == ["on the left"]
     assert canvas.components[0].description == "A red circle."
+    lenient, report = parse_canvas_lenient(answer)
+    assert lenient.process() == canvas.process() and report.calls == 2 and report.warning is None
+
+
+def test_unfenced_prose_around_a_program_is_refused_strictly_and_skipped_leniently():
+    answer = f"Here you go:\n{PROGRAM}\nThis places the circle on the left."
+    with pytest.raises(CanvasError, match="^line 1: text before `canvas = Canvas\\(\\)`"):
+        parse_canvas(answer)
+    with pytest.raises(CanvasError, match="^line 21: not valid Python"):
+        parse_canvas(answer.replace("Here you go:\n", ""))
+    canvas, report = parse_canvas_lenient(answer)
+    assert [c.location for c in canvas.components] == ["on the left"]
+    assert report.warning == ("read 2 canvas calls; skipped 1 line that could not be read as canvas calls "
+                              "(line 22; first: line 22: not valid Python (invalid syntax))")
 
 
 HOSTILE = {

@@ -69,7 +69,7 @@ def test_region_texts_local_keeps_object_words_inside_their_boxes():
     own = region_texts(layout, "own")
     assert own[0] == (layout.regions[0].prefixes, layout.regions[0].suffixes) and own[1:] == local[1:]
     assert color_name((128, 128, 128)) == "gray" and color_name((250, 5, 3)) == "red"
-    with pytest.raises(ValueError, match="region text"):
+    with pytest.raises(ValueError, match="region_text"):
         region_texts(layout, "everything")
 
 
@@ -98,7 +98,7 @@ def test_local_pooled_takes_the_global_descriptions_pooled_vector(backend):
 def test_bad_programs_and_modes_are_clear_errors(backend):
     with pytest.raises(RequestError, match="region"):
         backend.generate(request(3.0, region_mode="fancy"))
-    with pytest.raises(RequestError, match="region text"):
+    with pytest.raises(RequestError, match="region_text"):
         backend.generate(request(3.0, region_text="fancy"))
     bad = request(3.0).with_(compose=ComposeOptions(enabled=True, program="import os"))
     with pytest.raises(CanvasError):

@@ -63,6 +63,13 @@ def check_request(request: GenerationRequest, spec: ModelSpec, limits: Limits | 
     steps = request.steps if request.steps is not None else d.get("steps", 0)
     options = {**d.get("options", {}), **request.model_options}
     check_limits(int(width), int(height), request.n_images, int(steps), options, limits, spec.name, spec.max_pixels)
+    if request.compose.program is not None:  # a program given (a file, an image, a body): every line must parse
+        from t2i.compose import CanvasError, parse_canvas
+
+        try:
+            parse_canvas(request.compose.program)
+        except CanvasError as e:
+            raise RequestError(f"the Canvas program: {e}") from e
     if request.compose.enabled and request.compose.max_new_tokens > limits.max_new_tokens:
         raise LimitError(f"compose.max_new_tokens {request.compose.max_new_tokens}; the limit is "
                          f"{limits.max_new_tokens} per call")
@@ -105,7 +112,10 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
         resolved = resolved.with_(compose=replace(resolved.compose, program=composition.program))
         notes += [f"compose: {w}" for w in composition.warnings]
     t2 = time.perf_counter()
+    from t2i.render.conjunction import weight_syntax_warning
+
     drawn = resolved
+    notes += [w for w in (weight_syntax_warning(request.prompt),) if w]
     if expansion is not None:
         from t2i.render.excite import user_subjects
 

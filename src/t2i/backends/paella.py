@@ -12,21 +12,75 @@ pipeline with a CLIP image encoder, as the released v3 has), its tokens' attenti
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from t2i.backends.options import (
+    OptionSpec,
+    check_loaded,
+    check_path,
+    device_spec,
+    make_schema,
+    resolve_device,
+    validate_at_load,
+    validate_options,
+)
+from t2i.limits import MAX_IMAGES, MAX_STEPS
 from t2i.registry import ModelError, ResolvedModel
 from t2i.render.conjunction import ConjunctionError, is_conjunction, parse_conjunction
 from t2i.types import GenerationRequest, GenerationResult, RequestError
 
-OPTIONS = {"device", "renoise_steps", "temperature", "cfg_steps", "batch_size", "byt5", "clip", "variation_image",
-           "variation_weight"}
+MAX_VARIATION_BYTES = 64 * 1024 * 1024  # a variation_image file
 RELEASED_FILES = ("paella_v3.pt", "vqgan_f4.pt")
 BYT5_XL = "google/byt5-xl"
 CLIP_H = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+MAX_TEMPERATURE = 10.0
+TEMPERATURE_FORM = f"two numbers in (0, {MAX_TEMPERATURE:g}], start and end temperature, e.g. 0.7,0.3"
+
+
+def _temperatures(value: Any) -> tuple[float, float]:
+    """Option temperature ("T0,T1") as two finite numbers in (0, MAX_TEMPERATURE]; ValueError otherwise."""
+    if not isinstance(value, str) or len(value) > 100:
+        raise ValueError("")
+    parts = value.split(",")
+    if len(parts) != 2:
+        raise ValueError(f"{len(parts)} number{'s' if len(parts) != 1 else ''} given")
+    try:
+        temps = (float(parts[0]), float(parts[1]))
+    except ValueError:
+        raise ValueError("") from None
+    if not all(math.isfinite(t) and 0 < t <= MAX_TEMPERATURE for t in temps):
+        raise ValueError("")
+    return temps
+
+
+def _temperature(value: Any) -> str:
+    _temperatures(value)
+    return value
+
+
+SCHEMA = make_schema(
+    device_spec(),
+    OptionSpec("byt5", "str", f"the released v3's ByT5 text encoder (default {BYT5_XL})", when="load", file=True,
+               form="a hub id or a local folder", check=check_path),
+    OptionSpec("clip", "str", f"the released v3's CLIP text encoder (default {CLIP_H})", when="load", file=True,
+               form="a hub id or a local folder", check=check_path),
+    OptionSpec("renoise_steps", "int", "re-noise after the first k steps (default steps - 1)", lo=0, hi=MAX_STEPS),
+    OptionSpec("temperature", "str", "sampling temperature, moving linearly from the first to the second (default "
+               "0.7,0.3)", form=TEMPERATURE_FORM, check=_temperature),
+    OptionSpec("cfg_steps", "int", "classifier-free guidance for the first k steps only (default every step)", lo=0,
+               hi=MAX_STEPS),
+    OptionSpec("batch_size", "int", "images per sampler call (default 4)", lo=1, hi=MAX_IMAGES),
+    OptionSpec("variation_image", "str", "vary this image (needs a CLIP image encoder)", file=True,
+               form="the path of a local image", check=check_path),
+    OptionSpec("variation_weight", "float", "attention weight of the variation image's tokens (default 1)", lo=0.0,
+               hi=100.0, lo_open=True),
+)
+OPTIONS = frozenset(SCHEMA)
 
 
 def _released(resolved: ResolvedModel, options: Mapping[str, Any], device: str):
@@ -61,43 +115,44 @@ def _released(resolved: ResolvedModel, options: Mapping[str, Any], device: str):
 class PaellaBackend:
     pipe: Any  # PaellaPipeline
     resolved: ResolvedModel
-    options: dict[str, Any]
+    options: dict[str, Any]  # validated
+    device: str = "cpu"
+
+    def _same_device(self, name: str, asked: Any, loaded: Any) -> bool:
+        """A call's device option names the device this model runs on (auto or its resolved name)."""
+        same = {self.device, "auto"} | ({"cuda", "cuda:0"} if self.device in ("cuda", "cuda:0") else set())
+        return name == "device" and asked in same
 
     @classmethod
     def load(cls, resolved: ResolvedModel, options: Mapping[str, Any]) -> PaellaBackend:
-        import torch
-
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ModelError(f"unknown Paella options {sorted(unknown)} (known: {', '.join(sorted(OPTIONS))})")
-        device = str(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+        """Load a saved pipeline folder or the released v3 weights; options are checked first (ModelError)."""
+        options = validate_at_load(SCHEMA, options, "Paella")
+        device = resolve_device(options.get("device", "auto"))
         loc = resolved.location
+        own = sorted({"byt5", "clip"} & set(options))
+        if loc is not None and own:
+            raise ModelError(f"option {', '.join(own)} picks the released v3's text encoders; {loc} is a saved "
+                             "pipeline with its own")
         if loc is not None and (loc / "model_index.json").is_file():
             from t2i.paella.pipeline import PaellaPipeline
 
             try:
                 pipe = PaellaPipeline.from_pretrained(loc, device=device)
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, TypeError) as e:  # TypeError: a config whose values do not fit
                 raise ModelError(f"{loc}: cannot load a Paella pipeline: {e}") from e
         elif loc is None:
             pipe = _released(resolved, options, device)
         else:
             raise ModelError(f"{loc}: not a PaellaPipeline folder (no model_index.json)")
-        return cls(pipe, resolved, dict(options))
+        return cls(pipe, resolved, dict(options), device)
 
     def _settings(self, request: GenerationRequest, opts: Mapping[str, Any]):
         from t2i.paella.sampler import SamplerSettings
 
         try:
-            temps = tuple(float(t) for t in str(opts.get("temperature", "0.7,0.3")).split(","))
-            renoise = int(opts.get("renoise_steps", request.steps - 1))
-            cfg_steps = None if opts.get("cfg_steps") is None else int(opts["cfg_steps"])
-        except ValueError as e:
-            raise RequestError(f"bad Paella option: {e}") from None
-        if len(temps) != 2:
-            raise RequestError("temperature is two numbers, start and end: e.g. 0.7,0.3")
-        try:
-            return SamplerSettings(request.steps, renoise, temps, float(request.guidance), cfg_steps).validate()
+            return SamplerSettings(request.steps, opts.get("renoise_steps", request.steps - 1),
+                                   _temperatures(opts.get("temperature", "0.7,0.3")), float(request.guidance),
+                                   opts.get("cfg_steps")).validate()
         except ValueError as e:
             raise RequestError(str(e)) from None
 
@@ -111,10 +166,9 @@ class PaellaBackend:
         if request.sampler not in (None, "paella"):
             raise RequestError(f"Paella has its own sampler ('paella'; tune it with renoise_steps, temperature, "
                                f"cfg_steps), not {request.sampler!r}")
-        unknown = set(request.model_options) - OPTIONS
-        if unknown:
-            raise RequestError(f"unknown Paella options {sorted(unknown)} (known: {', '.join(sorted(OPTIONS))})")
-        opts = {**self.options, **request.model_options}
+        asked = validate_options(SCHEMA, request.model_options, "Paella")
+        check_loaded(SCHEMA, self.options, asked, "Paella", self._same_device)
+        opts = {**self.options, **asked}
         settings = self._settings(request, opts)
         width, height = request.width or 256, request.height or 256
         m = self.pipe.size_multiple
@@ -133,7 +187,7 @@ class PaellaBackend:
                                 "rest is cut")
         prompt = conjuncts if is_conjunction(conjuncts) else request.prompt  # a list: AND (composable diffusion)
         variation = self._variation(opts)
-        batch = int(opts.get("batch_size") or 4)
+        batch = opts.get("batch_size", 4)
         done, total = 0, settings.steps * request.n_images
 
         def progress(i: int, n: int) -> bool | None:  # i: steps of the batch's len(ks) images
@@ -163,15 +217,14 @@ class PaellaBackend:
         if self.pipe.clip_image_encoder is None:
             raise RequestError(f"{self.resolved.spec.name} has no CLIP image encoder, so it cannot make image "
                                "variations (the released Paella v3 with CLIP ViT-H/14 can)")
-        try:
-            weight = float(opts.get("variation_weight", 1.0))
-        except (TypeError, ValueError) as e:
-            raise RequestError(f"variation_weight must be a number, got {opts['variation_weight']!r}") from e
+        weight = opts.get("variation_weight", 1.0)
         from PIL import Image
 
+        from t2i.userfiles import open_user_file
+
         try:
-            with Image.open(path) as im:
+            with open_user_file(path, MAX_VARIATION_BYTES) as f, Image.open(f) as im:
                 image = im.convert("RGB")
-        except OSError as e:
+        except (OSError, Image.DecompressionBombError) as e:
             raise RequestError(f"cannot read variation_image {path!r}: {e}") from e
         return {"clip_image": self.pipe.image_embedding(image), "clip_image_weight": weight}

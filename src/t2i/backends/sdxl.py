@@ -8,6 +8,7 @@ replay of one image with n_images=1 reproduces it exactly.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from t2i.backends.options import (
+    OptionSpec,
+    check_loaded,
+    check_path,
+    device_spec,
+    make_schema,
+    resolve_device,
+    validate_at_load,
+    validate_options,
+)
+from t2i.limits import MAX_HIRES_SCALE, MAX_IMAGES, MAX_NAME_CHARS
 from t2i.registry import Cancelled, ModelError, ResolvedModel
 from t2i.render.empty_negative import empty_caption_embeds, empty_negative_steps, zero_negative_half
 from t2i.types import GenerationRequest, GenerationResult, RequestError
@@ -30,10 +42,59 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any], str]] = {
                        "DPM++ 2M Karras"),
     "ddim": ("DDIMScheduler", {}, "DDIM"),
 }
-OPTIONS = {"device", "dtype", "cpu_offload", "vae_tiling", "attention_slicing", "config", "variant",
-           "zero_pooled", "batch_size", "region_mode", "region_text", "init_strength", "hires_scale",
-           "hires_strength", "guidance_rescale", "excite", "excite_scale", "excite_factor",
-           "excite_refine", "empty_negative"}
+REGION_MODES = ("omost", "couple", "off")  # t2i.render.regional's (a test keeps them equal; it imports torch)
+REGION_TEXTS = ("omost", "own", "local", "local-pooled", "local-outside")
+EXCITE_FORM = "off, auto, user or comma-separated words of the prompt"
+VARIANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
+
+def _excite(value: Any) -> str:
+    """Option excite normalised: "off" (also "", "0", 0 and false), "auto", "user" or the words as given."""
+    if value is False or (type(value) is int and value == 0):
+        return "off"
+    if not isinstance(value, str) or len(value) > MAX_NAME_CHARS or "\x00" in value:
+        raise ValueError("")
+    return "off" if value.strip() in ("", "0", "off") else value
+
+
+def _variant(value: Any) -> str:
+    if not isinstance(value, str) or not VARIANT.fullmatch(value):
+        raise ValueError("")
+    return value
+
+
+SCHEMA = make_schema(
+    device_spec(),
+    OptionSpec("dtype", "choice", "float16 on CUDA by default, float32 on the CPU", when="load",
+               choices=("float32", "float16", "bfloat16")),
+    OptionSpec("cpu_offload", "bool", "keep the modules on the CPU and move each to CUDA when it runs", when="load"),
+    OptionSpec("vae_tiling", "bool", "decode large images tile by tile", when="load"),
+    OptionSpec("attention_slicing", "bool", "compute attention in slices (less memory)", when="load"),
+    OptionSpec("config", "str", "the diffusers SDXL folder a single-file checkpoint takes its configuration from",
+               when="load", file=True, form="a local folder", check=check_path),
+    OptionSpec("variant", "str", "the weights variant of a hub model, e.g. fp16", when="load",
+               form="a variant name like fp16 (letters, digits, _ . -)", check=_variant),
+    OptionSpec("zero_pooled", "bool", "zero the pooled text embedding (diagnostic)"),
+    OptionSpec("batch_size", "int", "images per pipeline call", lo=1, hi=MAX_IMAGES),
+    OptionSpec("region_mode", "choice", "how a Canvas's regions attend", choices=REGION_MODES),
+    OptionSpec("region_text", "choice", "what a Canvas's regions read", choices=REGION_TEXTS),
+    OptionSpec("init_strength", "float", "start from the Canvas's colour image at this strength", lo=0.0, hi=1.0,
+               lo_open=True),
+    OptionSpec("hires_scale", "float", "hi-res fix: upscale by this and denoise again (0 or 1: off)", lo=1.0,
+               hi=MAX_HIRES_SCALE, also=(0.0,)),
+    OptionSpec("hires_strength", "float", "the hi-res pass's denoising strength (default 0.5)", lo=0.0, hi=1.0,
+               lo_open=True),
+    OptionSpec("guidance_rescale", "float", "rescale the guided prediction (0.7 against over-exposure)", lo=0.0,
+               hi=1.0),
+    OptionSpec("excite", "str", "Attend-and-Excite the subjects", form=EXCITE_FORM, check=_excite),
+    OptionSpec("excite_scale", "float", "Attend-and-Excite step size (default 20)", lo=0.0, hi=1000.0, lo_open=True),
+    OptionSpec("excite_factor", "int", "Attend-and-Excite attention level: the latent's size over the map's "
+               "(default 2)", lo=1, hi=64),
+    OptionSpec("excite_refine", "int", "Attend-and-Excite refinement iterations (default 20)", lo=0, hi=1000),
+    OptionSpec("empty_negative", "float", "fraction of the steps guided against the empty caption", lo=0.0,
+               hi=1.0),
+)
+OPTIONS = frozenset(SCHEMA)
 BLACK_LEVEL = 2.0 / 255  # an image whose every pixel is below this counts as black
 
 
@@ -67,6 +128,11 @@ def _load_pipeline(resolved: ResolvedModel, options: Mapping[str, Any], dtype):
                 raise ModelError(f"config {config!r} is not a local folder")
             return StableDiffusionXLPipeline.from_single_file(str(loc), config=str(config), local_files_only=True,
                                                              dtype=dtype)
+        if options.get("config"):
+            raise ModelError(f"option config is for single-file checkpoints; {loc or resolved.spec.source} is a "
+                             "diffusers folder with its own configuration")
+        if loc is not None and options.get("variant"):
+            raise ModelError(f"option variant picks the weights of a hub model; {loc} is a local folder")
         source = str(loc) if loc is not None else resolved.spec.source
         kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}
         if loc is None:
@@ -99,12 +165,8 @@ class SDXLBackend:
         """Load the model named by `resolved` (no network when HF_HUB_OFFLINE is set)."""
         import torch
 
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ModelError(f"unknown SDXL options {sorted(unknown)} (known: {', '.join(sorted(OPTIONS))})")
-        device = str(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelError("device cuda was asked for but CUDA is not available")
+        options = validate_at_load(SCHEMA, options, "SDXL")
+        device = resolve_device(options.get("device", "auto"))
         dtype = _dtype(options, device)
         pipe = _load_pipeline(resolved, options, dtype)
         # float16: decode in float32 (no NaN/black images).  float32: nothing to upcast, and leaving the flag on
@@ -122,6 +184,13 @@ class SDXLBackend:
             pipe.enable_attention_slicing()
         pipe.set_progress_bar_config(disable=True)
         return cls(pipe, resolved, device, dict(options))
+
+    def _same_device(self, name: str, asked: Any, loaded: Any) -> bool:
+        """A call's device or dtype option names what this model runs on (device auto or its resolved name)."""
+        if name == "dtype":
+            return asked == str(self.pipe.unet.dtype).removeprefix("torch.")
+        same = {self.device, "auto"} | ({"cuda", "cuda:0"} if self.device in ("cuda", "cuda:0") else set())
+        return name == "device" and asked in same
 
     # ------------------------------------------------------------------ helpers
 
@@ -171,10 +240,9 @@ class SDXLBackend:
             if v % m:
                 raise RequestError(f"{side} {v} is not a multiple of {m}; this model takes sizes in multiples of {m} "
                                    f"(e.g. {max(m, v // m * m)} or {v // m * m + m})")
-        opts = {**self.options, **request.model_options}
-        unknown = set(request.model_options) - OPTIONS
-        if unknown:
-            raise RequestError(f"unknown SDXL options {sorted(unknown)} (known: {', '.join(sorted(OPTIONS))})")
+        asked = validate_options(SCHEMA, request.model_options, "SDXL")
+        check_loaded(SCHEMA, self.options, asked, "SDXL", self._same_device)
+        opts = {**self.options, **asked}
         layout = None
         if request.compose.enabled:
             if request.compose.program is None:
@@ -195,10 +263,7 @@ class SDXLBackend:
         exciter = self._exciter(request, opts, layout is not None, warnings)
         # guide against the empty caption for the first steps (`t2i.render.empty_negative`): plain prompts with
         # no negative prompt, on a pipeline whose negative branch is otherwise zeros
-        try:
-            empty_steps = empty_negative_steps(float(opts.get("empty_negative") or 0.0), int(request.steps))
-        except (TypeError, ValueError) as e:
-            raise RequestError(f"empty_negative: {e}") from e
+        empty_steps = empty_negative_steps(opts.get("empty_negative", 0.0), int(request.steps))
         if (negative is not None or layout is not None or conjuncts is not None or request.guidance <= 1
                 or not getattr(self.pipe.config, "force_zeros_for_empty_prompt", True)):
             empty_steps = 0
@@ -220,8 +285,8 @@ class SDXLBackend:
             return not cancelled
 
         images, seeds, per_image = [], [], []
-        batch = int(opts.get("batch_size") or 1)
-        mode, text = str(opts.get("region_mode", "omost")), str(opts.get("region_text", "omost"))
+        batch = opts.get("batch_size", 1)
+        mode, text = opts.get("region_mode", "omost"), opts.get("region_text", "omost")
         for start in range(0, request.n_images, batch):
             ks = list(range(start, min(start + batch, request.n_images)))
             gens = [torch.Generator("cpu").manual_seed(request.seed + k) for k in ks]
@@ -301,7 +366,7 @@ class SDXLBackend:
         if not is_conjunction(conjuncts):
             return None
         clash = [name for name, on in (("--compose (a Canvas)", has_layout),
-                                       ("excite", opts.get("excite") not in (None, "", "0", "off", False)),
+                                       ("excite", opts.get("excite", "off") != "off"),
                                        ("hires_scale", _hires_scale(opts) is not None),
                                        ("init_strength", opts.get("init_strength") is not None)) if on]
         if clash:
@@ -334,8 +399,8 @@ class SDXLBackend:
                  warnings: list[str]) -> Any:
         """Attend-and-Excite for this request (option excite: comma-separated words of the prompt, auto for
         its shapes-world nouns, user for those of the user's prompt before presampling), or None when off."""
-        words = opts.get("excite")
-        if words in (None, "", "0", "off", False):
+        words = opts.get("excite", "off")
+        if words == "off":
             return None
         if has_layout:
             raise RequestError("excite works on plain prompts; a Canvas is drawn by the regional renderer")
@@ -351,9 +416,8 @@ class SDXLBackend:
             return None
         try:
             tokens = subject_tokens(self.pipe.tokenizer, request.prompt, chosen)
-            settings = ExciteSettings(tokens, scale=_number(opts, "excite_scale", 20.0, 0.0, 1000.0),
-                                      factor=int(_number(opts, "excite_factor", 2, 0, 64)),
-                                      refine_iters=int(_number(opts, "excite_refine", 20, -1, 1000)))
+            settings = ExciteSettings(tokens, scale=opts.get("excite_scale", 20.0), factor=opts.get("excite_factor", 2),
+                                      refine_iters=opts.get("excite_refine", 20))
         except ValueError as e:
             raise RequestError(str(e)) from e
         kinds = self.pipe.unet.config.down_block_types  # level j is the latent's size / 2**j
@@ -389,28 +453,10 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return (np.nan_to_num(arr).clip(0, 1) * 255).round().astype(np.uint8)
 
 
-def _number(opts: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
-    """Option `key` as a number in (low, high] (default when absent); a clear error otherwise."""
-    value = opts.get(key)
-    value = default if value is None else value
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise RequestError(f"{key} must be a number in ({low:g}, {high:g}], got {value!r}") from None
-    if not low < value <= high:
-        raise RequestError(f"{key} must be in ({low:g}, {high:g}], got {value}")
-    return value
-
-
-def _fraction(opts: Mapping[str, Any], key: str, default: float) -> float:
-    return _number(opts, key, default, 0.0, 1.0)
-
-
 def _hires_scale(opts: Mapping[str, Any]) -> float | None:
-    """The hi-res fix's upscale factor, or None when off (absent, 0 or 1)."""
-    if opts.get("hires_scale") in (None, 0, 1, "0", "1"):
-        return None
-    return _number(opts, "hires_scale", 1.0, 1.0, 4.0)
+    """The hi-res fix's upscale factor (validated options), or None when off (absent, 0 or 1)."""
+    scale = opts.get("hires_scale")
+    return None if scale in (None, 0, 1) else scale
 
 
 def _passes(request: GenerationRequest, opts: Mapping[str, Any], has_layout: bool, m: int) -> list[tuple[int, float]]:
@@ -422,10 +468,10 @@ def _passes(request: GenerationRequest, opts: Mapping[str, Any], has_layout: boo
     if opts.get("init_strength") is not None:
         if not has_layout:
             raise RequestError("init_strength starts from the canvas's colour image: it needs --compose")
-        first = _fraction(opts, "init_strength", 1.0)
+        first = opts["init_strength"]
     passes = [(steps if first == 1 else int(steps * first), first)]
     if _hires_scale(opts) is not None:
-        strength = _fraction(opts, "hires_strength", 0.5)
+        strength = opts.get("hires_strength", 0.5)
         passes.append((int(steps * strength), strength))
     for n, strength in passes:
         if n < 1:

@@ -26,6 +26,7 @@ COLOR_NAMES: dict[str, tuple[int, int, int]] = {
 }
 MAX_REGIONS = 64
 MAX_TEXT = 2_000  # characters per text field
+MAX_WORD = 200  # characters of a location/offset/area/colour phrase (the longest is under 40)
 
 
 class CanvasError(ValueError):
@@ -46,6 +47,8 @@ def _word(table: dict[str, Any], value: Any, what: str, corrections: list[str] |
         return value
     if not isinstance(value, str):
         raise CanvasError(f"{what} must be a string, got {type(value).__name__}")
+    if len(value) > MAX_WORD:
+        raise CanvasError(f"unknown {what}: a text of {len(value)} characters (the phrases have at most {MAX_WORD})")
     low = value.strip().lower()
     if low in table:
         return low
@@ -66,6 +69,21 @@ def _texts(value: Any, what: str) -> list[str]:
         if len(v) > MAX_TEXT:
             raise CanvasError(f"{what}: a text of {len(v)} characters (limit {MAX_TEXT})")
     return [n for n in (normalise_text(v) for v in value) if n]
+
+
+def _distance(value: Any) -> float:
+    """distance_to_viewer as a finite float > 0; huge ints (float() overflows) are refused, not raised."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CanvasError(f"distance_to_viewer must be a finite number > 0, got {type(value).__name__}")
+    try:
+        d = float(value)
+    except OverflowError:
+        digits = int(value.bit_length() * math.log10(2)) + 1  # str() of a huge int may itself refuse
+        raise CanvasError(f"distance_to_viewer must be a finite number > 0, got an integer of about {digits} "
+                          "digits (too large for a float)") from None
+    if not math.isfinite(d) or d <= 0:
+        raise CanvasError(f"distance_to_viewer must be a finite number > 0, got {value!r}")
+    return d
 
 
 def _text(value: Any, what: str) -> str:
@@ -143,7 +161,7 @@ class Layout:
     def from_json(cls, text: str) -> Layout:
         try:
             data = json.loads(text)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: "[" nested thousands deep
             raise CanvasError(f"layout JSON: {e}") from e
         if not isinstance(data, list) or not data:
             raise CanvasError("a layout is a non-empty list of regions")
@@ -214,9 +232,9 @@ class Canvas:
         self.description = _text(description, "description")
         if not self.description:
             raise CanvasError("the global description is empty")
-        self.detailed_descriptions = tuple(_texts(list(detailed_descriptions), "detailed_descriptions"))
+        self.detailed_descriptions = tuple(_texts(detailed_descriptions, "detailed_descriptions"))
         self.tags = _text(tags, "tags")
-        self.color = _word(COLOR_NAMES, HTML_web_color_name, "colour", self.corrections)
+        self.color = _word(COLOR_NAMES, HTML_web_color_name, "HTML_web_color_name", self.corrections)
 
     def add_local_description(self, location: str, offset: str, area: str, distance_to_viewer: float,
                               description: str, detailed_descriptions: Sequence[str] = (), tags: str = "",
@@ -224,20 +242,18 @@ class Canvas:
                               HTML_web_color_name: str = "white") -> None:  # noqa: N803 (Omost's name)
         if len(self.components) >= MAX_REGIONS:
             raise CanvasError(f"more than {MAX_REGIONS} local descriptions")
-        if isinstance(distance_to_viewer, bool) or not isinstance(distance_to_viewer, int | float) or \
-                not math.isfinite(distance_to_viewer) or distance_to_viewer <= 0:
-            raise CanvasError(f"distance_to_viewer must be a finite number > 0, got {distance_to_viewer!r}")
+        distance = _distance(distance_to_viewer)
         try:
             comp = Component(
                 location=_word(LOCATIONS, location, "location", self.corrections),
                 offset=_word(OFFSETS, offset, "offset", self.corrections),
                 area=_word(AREAS, area, "area", self.corrections),
-                distance_to_viewer=float(distance_to_viewer),
+                distance_to_viewer=distance,
                 description=_text(description, "description"),
-                detailed_descriptions=tuple(_texts(list(detailed_descriptions), "detailed_descriptions")),
+                detailed_descriptions=tuple(_texts(detailed_descriptions, "detailed_descriptions")),
                 tags=_text(tags, "tags"), atmosphere=_text(atmosphere, "atmosphere"), style=_text(style, "style"),
                 quality_meta=_text(quality_meta, "quality_meta"),
-                color=_word(COLOR_NAMES, HTML_web_color_name, "colour", self.corrections))
+                color=_word(COLOR_NAMES, HTML_web_color_name, "HTML_web_color_name", self.corrections))
         except VocabularyError as e:
             raise CanvasError(str(e)) from e
         if not comp.description:

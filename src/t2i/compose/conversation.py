@@ -2,8 +2,9 @@
 
 The system prompt follows the model: Omost's fine-tuned models get Omost's one-sentence prompt plus the
 Canvas stub (their behaviour comes from fine-tuning); generic chat models get a stronger prompt with the
-vocabularies and a worked example; our tiny models ship their own in `compose.json`.  A program that
-does not parse is answered once with the error, and the model writes the whole program again; a model
+vocabularies and a worked example; our tiny models ship their own in `compose.json`.  An answer is read
+leniently (`parse_canvas_lenient`: lines and calls that cannot be read are skipped, and a warning counts
+them); one with no readable program is answered once with the error, and the model writes it again; a model
 never trained on such turns (omost-tiny: `"retry": "resample"` in its compose.json) is instead asked the
 same question again with the next seed.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2i.compose.canvas import Canvas, CanvasError
-from t2i.compose.parse import parse_canvas
+from t2i.compose.parse import parse_canvas_lenient
 from t2i.grid import AREAS, LOCATIONS, OFFSETS
 from t2i.llm.base import LLM, Message, SamplingSettings, TokenCallback
 
@@ -144,8 +145,9 @@ class Composer:
 
     def _finish(self, answer: str, messages: list[Message], retried: bool, first_error: str = "") -> Composition:
         fixes: list[str] | None = [] if self.correct_words else None
-        canvas = parse_canvas(answer, corrections=fixes)
-        warnings = [f"corrected {f}" for f in fixes or []]
+        canvas, report = parse_canvas_lenient(answer, corrections=fixes)  # skips what it cannot read, and says so
+        warnings = [report.warning] if report.warning else []
+        warnings += [f"corrected {f}" for f in fixes or []]
         if retried:
             warnings.insert(0, f"the first program was rejected ({first_error}); the model wrote it again")
         return Composition(canvas, canvas.to_program(), answer, messages, retried, warnings)

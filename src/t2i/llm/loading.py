@@ -12,12 +12,24 @@ from t2i.registry import ModelError, ModelRegistry
 
 BACKENDS = ("auto", "transformers", "llama.cpp")
 OPTIONS = {"backend", "device", "dtype", "n_ctx", "n_threads", "n_gpu_layers", "model", "api_key_env", "timeout",
-           "retries", "gguf_file"}
+           "start_deadline", "deadline", "retries", "gguf_file"}
+# llama.cpp options: (lowest, highest) whole numbers; n_gpu_layers -1 = every layer
+INT_OPTIONS = {"n_ctx": (16, 1 << 20), "n_threads": (1, 1024), "n_gpu_layers": (-1, 100_000)}
+
+
+def check_int_option(option: str, value: object) -> int:
+    """`value` as a whole number within INT_OPTIONS[option], else an LLMError naming the option."""
+    low, high = INT_OPTIONS[option]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise LLMError(f"LLM option {option} must be a whole number from {low} to {high}, got {value!r} "
+                       f"(--llm-option {option}=N)")
+    return value
 
 
 def load_llm(name: str, registry: ModelRegistry | None = None, options: Mapping[str, Any] | None = None) -> LLM:
     """A loaded LLM.  `options`: backend (auto|transformers|llama.cpp), device, dtype (transformers);
-    n_ctx, n_threads, n_gpu_layers, gguf_file (llama.cpp); model, api_key_env, timeout, retries (HTTP URL).
+    n_ctx, n_threads, n_gpu_layers (-1 = all), gguf_file (llama.cpp); model, api_key_env, timeout (seconds per
+    read), start_deadline (seconds until the first token), deadline (seconds per call), retries (HTTP URL).
 
     Rules: an http(s) URL -> OpenAI-compatible client; a .gguf file -> llama.cpp (backend=transformers
     dequantises it into a float32 transformers model instead); a folder with
@@ -31,12 +43,19 @@ def load_llm(name: str, registry: ModelRegistry | None = None, options: Mapping[
     backend = opts.get("backend", "auto")
     if backend not in BACKENDS:
         raise LLMError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    ints = {k: check_int_option(k, opts[k]) for k in INT_OPTIONS if opts.get(k) is not None}
     if name.startswith(("http://", "https://")):
-        from t2i.llm.openai_llm import OpenAICompatibleLLM
+        from t2i.llm import openai_llm as o
 
-        return OpenAICompatibleLLM(name, model=str(opts.get("model", "default")),
-                                   api_key_env=opts.get("api_key_env", "T2I_LLM_API_KEY"),
-                                   timeout=float(opts.get("timeout", 60.0)), retries=int(opts.get("retries", 2)))
+        api_key_env = opts.get("api_key_env", "T2I_LLM_API_KEY")
+        if not isinstance(api_key_env, str) or not api_key_env:
+            raise LLMError(f"LLM option api_key_env must name an environment variable, got {api_key_env!r}")
+        # the values are checked by the client, whose errors name the option
+        return o.OpenAICompatibleLLM(name, model=str(opts.get("model", "default")), api_key_env=api_key_env,
+                                     timeout=opts.get("timeout", o.DEFAULT_TIMEOUT),
+                                     start_deadline=opts.get("start_deadline", o.DEFAULT_START_DEADLINE),
+                                     deadline=opts.get("deadline", o.DEFAULT_DEADLINE),
+                                     retries=opts.get("retries", o.DEFAULT_RETRIES))
     if registry is None:
         from t2i.backends import default_registry
 
@@ -61,8 +80,8 @@ def load_llm(name: str, registry: ModelRegistry | None = None, options: Mapping[
             raise LLMError(f"{name!r} is not a GGUF file; the llama.cpp backend takes .gguf files")
         from t2i.llm.llamacpp_llm import LlamaCppLLM
 
-        return LlamaCppLLM.load(location, n_ctx=int(opts.get("n_ctx", 2048)), n_threads=opts.get("n_threads"),
-                                n_gpu_layers=int(opts.get("n_gpu_layers", 0)), name=spec.name)
+        return LlamaCppLLM.load(location, n_ctx=ints.get("n_ctx", 2048), n_threads=ints.get("n_threads"),
+                                n_gpu_layers=ints.get("n_gpu_layers", 0), name=spec.name)
     from t2i.llm.transformers_llm import TransformersLLM
 
     return TransformersLLM.load(location if location is not None else spec.source, device=opts.get("device", "auto"),

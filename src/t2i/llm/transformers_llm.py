@@ -13,6 +13,19 @@ from typing import Any
 from t2i.llm.base import Completion, LLMError, Message, SamplingSettings, TextAccumulator, TokenCallback
 
 DTYPES = ("float32", "float16", "bfloat16")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def refuse_pickles(folder: Path) -> None:
+    """LLMError when a local model folder's weights are pickles only (no safetensors): unpickling can run code,
+    so t2i never does it; `t2i convert` writes the safetensors file."""
+    if not folder.is_dir() or any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").exists():
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise LLMError(f"{folder}: its weights are pickles ({', '.join(pickles[:3])}) and t2i does not load pickles "
+                       f"(they can run code); convert them: `t2i convert {folder / pickles[0]} "
+                       f"{folder / 'model.safetensors'}`")
 
 
 def _quantisation(config: Any) -> str | None:
@@ -83,6 +96,8 @@ class TransformersLLM:
 
         if local_files_only is None:
             local_files_only = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        if Path(source).is_dir():
+            refuse_pickles(Path(source))
         common = {"trust_remote_code": False, "local_files_only": local_files_only}
         try:
             config = AutoConfig.from_pretrained(str(source), **common)
@@ -90,7 +105,7 @@ class TransformersLLM:
             raise LLMError(f"cannot read the model config of {source!s}: {e}. A hub id needs network once "
                            f"(`huggingface-cli download {source}`); a local folder needs config.json") from e
         device, dtype = pick_device_dtype(device, dtype)
-        kwargs: dict[str, Any] = {**common, "dtype": getattr(torch, dtype)}
+        kwargs: dict[str, Any] = {**common, "dtype": getattr(torch, dtype), "use_safetensors": True}
         quant = _quantisation(config)
         if quant is not None:
             if device == "cpu":

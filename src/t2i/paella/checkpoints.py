@@ -13,19 +13,20 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A flat name -> tensor dict from .safetensors or a pickled torch file (read with weights_only=True:
     never runs code from the file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from t2i.userfiles import open_user_file
 
-        return load_file(str(path))
-    if path.suffix not in PICKLE_SUFFIXES:
+    path = Path(path)
+    if path.suffix not in (".safetensors", *PICKLE_SUFFIXES):
         raise ValueError(f"{path}: expected .safetensors or one of {', '.join(PICKLE_SUFFIXES)}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # the unpickler refuses anything but tensors and plain containers
-        raise ValueError(f"{path}: not a plain state dict that loads with weights_only=True ({e})") from e
+    with open_user_file(path) as f:  # a regular file (a FIFO or a folder is refused before any read)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load
+
+            return load(f.read())
+        try:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as e:  # the unpickler refuses anything but tensors and plain containers
+            raise ValueError(f"{path}: not a plain state dict that loads with weights_only=True ({e})") from e
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
@@ -57,8 +58,11 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) ->
 
 def convert_to_safetensors(src: str | Path, dst: str | Path) -> int:
     """Write `src`'s state dict as safetensors (contiguous, unshared tensors) -> number of tensors."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from t2i.outputs import write_new_file
 
     state = {k: v.contiguous().clone() for k, v in read_state_dict(src).items()}
-    save_file(state, str(dst))
+    data = save(state)
+    write_new_file(dst, lambda f: f.write(data))  # atomic, never overwriting
     return len(state)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from t2i.paella.checkpoints import load_strict, read_state_dict
+from t2i.paella.checkpoints import PICKLE_SUFFIXES, load_strict, read_state_dict
 from t2i.paella.model import Paella, PaellaConfig
 from t2i.paella.sampler import SamplerSettings, sample_tokens
 from t2i.paella.text import byte_tokenizer, clip_ids, encode_bytes
@@ -160,33 +160,112 @@ class PaellaPipeline:
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32
                         ) -> PaellaPipeline:
+        """Load a folder written by `save_pretrained`: safetensors only (a folder of pickles is refused, never
+        unpickled).  A malformed model_index.json or a missing part is a ValueError naming the file."""
         from transformers import T5EncoderModel
 
         folder = Path(folder)
-        index_file = folder / "model_index.json"
-        if not index_file.is_file():
-            raise FileNotFoundError(f"{folder}: no model_index.json (not a saved PaellaPipeline)")
-        index = json.loads(index_file.read_text())
-        if index.get("_class_name") != CLASS_NAME:
-            raise ValueError(f"{folder}: model_index.json is for {index.get('_class_name')!r}, not {CLASS_NAME}")
-        model = Paella(PaellaConfig.from_dict(json.loads((folder / "generator" / "config.json").read_text())))
-        load_strict(model, read_state_dict(folder / "generator" / "model.safetensors"), "generator")
-        vqgan = VQModel(VQGANConfig.from_dict(json.loads((folder / "vqgan" / "config.json").read_text())))
-        load_strict(vqgan, read_state_dict(folder / "vqgan" / "model.safetensors"), "vqgan")
-        text = T5EncoderModel.from_pretrained(folder / "text_encoder", local_files_only=True)
+        index = read_index(folder)
+        components = index["components"]
+        model = Paella(PaellaConfig.from_dict(_read_config(folder / "generator")))
+        load_strict(model, read_state_dict(_weights_file(folder / "generator")), "generator")
+        vqgan = VQModel(VQGANConfig.from_dict(_read_config(folder / "vqgan")))
+        load_strict(vqgan, read_state_dict(_weights_file(folder / "vqgan")), "vqgan")
+        safe = {"local_files_only": True, "use_safetensors": True}
+        text = T5EncoderModel.from_pretrained(_transformers_folder(folder / "text_encoder"), **safe)
         clip = clip_tok = None
-        if "clip_text_encoder" in index.get("components", []):
+        if "clip_text_encoder" in components:
             from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
-            clip = CLIPTextModelWithProjection.from_pretrained(folder / "clip_text_encoder",
-                                                               local_files_only=True).to(dtype)
+            clip = CLIPTextModelWithProjection.from_pretrained(_transformers_folder(folder / "clip_text_encoder"),
+                                                               **safe).to(dtype)
             clip_tok = CLIPTokenizer.from_pretrained(folder / "clip_tokenizer", local_files_only=True)
         clip_image = None
-        if "clip_image_encoder" in index.get("components", []):
+        if "clip_image_encoder" in components:
             from transformers import CLIPVisionModelWithProjection
 
-            clip_image = CLIPVisionModelWithProjection.from_pretrained(folder / "clip_image_encoder",
-                                                                       local_files_only=True).to(dtype)
-        pipe = cls(model.to(dtype), vqgan, text.to(dtype), int(index.get("max_length", 128)), clip, clip_tok,
-                   clip_image)
+            clip_image = CLIPVisionModelWithProjection.from_pretrained(
+                _transformers_folder(folder / "clip_image_encoder"), **safe).to(dtype)
+        pipe = cls(model.to(dtype), vqgan, text.to(dtype), index["max_length"], clip, clip_tok, clip_image)
         return pipe.to(device)
+
+
+REQUIRED_COMPONENTS = ("generator", "vqgan", "text_encoder")
+OPTIONAL_COMPONENTS = ("clip_text_encoder", "clip_tokenizer", "clip_image_encoder")
+MAX_LENGTH_LIMIT = 100_000  # bytes of prompt a saved pipeline may say it reads
+
+
+def read_index(folder: Path) -> dict[str, Any]:
+    """A saved pipeline's model_index.json, checked: {"_class_name": "PaellaPipeline", "max_length": int,
+    "components": [subfolder names, each a folder of `folder`]}; ValueError (FileNotFoundError when absent)
+    naming the file and what it should hold."""
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise FileNotFoundError(f"{folder}: no model_index.json (not a saved PaellaPipeline)")
+    try:
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{index_file}: not valid JSON ({e})") from None
+    if not isinstance(index, dict):
+        raise ValueError(f"{index_file}: expected a JSON object, got {type(index).__name__}")
+    if index.get("_class_name") != CLASS_NAME:
+        raise ValueError(f"{index_file}: model_index.json is for {index.get('_class_name')!r}, not {CLASS_NAME}")
+    known = REQUIRED_COMPONENTS + OPTIONAL_COMPONENTS
+    components = index.get("components", list(REQUIRED_COMPONENTS))
+    if not isinstance(components, list) or not all(isinstance(c, str) for c in components):
+        raise ValueError(f"{index_file}: \"components\" must be a list of subfolder names from "
+                         f"{', '.join(known)}, got {str(components)[:100]}")
+    odd = [c for c in components if c not in known]
+    if odd:
+        raise ValueError(f"{index_file}: unknown components {', '.join(map(repr, odd[:5]))[:200]} (known: "
+                         f"{', '.join(known)})")
+    needed = [*REQUIRED_COMPONENTS, *(["clip_tokenizer"] if "clip_text_encoder" in components else [])]
+    unlisted = [c for c in needed if c not in components]
+    if unlisted:
+        raise ValueError(f"{index_file}: \"components\" must list {', '.join(unlisted)}")
+    missing = [c for c in components if not (folder / c).is_dir()]
+    if missing:
+        raise ValueError(f"{index_file}: lists {', '.join(missing)} but {folder} has no such subfolder")
+    max_length = index.get("max_length", 128)
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or not 1 <= max_length <= MAX_LENGTH_LIMIT:
+        raise ValueError(f"{index_file}: \"max_length\" must be a whole number in [1, {MAX_LENGTH_LIMIT}], "
+                         f"got {str(max_length)[:100]}")
+    return {**index, "components": components, "max_length": max_length}
+
+
+def _read_config(sub: Path) -> dict[str, Any]:
+    file = sub / "config.json"
+    if not file.is_file():
+        raise ValueError(f"{file}: missing (each part of a saved PaellaPipeline has its config.json)")
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{file}: not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{file}: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _refuse_pickles(sub: Path) -> None:
+    """ValueError when `sub` holds pickled weights and no safetensors (pickles can run code when loaded)."""
+    if any(sub.glob("*.safetensors")):
+        return
+    pickles = sorted(p for p in sub.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ValueError(f"{pickles[0]}: pickled weights and no safetensors; t2i does not load pickles (they can "
+                         f"run code). Convert them: `t2i convert {pickles[0]} {sub / 'model.safetensors'}`")
+
+
+def _weights_file(sub: Path) -> Path:
+    """`sub`/model.safetensors, the only weights file of a generator/ or vqgan/ part."""
+    _refuse_pickles(sub)
+    file = sub / "model.safetensors"
+    if not file.is_file():
+        raise ValueError(f"{file}: missing (a saved PaellaPipeline keeps its weights as safetensors)")
+    return file
+
+
+def _transformers_folder(sub: Path) -> Path:
+    """`sub`, a transformers model folder, after refusing one that holds only pickles."""
+    _refuse_pickles(sub)
+    return sub

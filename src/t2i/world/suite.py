@@ -30,6 +30,9 @@ from t2i.world.vocab import BACKGROUNDS, COLORS, NUMBER_WORDS, PLURALS, SHAPES, 
 TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 MAX_LINE_CHARS = 100_000
 MIN_SCORABLE_SIDE = 16
+MAX_SCORED_SIDE = 8192
+LINE_KEYS = {"tag", "prompt", "include", "exclude", "scene"}  # GenEval's keys (tag, prompt, include, exclude) + ours
+SCENE_KEYS = {"schema", "background", "objects"}  # what Scene.to_dict writes
 
 
 class SuiteError(ValueError):
@@ -128,10 +131,10 @@ def build_suite(per_task: int = 64, seed: int = 0, tasks: tuple[str, ...] = TASK
 
 
 def write_suite(lines: list[SuiteLine], path: str | Path) -> None:
-    """Write a suite as JSON lines."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(line.to_dict()) + "\n" for line in lines), encoding="utf-8")
+    """Write a suite as JSON lines to a new file (never overwriting)."""
+    from t2i.outputs import write_new_text
+
+    write_new_text(path, "".join(json.dumps(line.to_dict()) + "\n" for line in lines))
 
 
 # ---------------------------------------------------------------------------- reading
@@ -171,8 +174,13 @@ def parse_line(text: str, where: str) -> SuiteLine:
         d = json.loads(text)
     except json.JSONDecodeError as e:
         raise SuiteError(f"{where}: not valid JSON ({e.msg})") from e
+    except (ValueError, RecursionError) as e:  # an int of over 4300 digits; arrays nested thousands deep
+        raise SuiteError(f"{where}: not readable JSON ({type(e).__name__}: {str(e).split(';')[0]})") from None
     if not isinstance(d, dict):
         raise SuiteError(f"{where}: a suite line must be a JSON object")
+    unknown = set(d) - LINE_KEYS
+    if unknown:  # a misspelt "exlcude" would otherwise drop a requirement and score wrong images as right
+        raise SuiteError(f"{where}: unknown keys {sorted(unknown)} (a suite line has {', '.join(sorted(LINE_KEYS))})")
     tag, prompt = d.get("tag"), d.get("prompt")
     if tag not in TASKS:
         raise SuiteError(f"{where}: unknown tag {tag!r} (allowed: {', '.join(TASKS)})")
@@ -188,6 +196,9 @@ def parse_line(text: str, where: str) -> SuiteLine:
     exclude = tuple(_requirement(r, f"{where}: exclude[{k}]", None) for k, r in enumerate(exc))
     scene = None
     if "scene" in d:
+        if isinstance(d["scene"], dict) and set(d["scene"]) - SCENE_KEYS:
+            raise SuiteError(f"{where}: scene: unknown keys {sorted(set(d['scene']) - SCENE_KEYS)} (a scene has "
+                             f"{', '.join(sorted(SCENE_KEYS))})")
         try:
             scene = Scene.from_dict(d["scene"])
         except (SceneError, TypeError) as e:
@@ -198,10 +209,12 @@ def parse_line(text: str, where: str) -> SuiteLine:
 def read_suite(path: str | Path) -> list[SuiteLine]:
     """Read a suite file (GenEval's JSONL format); blank lines are ignored."""
     path = Path(path)
+    from t2i.userfiles import read_user_text
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SuiteError(f"{path}: cannot read suite ({e})") from e
+        text = read_user_text(path)
+    except OSError as e:
+        raise SuiteError(f"cannot read the suite: {e}") from e
     lines = [parse_line(t, f"{path}:{n}") for n, t in enumerate(text.splitlines(), start=1) if t.strip()]
     if not lines:
         raise SuiteError(f"{path}: the suite has no lines")
@@ -332,6 +345,13 @@ def score_folder(root: str | Path, lines: list[SuiteLine], size: tuple[int, int]
     """Score every image under `root` (GenEval layout) against `lines`."""
     from tqdm import tqdm
 
+    if size is not None and not (
+            isinstance(size, tuple | list) and len(size) == 2
+            and all(not isinstance(v, bool) and isinstance(v, int) and MIN_SCORABLE_SIDE <= v <= MAX_SCORED_SIDE
+                    for v in size)):
+        shown = "x".join(map(str, size)) if isinstance(size, tuple | list) else repr(size)
+        raise SuiteError(f"--size must be WIDTHxHEIGHT with each side in [{MIN_SCORABLE_SIDE}, {MAX_SCORED_SIDE}] "
+                         f"(smaller images cannot be scored), got {shown}")
     root = Path(root)
     if not root.is_dir():
         raise SuiteError(f"{root}: not a folder")
