@@ -69,7 +69,7 @@ def test_region_texts_local_keeps_object_words_inside_their_boxes():
     own = region_texts(layout, "own")
     assert own[0] == (layout.regions[0].prefixes, layout.regions[0].suffixes) and own[1:] == local[1:]
     assert color_name((128, 128, 128)) == "gray" and color_name((250, 5, 3)) == "red"
-    with pytest.raises(ValueError, match="region_text"):
+    with pytest.raises(ValueError, match="region text"):
         region_texts(layout, "everything")
 
 

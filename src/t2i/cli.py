@@ -52,6 +52,11 @@ EXAMPLES = {
 }
 
 
+LLM_OPTION_HELP = ("language-model option, repeatable: backend=llama.cpp, device=cpu, n_ctx=2048; for a server URL "
+                   "timeout=S (each read, default 10), start_deadline=S (until the first token, default 30), "
+                   "deadline=S (the whole answer, default 600), retries=N (0-10, default 2)")
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, _, h = text.lower().partition("x")
@@ -115,7 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler")
     g.add_argument("--n", type=int, help="number of images (default 1)")
     g.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="model option, repeatable")
+                   help="backend option, repeatable, e.g. batch_size=2 or device=cpu (each is checked against the "
+                        "backend's option schema: an unknown name or a bad value is refused)")
     g.add_argument("--presample", action="store_true", help="expand the prompt with a TIPO model first")
     _presample_flags(g)
     g.add_argument("--compose", action="store_true",
@@ -155,7 +161,8 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--edit", action="append", default=[], metavar="INSTRUCTION",
                     help="then edit the canvas with this instruction (repeatable: one round each)")
     co.add_argument("--preview", type=Path, help="preview PNG (default outputs/YYYY-MM-DD/canvas-NNNNN.png)")
-    co.add_argument("--llm-option", type=_option, action="append", default=[], metavar="KEY=VALUE")
+    co.add_argument("--llm-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                    help=LLM_OPTION_HELP)
 
     ps = sub.add_parser("presample", help="expand a prompt with a TIPO model and print it",
                         epilog=EXAMPLES["presample"], formatter_class=fmt)
@@ -392,7 +399,7 @@ def _presample_flags(p: argparse.ArgumentParser, prefix: str = "presample-") -> 
     p.add_argument(f"--{prefix}temperature", dest="presample_temperature", type=float,
                    help="LLM sampling temperature (default: the model's; tipo-tiny 1.0, released TIPO 0.35)")
     p.add_argument("--llm-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="language-model option, e.g. backend=llama.cpp, device=cpu, n_ctx=2048 (repeatable)")
+                   help=LLM_OPTION_HELP)
 
 
 # ---------------------------------------------------------------------------- commands

@@ -16,7 +16,7 @@ from typing import Any
 
 from t2i.generate import generate
 from t2i.metadata import build_pnginfo
-from t2i.outputs import save_png_atomic
+from t2i.outputs import replace_file, save_png_atomic
 from t2i.registry import ModelRegistry
 from t2i.types import ComposeOptions, GenerationRequest
 from t2i.world.suite import SuiteLine, SuiteScore, score_folder
@@ -57,7 +57,7 @@ def _claim_run_folder(out: Path, record: dict[str, Any]) -> None:
             raise ValueError(f"{out} holds images made with other {', '.join(differ)} ({path} has "
                              f"{ {k: old.get(k) for k in differ} }); use another --out folder to run with these")
         return
-    path.write_text(json.dumps(record, indent=1), encoding="utf-8")  # folders begun before this file: adopted
+    replace_file(path, json.dumps(record, indent=1))  # folders begun before this file: adopted
 
 
 def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: Path, images_per_prompt: int = 1,
@@ -90,7 +90,7 @@ def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: 
         have = {p.name for p in samples.glob("*.png")} if samples.is_dir() else set()
         todo = [k for k in range(images_per_prompt) if f"{k:04d}.png" not in have]
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "metadata.jsonl").write_text(json.dumps(line.to_dict()) + "\n", encoding="utf-8")
+        replace_file(folder / "metadata.jsonl", json.dumps(line.to_dict()) + "\n")
         if not todo:
             continue
         if backend is None:
@@ -109,10 +109,8 @@ def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: 
                 generated += 1
     score = score_folder(out, lines, progress=progress)
     seconds = time.perf_counter() - t0
-    with open(out / "results.jsonl", "w", encoding="utf-8") as f:
-        for v in score.verdicts:
-            f.write(json.dumps(v.to_dict()) + "\n")
+    replace_file(out / "results.jsonl", "".join(json.dumps(v.to_dict()) + "\n" for v in score.verdicts))
     summary = {"model": model, "images_per_prompt": images_per_prompt, "seed": seed, "settings": shown,
                "per_task": score.per_task, "overall": score.overall, "counts": score.counts}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    replace_file(out / "summary.json", json.dumps(summary, indent=1))
     return EvalRun(score, generated, seconds, gen_seconds)

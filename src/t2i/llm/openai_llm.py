@@ -153,24 +153,24 @@ class _DeadlineSocket:
         return getattr(self._sock, name)
 
 
-class _HTTPConnection(http.client.HTTPConnection):
+class _DeadlineConnection:
+    """Mixed into http.client's connections: the socket they connect is wrapped in a _DeadlineSocket."""
+
     def __init__(self, *args: Any, clock: _Clock, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clock = clock
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         self.sock = _DeadlineSocket(self.sock, self._clock)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, clock: _Clock, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._clock = clock
+class _HTTPConnection(_DeadlineConnection, http.client.HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        super().connect()
-        self.sock = _DeadlineSocket(self.sock, self._clock)
+
+class _HTTPSConnection(_DeadlineConnection, http.client.HTTPSConnection):
+    pass
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):

@@ -202,12 +202,7 @@ def read_index(folder: Path) -> dict[str, Any]:
     index_file = folder / "model_index.json"
     if not index_file.is_file():
         raise FileNotFoundError(f"{folder}: no model_index.json (not a saved PaellaPipeline)")
-    try:
-        index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{index_file}: not valid JSON ({e})") from None
-    if not isinstance(index, dict):
-        raise ValueError(f"{index_file}: expected a JSON object, got {type(index).__name__}")
+    index = _json_object(index_file)
     if index.get("_class_name") != CLASS_NAME:
         raise ValueError(f"{index_file}: model_index.json is for {index.get('_class_name')!r}, not {CLASS_NAME}")
     known = REQUIRED_COMPONENTS + OPTIONAL_COMPONENTS
@@ -237,13 +232,18 @@ def _read_config(sub: Path) -> dict[str, Any]:
     file = sub / "config.json"
     if not file.is_file():
         raise ValueError(f"{file}: missing (each part of a saved PaellaPipeline has its config.json)")
+    return _json_object(file)
+
+
+def _json_object(file: Path) -> dict[str, Any]:
+    """The JSON object in `file`; ValueError naming the file otherwise."""
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ValueError(f"{file}: not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{file}: expected a JSON object, got {type(config).__name__}")
-    return config
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _refuse_pickles(sub: Path) -> None:

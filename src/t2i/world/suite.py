@@ -369,6 +369,7 @@ def score_folder(root: str | Path, lines: list[SuiteLine], size: tuple[int, int]
 def render_suite(lines: list[SuiteLine], out: str | Path, size: int | tuple[int, int] = 64,
                  images_per_line: int = 1) -> int:
     """Write the ground-truth render of every line's scene in GenEval's layout; returns images written."""
+    from t2i.outputs import save_png_atomic, write_new_text
     from t2i.world.draw import render_scene
 
     out = Path(out)
@@ -378,10 +379,10 @@ def render_suite(lines: list[SuiteLine], out: str | Path, size: int | tuple[int,
             raise SuiteError(f"suite line {i + 1} has no scene to render")
         folder = out / f"{i:05d}"
         (folder / "samples").mkdir(parents=True, exist_ok=True)
-        (folder / "metadata.jsonl").write_text(json.dumps(line.to_dict()) + "\n", encoding="utf-8")
+        write_new_text(folder / "metadata.jsonl", json.dumps(line.to_dict()) + "\n")
         img = render_scene(line.scene, size)
         for k in range(images_per_line):
-            img.save(folder / "samples" / f"{k:04d}.png")
+            save_png_atomic(img, folder / "samples" / f"{k:04d}.png")
             n += 1
     return n
 
