@@ -12,3 +12,17 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 def _isolated_state(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("T2I_HOME", str(tmp_path_factory.mktemp("t2i-home")))
+
+
+@pytest.fixture
+def run(capsys, registry):
+    """The `t2i` CLI called in-process with the test's `registry` fixture -> (exit code, stdout, stderr)."""
+    from t2i.cli import main
+
+    def _run(*argv: str, reg=registry) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(argv), registry=reg)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run

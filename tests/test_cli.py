@@ -48,18 +48,6 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 Run = Callable[..., tuple[int, str, str]]
 
 
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], registry: ModelRegistry) -> Run:
-    """Call main(argv) in-process; return (exit code, stdout, stderr)."""
-
-    def _run(*argv: str, reg: ModelRegistry | None = registry) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv), registry=reg)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
-
 
 def pixels(path: Path) -> np.ndarray:
     with Image.open(path) as im:

@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from t2i.cli import main
 from t2i.metadata import build_pnginfo
 from t2i.registry import Licence, ModelRegistry, ModelSpec
 from t2i.types import GenerationRequest
@@ -38,19 +37,6 @@ def registry() -> ModelRegistry:
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], registry: ModelRegistry) -> Run:
-    """main(argv) in-process -> (exit code, stdout, stderr)."""
-
-    def _run(*argv: str, reg: ModelRegistry | None = registry) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv), registry=reg)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
 
 
 def one_line_error(code: int, out: str, err: str, *needles: str) -> str:
