@@ -78,7 +78,7 @@ def test_file_bearing_options_from_metadata_are_refused(run, tmp_path, option):
 def test_a_replay_can_name_its_presampler_itself_and_only_then_is_it_used(run, tmp_path, recorder, monkeypatch):
     """The key goes to the URL the user typed, not to one the image named."""
     monkeypatch.setenv("T2I_LLM_API_KEY", "sk-secret")
-    png = crafted_png(tmp_path / "in.png", record(presample={"enabled": True, "model": "http://10.0.0.1/v1"}))
+    png = crafted_png(tmp_path / "in.png", record(presample={"enabled": True, "model": "http://127.0.0.1:9/v1"}))
     code, out, err = run("generate", "--from", str(png), "--presample-model", recorder.url,
                          "--llm-option", "retries=0", "--out", "o.png")
     assert recorder.seen, err
