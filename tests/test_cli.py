@@ -23,6 +23,7 @@ from t2i.metadata import build_pnginfo, read_image_metadata
 from t2i.registry import Licence, ModelError, ModelRegistry, ModelSpec
 from t2i.types import GenerationRequest
 
+from .cli_checks import one_line_error as assert_one_line_error
 from .fake_backend import fake_registry
 
 FAKE_LICENCE = Licence("Fake Test Licence", "https://example.invalid/fake", "Only for tests.")
@@ -52,17 +53,6 @@ Run = Callable[..., tuple[int, str, str]]
 def pixels(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
-
-
-def assert_one_line_error(code: int, out: str, err: str, *needles: str) -> None:
-    assert code == 2
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("t2i: error: ")
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0]
 
 
 def today_dirs() -> set[str]:

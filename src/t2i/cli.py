@@ -524,10 +524,11 @@ def _generate(args: argparse.Namespace) -> int:
 
     # 1. everything that can fail is checked before a model is loaded or an image drawn
     limits = Limits(max_pixels=args.max_pixels)
-    check_request(request, registry.resolve(request.model).spec, limits)
+    spec = registry.resolve(request.model).spec
+    check_request(request, spec, limits)
     writer = OutputWriter(root=args.outputs_root, out=args.out, n_images=request.n_images)
     writer.check_batch()
-    notice = licence_notice_once(registry.resolve(request.model).spec)
+    notice = licence_notice_once(spec)
     if notice:
         print(notice, file=sys.stderr)
     bars: list[tqdm] = []  # made at the first step, when its total is known (no "0step" line before it)

@@ -87,13 +87,11 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
     one); the result's request carries the program, so a replay needs no LLM.  Backends without a
     regional renderer get the canvas flattened into one prompt, with a warning.
     """
-    check_request(request, registry.resolve(request.model).spec, limits)
+    spec = registry.resolve(request.model).spec
+    check_request(request, spec, limits)
     t0 = time.perf_counter()
     if backend is None:
-        resolved, backend = registry.load(request.model, request.model_options)
-        spec = resolved.spec
-    else:
-        spec = registry.resolve(request.model).spec
+        _, backend = registry.load(request.model, request.model_options)
     t1 = time.perf_counter()
     resolved = resolve_request(request, spec)
     expansion = None

@@ -39,18 +39,6 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def one_line_error(code: int, out: str, err: str, *needles: str) -> str:
-    """Assert the outcome is exit 2 with exactly one `t2i: error:` line holding every needle; return it."""
-    assert code == 2, (code, out, err)
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("t2i: error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
 def record(**request: Any) -> dict:
     """A t2i metadata record as t2i writes it, for a request of the fake model with `request`'s fields."""
     data = GenerationRequest(prompt="a red circle", model="fake", seed=1, steps=2).to_dict()

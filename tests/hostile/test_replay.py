@@ -12,7 +12,8 @@ import pytest
 from t2i.limits import DEFAULT_MAX_STEPS
 from t2i.replay import file_options
 
-from .conftest import Canary, Recorder, crafted_png, one_line_error, record
+from ..cli_checks import one_line_error
+from .conftest import Canary, Recorder, crafted_png, record
 
 
 def _pickle_folder(folder: Path, canary: Canary, config: str = '{"architectures": ["LlamaForCausalLM"]}') -> Path:

@@ -9,7 +9,8 @@ from t2i.presample.runner import Expansion
 from t2i.stages import _without_controls
 from t2i.types import GenerationRequest, RequestError
 
-from .conftest import crafted_png, one_line_error, record
+from ..cli_checks import one_line_error
+from .conftest import crafted_png, record
 
 NOT_UTF8 = "\udcff\udcfe"  # how Python hands over the argv bytes ff fe
 ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[41m"

@@ -17,7 +17,7 @@ from t2i.userfiles import read_user_text
 from t2i.world.detector import load_rgb
 from t2i.world.suite import build_suite, read_suite
 
-from .conftest import one_line_error
+from ..cli_checks import one_line_error
 
 SECONDS = 10  # far past what a refusal takes; a read that blocks on a FIFO never returns
 

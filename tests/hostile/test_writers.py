@@ -17,7 +17,7 @@ from PIL import Image
 
 from t2i.cli import WRITE_DESTS, _parser
 
-from .conftest import one_line_error
+from ..cli_checks import one_line_error
 
 
 def _writers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
