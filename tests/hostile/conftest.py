@@ -7,7 +7,7 @@ import http.server
 import io
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ FAKE = ModelSpec("fake", "sdxl", "image", "test/fake", Licence("Test", "", "test
                  {"steps": 2, "guidance": 1.5, "width": 16, "height": 16, "sampler": "euler", "negative_prompt": ""},
                  max_pixels=64 * 64)
 
-Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
