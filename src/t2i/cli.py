@@ -467,7 +467,7 @@ def _generate(args: argparse.Namespace) -> int:
     from t2i.limits import Limits
     from t2i.metadata import read_image_metadata, replay_request
     from t2i.outputs import OutputWriter
-    from t2i.registry import Cancelled
+    from t2i.cancel import Cancelled
     from t2i.types import GenerationRequest
 
     _quiet_libraries()

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
+from t2i.cancel import Cancelled  # noqa: F401  (moved; importers move to t2i.cancel)
 from t2i.limits import DEFAULT_MAX_PIXELS
 from t2i.types import GenerationRequest, GenerationResult
 
@@ -88,10 +89,6 @@ class Backend(Protocol):
 
 
 Loader = Callable[[ResolvedModel, Mapping[str, Any]], Backend]
-
-
-class Cancelled(RuntimeError):
-    """Generation was cancelled; nothing was written."""
 
 
 # ---------------------------------------------------------------------------- built-in entries

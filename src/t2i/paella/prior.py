@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from t2i.cancel import Cancelled
 from t2i.paella.blocks import level_embedding
-from t2i.registry import Cancelled
 
 # released-name prefix -> our prefix, applied in order by `rename_prior_keys` (fill in when the released
 # names are known; a key that still does not fit makes load_strict list it).

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from t2i.cancel import Cancelled
 from t2i.paella.model import Paella
-from t2i.registry import Cancelled
 from t2i.render.conjunction import combine
 
 
