@@ -1,0 +1,86 @@
+"""Pieces every command module shares: argument types, terminal-safe text, quiet libraries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+LLM_OPTION_HELP = ("language-model option, repeatable: backend=llama.cpp, device=cpu, n_ctx=2048; for a server URL "
+                   "timeout=S (each read, default 10), start_deadline=S (until the first token, default 30), "
+                   "deadline=S (the whole answer, default 600), retries=N (0-10, default 2)")
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    """`64` or `64x48` -> (width, height)."""
+    try:
+        w, _, h = text.lower().partition("x")
+        return int(w), int(h or w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 64 or 64x64, got {text!r}") from None
+
+
+def counts_arg(text: str) -> tuple[int, ...]:
+    """`1,2,2` -> (1, 2, 2)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 1,2,2, got {text!r}") from None
+
+
+def option_arg(text: str) -> tuple[str, object]:
+    """`KEY=VALUE` -> (key, value), the value read as a JSON scalar when it is one, else kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"options look like KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    if isinstance(parsed, list | dict):
+        parsed = value
+    return key, parsed
+
+
+def weights_arg(pairs: list[tuple[str, object]], flag: str) -> dict[str, float] | None:
+    """`flag` SHAPE=W pairs as a dict (None when none were given); W must be a number."""
+    if not pairs:
+        return None
+    out = {}
+    for key, value in pairs:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{flag} {key}={value}: the weight must be a number")
+        out[key] = float(value)
+    return out
+
+
+def printable(text: object) -> str:
+    """Text from images, models or users made safe for a terminal (control characters escaped)."""
+    from t2i.text import printable as escape
+
+    return escape(str(text))
+
+
+def quiet_libraries() -> None:
+    """Keep the libraries' own progress bars and notices off the terminal (ours are shown instead)."""
+    import importlib.util
+
+    if importlib.util.find_spec("diffusers") is not None:
+        from diffusers.utils import logging as dlog
+
+        dlog.disable_progress_bar()
+        dlog.set_verbosity_error()
+    if importlib.util.find_spec("transformers") is not None:
+        from transformers.utils import logging as tlog
+
+        tlog.disable_progress_bar()
+        tlog.set_verbosity_error()
+
+
+def numbered(folder: Path, stem: str, suffix: str) -> Path:
+    """folder/stem-NNNNN.suffix with the next free number."""
+    n = 0
+    while (folder / f"{stem}-{n:05d}{suffix}").exists():
+        n += 1
+    return folder / f"{stem}-{n:05d}{suffix}"
