@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from t2i.cli import WRITE_DESTS, _parser
+from t2i.cli.main import WRITE_DESTS, build_parser
 
 from ..cli_checks import one_line_error
 
@@ -53,7 +53,7 @@ CASES: dict[tuple[str, ...], tuple[str, Callable[[Path], list[str]]]] = {
 
 
 def test_every_writing_command_has_a_case():
-    assert set(_writers(_parser())) == set(CASES)
+    assert set(_writers(build_parser())) == set(CASES)
 
 
 @pytest.mark.parametrize("command", sorted(CASES))

@@ -84,3 +84,10 @@ def numbered(folder: Path, stem: str, suffix: str) -> Path:
     while (folder / f"{stem}-{n:05d}{suffix}").exists():
         n += 1
     return folder / f"{stem}-{n:05d}{suffix}"
+
+
+def load_suite(path: Path | None) -> list:
+    """The suite file at `path`, else the built-in shapes-world suite."""
+    from t2i.world.suite import builtin_suite, read_suite
+
+    return read_suite(path) if path is not None else builtin_suite()
