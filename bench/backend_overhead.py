@@ -1,6 +1,7 @@
 """Our SDXL backend's overhead over a bare diffusers pipeline call with the same settings.
 
-    python bench/backend_overhead.py [--model shapes-xl] [--repeats 10]
+    python bench/backend_overhead.py [--model shapes-xl] [--repeats 10] [--steps 25]
+    python bench/backend_overhead.py --smoke      (2 steps, 2 calls each: seconds, for the tests)
 
 Both paths use the same loaded pipeline, prompt, seed, steps, guidance and size; calls alternate so
 that machine noise hits both alike.  Prints median seconds per image and the ratio (goal <= 1.03).
@@ -24,7 +25,10 @@ def main() -> None:
     ap.add_argument("--model", default="shapes-xl")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--smoke", action="store_true", help="the tiniest run (2 steps, 2 calls each)")
     args = ap.parse_args()
+    if args.smoke:
+        args.steps, args.repeats = 2, 2
     registry = default_registry()
     _, backend = registry.load(args.model)
     # the bare call's computation exactly: no default option that changes the guidance (empty_negative)

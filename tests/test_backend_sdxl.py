@@ -5,9 +5,10 @@ pytest.importorskip("diffusers")
 
 from t2i.backends import default_registry  # noqa: E402
 from t2i.backends.sdxl import SAMPLERS, _check_image  # noqa: E402
+from t2i.cancel import Cancelled, CancelToken  # noqa: E402
 from t2i.generate import generate  # noqa: E402
-from t2i.registry import Cancelled, ModelError  # noqa: E402
-from t2i.types import GenerationRequest, RequestError  # noqa: E402
+from t2i.registry import ModelError  # noqa: E402
+from t2i.types import ComposeOptions, GenerationRequest, RequestError  # noqa: E402
 
 from .tiny_sdxl import build_tiny_sdxl  # noqa: E402
 
@@ -98,10 +99,56 @@ def test_unknown_sampler_and_option(tiny):
         registry.load(model, {"turbo": True})
 
 
-def test_zero_pooled_option_runs(tiny):
-    registry, backend, model = tiny
-    result = generate(_req(model, model_options={"zero_pooled": True}), registry, backend=backend)
-    assert len(result.images) == 1
+REMOVED = [({"zero_pooled": True}, "option zero_pooled was removed after t2i 0.1.0: drop it (it zeroed the pooled "
+                                   "text embedding, a diagnostic; nothing replaces it)"),
+           ({"region_text": "local-pooled"}, "region_text 'local-pooled' was removed after t2i 0.1.0: use 'local'"),
+           ({"region_text": "local-outside"}, "region_text 'local-outside' was removed after t2i 0.1.0: use 'local'")]
+
+
+@pytest.mark.parametrize(("options", "message"), REMOVED)
+def test_a_removed_option_says_what_replaced_it(tiny, options, message):
+    _, backend, model = tiny
+    loads = []
+    counting = default_registry()
+    counting.register_loader("sdxl", lambda resolved, opts: loads.append(opts))
+    for call in (lambda: generate(_req(model, model_options=options), counting),  # fails before loading anything
+                 lambda: backend.generate(_req(model, model_options=options)),
+                 lambda: default_registry().load(model, options)):
+        with pytest.raises(RequestError) as info:
+            call()
+        assert str(info.value) == message
+    assert loads == []
+
+
+def _cancel_at(step):
+    """A token, the steps the callback saw, and a callback that sets the token at `step` (done image-steps)."""
+    token, seen = CancelToken(), []
+
+    def callback(done, total):
+        seen.append(done)
+        if done == step:
+            token.cancel("test")
+
+    return token, seen, callback
+
+
+@pytest.mark.parametrize(("prompt", "options", "canvas", "at", "total"), [
+    pytest.param("a red circle", {"hires_scale": 1.5}, False, 5, 12, id="in-the-hires-pass"),  # 4 steps, then 2
+    pytest.param("a red circle", {"init_strength": 0.5}, True, 1, 4, id="from-the-colour-image"),  # int(4 * 0.5)
+    pytest.param("a red circle AND a blue square", {}, False, 6, 8, id="in-the-composable-loop"),
+    pytest.param("a red circle", {"batch_size": 2}, False, 4, 8, id="in-a-batch"),  # a batch-step is 2 image-steps
+    pytest.param("a red circle", {}, False, 4, 8, id="between-images"),  # the last step of image 0
+])
+def test_the_token_stops_every_stage_within_one_step(tiny, prompt, options, canvas, at, total):
+    from .contract.suite import canvas_program
+
+    _, backend, model = tiny
+    compose = ComposeOptions(enabled=True, program=canvas_program()) if canvas else ComposeOptions()
+    token, seen, callback = _cancel_at(at)
+    with pytest.raises(Cancelled) as info:
+        backend.generate(_req(model, prompt=prompt, steps=4, n_images=2, model_options=options, compose=compose),
+                         callback, token)
+    assert seen[-1] == at and str(info.value) == f"cancelled at step {at} of {total}: test"
 
 
 def test_guidance_rescale_option_changes_the_guided_image(tiny):

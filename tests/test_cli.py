@@ -85,9 +85,10 @@ def test_generate_progress_bar_starts_with_its_total(run: Run, tmp_path: Path) -
     code, _, err = run("generate", "a red circle", "--model", "fake", "--n", "2", "--out", "imgs")
     assert code == 0
     bar = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("generating")]
-    # every line shows the total (the fake backend's 3 steps): never a bare "generating: 0step" before it
-    assert bar and all(re.search(r"\d+/3 ", line) for line in bar), bar
-    assert "3/3" in bar[-1]
+    # every line shows the total (the fake backend's 3 steps for each of 2 images): never a bare
+    # "generating: 0step" before it
+    assert bar and all(re.search(r"\d+/6 ", line) for line in bar), bar
+    assert "6/6" in bar[-1]
 
 
 def test_generate_default_location_and_numbering(run: Run, tmp_path: Path) -> None:
@@ -285,9 +286,12 @@ def test_info_without_metadata_is_an_error(run: Run, tmp_path: Path) -> None:
 def test_models_lists_registered_models(run: Run) -> None:
     code, out, _ = run("models", reg=None)
     assert code == 0
-    names = [line.split()[0] for line in out.splitlines()[1:]]
-    assert "shapes-xl" in names and "koala-700m" in names
-    assert out.splitlines()[0].split()[:2] == ["name", "kind"]
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:] if line.strip()}
+    assert "shapes-xl" in rows and "koala-700m" in rows
+    assert out.splitlines()[0].split()[:4] == ["name", "kind", "role", "status"]
+    assert rows["shapes-xl"][3] == "ready" and rows["tipo-tiny"][3] == "ready"
+    assert rows["karlo-v1-alpha"][3] == "unavailable"  # no unclip backend is built: said before any use
+    assert rows["koala-700m"][3] in ("download", "ready")  # ready only where the hub cache holds it
     code, out, _ = run("models")
     assert code == 0
     assert "fake" in [line.split()[0] for line in out.splitlines()[1:]]

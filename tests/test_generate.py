@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from t2i.cancel import Cancelled, CancelToken
 from t2i.generate import MAX_RANDOM_SEED, generate, resolve_request, save_result
 from t2i.metadata import read_image_metadata, replay_request
 from t2i.outputs import OutputWriter
-from t2i.registry import Cancelled, Licence, ModelRegistry, ModelSpec
-from t2i.types import ComposeOptions, GenerationRequest, RequestError
+from t2i.registry import Licence, ModelRegistry, ModelSpec
+from t2i.types import ComposeOptions, GenerationRequest, PresampleOptions, RequestError
 
 from .fake_backend import NoiseBackend, fake_registry
 
@@ -207,3 +208,92 @@ def test_callback_returning_none_or_true_does_not_cancel(registry: ModelRegistry
         result = generate(GenerationRequest(prompt="p", model="fake", seed=1), registry,
                           callback=lambda i, n, a=answer: a)
         assert len(result.images) == 1
+
+
+def test_a_cancelled_token_stops_before_the_model_is_loaded(tmp_path: Path) -> None:
+    loads: list[object] = []
+    registry = fake_registry(FAKE_SPEC)
+    registry.register_loader("sdxl", lambda resolved, options: loads.append(options))
+    token = CancelToken()
+    token.cancel("the user asked")
+    with pytest.raises(Cancelled, match="the start: the user asked"):
+        generate(GenerationRequest(prompt="p", model="fake", seed=1), registry, cancel=token)
+    assert loads == []
+
+
+def test_a_token_set_during_a_step_stops_the_call_and_nothing_is_written(registry: ModelRegistry,
+                                                                         tmp_path: Path) -> None:
+    token, seen = CancelToken(), []
+
+    def callback(done: int, total: int) -> None:  # image 0's last step sets the token
+        seen.append(done)
+        if done == 4:
+            token.cancel()
+
+    with pytest.raises(Cancelled, match="step 4 of 8"):
+        save_result(generate(GenerationRequest(prompt="p", model="fake", seed=1, n_images=2), registry,
+                             callback=callback, cancel=token), OutputWriter(out=tmp_path / "out"))
+    assert seen == [1, 2, 3, 4] and list(tmp_path.rglob("*.png")) == []
+
+
+def test_a_removed_option_fails_before_the_model_is_loaded() -> None:
+    loads: list[object] = []
+    registry = fake_registry(FAKE_SPEC)
+    registry.register_loader("sdxl", lambda resolved, options: loads.append(options))
+    with pytest.raises(RequestError) as info:
+        generate(GenerationRequest(prompt="p", model="fake", seed=1, model_options={"region_text": "local-pooled"}),
+                 registry)
+    assert str(info.value) == "region_text 'local-pooled' was removed after t2i 0.1.0: use 'local'"
+    assert loads == []
+
+
+class FlatNoise(NoiseBackend):
+    """The noise backend without regions, whatever kind of model it stands for."""
+
+    @property
+    def supports_regions(self) -> bool:
+        return False
+
+
+def test_the_loaded_backend_decides_whether_a_canvas_is_flattened(registry: ModelRegistry) -> None:
+    from t2i.compose import Canvas
+
+    canvas = Canvas()
+    canvas.set_global_description("a gray background", [], "gray background", "gray")
+    canvas.add_local_description("on the left", "no offset", "a small square area", 2.0, "a red circle", [],
+                                 "red circle", "", "", "", "red")
+    request = GenerationRequest(prompt="p", model="fake", seed=1,
+                                compose=ComposeOptions(enabled=True, program=canvas.to_program()))
+    regional, flat = NoiseBackend(), FlatNoise()
+    kept = generate(request, registry, backend=regional)  # both stand for the same SDXL-kind model
+    flattened = generate(request, registry, backend=flat)
+    assert regional.requests[-1].compose.enabled and regional.requests[-1].prompt == "p"
+    assert not flat.requests[-1].compose.enabled and "red circle" in flat.requests[-1].prompt
+    assert not any("flattened" in w for w in kept.warnings)
+    assert any("flattened" in w for w in flattened.warnings)
+    assert flattened.request.compose.program == request.compose.program  # the replayable request keeps the canvas
+
+
+class CancelAtCheck(CancelToken):
+    """A token that cancels itself at its `at`-th check, recording where each check was made."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.places = at, []
+
+    def check(self, where: str = "") -> None:
+        self.places.append(where)
+        if len(self.places) == self.at:
+            self.cancel("test")
+        super().check(where)
+
+
+def test_the_token_reaches_the_presampler_and_nothing_is_drawn(registry: ModelRegistry) -> None:
+    from t2i.stages import open_presampler
+
+    backend, token = NoiseBackend(), CancelAtCheck(3)
+    request = GenerationRequest(prompt="red circle", model="fake", seed=1,
+                                presample=PresampleOptions(enabled=True, target="long"))
+    with pytest.raises(Cancelled, match="presample call 1"):
+        generate(request, registry, backend=backend, presampler=open_presampler(None, registry), cancel=token)
+    assert token.places[:2] == ["the start", "presampling"] and backend.requests == []

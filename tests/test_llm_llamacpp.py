@@ -12,7 +12,8 @@ import urllib.request
 
 import pytest
 
-from t2i.llm import LLMError, Message, SamplingSettings, load_llm, stream
+from t2i.backends.llm import load_llm
+from t2i.llm import LLMError, Message, SamplingSettings, stream
 from t2i.llm.llamacpp_llm import LlamaCppLLM
 
 from .smollm import smollm_gguf
@@ -44,6 +45,31 @@ def test_streams_stops_and_cancels(llm):
     assert "".join(pieces) == full
     cut = llm.complete("List three colours:", s, lambda piece: False)
     assert cut.finish_reason == "cancelled"
+
+
+def test_a_cancel_token_set_from_another_thread_stops_the_stream(llm):
+    import threading
+
+    from t2i.cancel import Cancelled, CancelToken
+
+    s = SamplingSettings(temperature=0, max_tokens=48, seed=1)
+    assert llm.complete("List ten colours:", s).n_tokens > 4
+    token, pieces, first = CancelToken(), [], threading.Event()
+    canceller = threading.Thread(target=lambda: first.wait(30) and token.cancel("test"), daemon=True)
+    canceller.start()
+
+    def on_token(piece: str) -> None:
+        pieces.append(piece)
+        first.set()
+        canceller.join(30)  # cancelled by the other thread before the next chunk
+
+    with pytest.raises(Cancelled, match="cancelled at chunk"):
+        llm.complete("List ten colours:", s, on_token, cancel=token)
+    assert len(pieces) == 1
+    with pytest.raises(Cancelled, match="at the prompt"):
+        llm.chat([Message("user", "Say hello.")], s, pieces.append, cancel=token)
+    assert len(pieces) == 1
+    assert llm.complete("List ten colours:", s).n_tokens > 4  # the model is usable after a cancelled stream
 
 
 def test_chat_template_from_the_gguf(llm):

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from t2i.llm import LLMError, Message, SamplingSettings, load_llm, stream
+from t2i.llm import LLMError, Message, SamplingSettings, open_llm, stream
 from t2i.llm.openai_llm import OpenAICompatibleLLM
 
 SECRET = "sk-test-0123456789"
@@ -97,7 +97,7 @@ def serve():
 def test_streams_completion_and_sends_the_settings(serve, monkeypatch):
     monkeypatch.setenv("T2I_LLM_API_KEY", SECRET)
     s = serve(sse(["red", " circle", ", blue"]))
-    llm = load_llm(s.url, options={"model": "tipo"})
+    llm = open_llm(s.url, options={"model": "tipo"})
     pieces = list(stream(lambda cb: llm.complete("tag:", SamplingSettings(top_k=60, min_p=0.1, seed=4), cb)))
     assert "".join(pieces) == "red circle, blue"
     path, body = s.bodies[0]

@@ -1,6 +1,7 @@
 import pytest
 
-from t2i.llm import LLMError, Message, SamplingSettings, load_llm, stream
+from t2i.backends.llm import load_llm
+from t2i.llm import LLMError, Message, SamplingSettings, stream
 from t2i.llm.transformers_llm import TransformersLLM, cache_argument, pick_device_dtype
 from tests.tiny_llm import make_tiny_llama
 
@@ -97,3 +98,36 @@ def test_registered_hub_model_offline_says_how_to_get_it():
         load_llm("tipo-500m-ft", options={"device": "cpu"})
     with pytest.raises(LLMError, match="huggingface-cli download KBlueLeaf/TIPO-500M-ft TIPO-500M-ft-F16.gguf"):
         load_llm("tipo-500m-ft", options={"backend": "llama.cpp"})
+
+
+def test_the_llm_layer_opens_paths_and_hub_ids_without_the_registry(tiny, tmp_path):
+    from t2i.llm import open_llm
+    from t2i.llm.loading import check_options, open_hub, open_local
+
+    llm = open_llm(tiny, options={"device": "cpu"})
+    assert isinstance(llm, TransformersLLM) and llm.name == str(tiny)
+    s = SamplingSettings(max_tokens=10, temperature=1.0, seed=4)
+    assert llm.complete("tag: red", s).text == load_llm(str(tiny)).complete("tag: red", s).text  # one loader
+    assert load_llm(str(tiny)).name == str(tiny)
+    with pytest.raises(LLMError, match="^'my-model' is not a GGUF file; the llama.cpp backend takes .gguf files$"):
+        open_local(tiny, {"backend": "llama.cpp"}, name="x", label="my-model")
+    with pytest.raises(LLMError, match=r"^org/model has no known GGUF file; pass --llm-option gguf_file=NAME$"):
+        open_hub("org/model", {"backend": "llama.cpp"}, name="org/model")
+    with pytest.raises(LLMError, match="cannot read the model config of org/model"):  # offline, not cached
+        open_llm("org/model")
+    with pytest.raises(LLMError, match="^backend must be one of auto, transformers, llama.cpp, got 'vllm'$"):
+        check_options({"backend": "vllm"})
+    with pytest.raises(LLMError, match="^LLM option n_ctx must be a whole number from 16"):
+        open_llm(tiny, options={"n_ctx": 8})
+    assert check_options(None) == {} and check_options({"n_ctx": 512}) == {"n_ctx": 512}
+
+
+def test_the_llm_layer_imports_no_registry():
+    import subprocess
+    import sys
+
+    code = ("import sys, t2i.llm, t2i.llm.loading, t2i.presample, t2i.compose.conversation, t2i.licences; "
+            "print(sorted(m for m in sys.modules if m.split('.')[:2] in (['t2i', 'registry'], ['t2i', 'backends'], "
+            "['t2i', 'world'])))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from t2i.cancel import Cancelled, CancelToken
 from t2i.paella import Paella, PaellaConfig, SamplerSettings, VQGANConfig, VQModel, sample_tokens
 from t2i.paella.checkpoints import convert_to_safetensors, load_strict, read_state_dict
 from t2i.paella.pipeline import PaellaPipeline
 from t2i.paella.text import tiny_byt5_encoder
-from t2i.registry import Cancelled
 
 TINY = PaellaConfig(c_in=8, c_out=8, num_labels=32, c_r=8, c_cond=16, c_hidden=(16, 32), nhead=(-1, 2),
                     blocks=(1, 1), level_config=("CT", "CTA"), clip_embd=8, byt5_embd=16, clip_seq_len=2, dropout=0.0)
@@ -247,6 +247,26 @@ def test_renoise_puts_back_the_initial_noise_and_cancel_stops() -> None:
         sample_tokens(_Sure(), _cond(1), _cond(1), (8, 8), SamplerSettings(steps=4, renoise_steps=3, cfg=1.0),
                       _gens([3]), progress=lambda i, n: seen.append(i) or i < 2)
     assert seen == [1, 2]
+
+
+def test_the_cancel_token_stops_the_sampler_within_one_step() -> None:
+    token, seen = CancelToken(), []
+
+    def progress(i: int, n: int) -> None:  # the token is set (as from another thread) during step 2
+        seen.append(i)
+        if i == 2:
+            token.cancel("test")
+
+    sure = _Sure()
+    with pytest.raises(Cancelled, match="step 3 of 4: test"):
+        sample_tokens(sure, _cond(1), _cond(1), (8, 8), SamplerSettings(steps=4, renoise_steps=3, cfg=1.0),
+                      _gens([3]), progress=progress, cancel=token)
+    assert seen == [1, 2] and len(sure.inputs) == 2  # step 3 never ran
+    sure = _Sure()
+    with pytest.raises(Cancelled):  # set before the start: no step runs
+        sample_tokens(sure, _cond(1), _cond(1), (8, 8), SamplerSettings(steps=4, renoise_steps=3, cfg=1.0),
+                      _gens([3]), cancel=token)
+    assert sure.inputs == []
 
 
 def test_bad_sampler_settings() -> None:

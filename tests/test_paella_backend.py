@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from t2i.backends import default_registry
+from t2i.cancel import Cancelled, CancelToken
 from t2i.cli import main
 from t2i.generate import generate
 from t2i.metadata import read_image_metadata
 from t2i.paella import Paella, VQModel
 from t2i.paella.pipeline import PaellaPipeline
 from t2i.paella.text import tiny_byt5_encoder
-from t2i.registry import Cancelled, ModelError
+from t2i.registry import ModelError
 from t2i.types import GenerationRequest, RequestError
 
 from .test_paella import TINY, TINY_VQ
@@ -70,6 +71,24 @@ def test_an_and_prompt_is_composable_diffusion_with_batch_progress(folder):
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(result.images, again.images, strict=True))
     with pytest.raises(RequestError, match="empty"):
         backend.generate(req.with_(prompt="a red circle AND"))
+
+
+def test_the_token_stops_between_batches_and_inside_one(folder):
+    registry = default_registry()
+    _, backend = registry.load(str(folder))
+    req = GenerationRequest("a red circle", model=str(folder), seed=1, steps=3, guidance=2.0, width=32, height=32,
+                            n_images=3, model_options={"batch_size": 2})
+    for at in (6, 4):  # the end of the first batch (two images, three steps), and inside it
+        token, seen = CancelToken(), []
+
+        def callback(done, total, at=at, token=token, seen=seen):
+            seen.append(done)
+            if done == at:
+                token.cancel("test")
+
+        with pytest.raises(Cancelled, match=f"step {at} of 9: test"):
+            backend.generate(req, callback, token)
+        assert seen[-1] == at
 
 
 def test_cli_generates_with_a_paella_folder(folder, tmp_path, monkeypatch):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from t2i.cancel import Cancelled, CancelToken
 from t2i.paella import Paella
 from t2i.paella.blocks import Attention2D
 from t2i.paella.checkpoints import load_strict
 from t2i.paella.prior import Prior, PriorConfig, alpha_bar, prior_loss, rename_prior_keys, sample_prior
-from t2i.registry import Cancelled
 
 from .test_paella import TINY
 
@@ -59,6 +59,13 @@ def test_training_learns_a_text_to_image_map_and_sampling_follows_it() -> None:
     assert not torch.equal(guided, out)
     with pytest.raises(Cancelled):
         sample_prior(prior, text, gens, steps=5, progress=lambda i, n: i < 2)
+    token, seen = CancelToken(), []
+    with pytest.raises(Cancelled, match="prior step 3 of 5"):  # set during step 2: step 3 never starts
+        sample_prior(prior, text, gens, steps=5, cancel=token,
+                     progress=lambda i, n: seen.append(i) or (token.cancel() if i == 2 else None))
+    assert seen == [1, 2]
+    with pytest.raises(Cancelled, match="prior step 1 of 5"):
+        sample_prior(prior, text, gens, steps=5, cancel=token)
 
 
 def test_rename_table_is_the_one_place_to_adapt_released_names() -> None:

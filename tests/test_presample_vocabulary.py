@@ -8,12 +8,17 @@ import pytest
 
 from t2i.backends import default_registry
 from t2i.llm.base import Completion
-from t2i.presample import Presampler, Vocabulary, targets_for, vocabulary_for
-from t2i.presample.vocabulary import vocabulary
-from t2i.stages import open_presampler, presample
+from t2i.presample import Presampler, Vocabulary, targets_for, vocabulary_name_for
+from t2i.presample.vocabulary import vocabulary as lookup
+from t2i.stages import VOCABULARIES, open_presampler, presample, vocabulary_for
 from t2i.types import GenerationRequest, PresampleOptions
 
 from .test_presample_runner import SMALL, ScriptedLLM
+
+
+def vocabulary(name):
+    """A vocabulary by name from the ones t2i knows (stages.VOCABULARIES)."""
+    return lookup(name, VOCABULARIES)
 
 
 class OffWorldLLM(ScriptedLLM):
@@ -74,10 +79,22 @@ def test_the_users_own_text_is_never_checked():
 def test_presample_json_names_the_vocabulary(tmp_path):
     assert vocabulary_for(None) is None and vocabulary_for(tmp_path) is None
     (tmp_path / "presample.json").write_text(json.dumps({**SMALL.to_dict(), "vocabulary": "shapes-world"}))
+    assert vocabulary_name_for(tmp_path) == "shapes-world"  # the presample layer reads the name only
     assert vocabulary_for(tmp_path).name == "shapes-world" and targets_for(tmp_path) == SMALL
     (tmp_path / "presample.json").write_text(json.dumps({**SMALL.to_dict(), "vocabulary": ["shapes"]}))
     with pytest.raises(ValueError, match="vocabulary must be a name"):
         vocabulary_for(tmp_path)
+    (tmp_path / "presample.json").write_text(json.dumps({**SMALL.to_dict(), "vocabulary": "klingon"}))
+    with pytest.raises(ValueError, match="unknown presample vocabulary 'klingon'; known: shapes-world"):
+        vocabulary_for(tmp_path)
+
+
+def test_the_presample_layer_looks_names_up_in_what_the_caller_passes():
+    squares = Vocabulary("squares", tag=lambda t: "square" in t, sentence=lambda s: "square" in s)
+    assert lookup("squares", {"squares": lambda: squares}) is squares
+    with pytest.raises(ValueError, match="unknown presample vocabulary 'shapes-world'; known: squares"):
+        lookup("shapes-world", {"squares": lambda: squares})
+    assert lookup(None, {}) is None
 
 
 def test_a_custom_vocabulary_object_and_the_request_path_keep_it():
@@ -107,7 +124,7 @@ class DisagreeingLLM(ScriptedLLM):
 
 
 def test_caption_sentences_must_agree_with_the_tags():
-    from t2i.presample.vocabulary import shapes_world_agrees as agrees
+    from t2i.world.text import caption_agrees as agrees
 
     tags = ["red circle", "two squares", "gray background"]
     assert agrees(tags, "There is a red circle on the top.") and agrees(tags, "There is a circle in the centre.")

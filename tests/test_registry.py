@@ -482,3 +482,17 @@ def test_tipo_entries_name_their_gguf_files_and_local_llm_folders_resolve(tmp_pa
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     assert reg.resolve(str(gguf)).spec.kind == "llm"
+
+
+def test_the_registry_sits_below_the_backends() -> None:
+    """The backend contract lives in t2i.backends.base; the registry (which the backends import) imports no
+    backend module, so there is no import cycle."""
+    import subprocess
+
+    import t2i.registry as registry_module
+
+    assert not hasattr(registry_module, "Backend") and not hasattr(registry_module, "Cancelled")
+    code = ("import sys, t2i.registry; "
+            "print(sorted(m for m in sys.modules if m.startswith(('t2i.backends', 't2i.generate'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -18,21 +18,33 @@ from t2i.types import GenerationRequest, RequestError
 
 from .tiny_sdxl import build_tiny_sdxl
 
+NOUNS = ("circle", "square", "triangle", "star")  # the caller's nouns (shapes world passes its shapes)
 
-def test_shape_words_pick_the_worlds_nouns_once():
-    assert shape_words("a photo of a triangle and a star") == ["triangle", "star"]
-    assert shape_words("two circles, a red circle. circles") == ["circles", "circle"]
-    assert shape_words("a dog on a sofa") == []
+
+def test_shape_words_pick_the_given_nouns_once():
+    assert shape_words("a photo of a triangle and a star", NOUNS) == ["triangle", "star"]
+    assert shape_words("two circles, a red circle. circles", NOUNS) == ["circles", "circle"]
+    assert shape_words("a dog on a sofa", NOUNS) == []
+    assert shape_words("two dogs on a sofa", ("dog",)) == ["dogs"]  # any vocabulary, not only shapes world's
 
 
 def test_user_subjects_are_the_nouns_of_the_users_own_prompt():
-    opts, note = user_subjects({"excite": "user", "excite_refine": 0}, "pink star")
+    opts, note = user_subjects({"excite": "user", "excite_refine": 0}, "pink star", NOUNS)
     assert opts == {"excite": "star", "excite_refine": 0} and note is None
-    assert user_subjects({"excite": "user"}, "a triangle and two stars")[0]["excite"] == "triangle,stars"
-    opts, note = user_subjects({"excite": "user"}, "a dog")
+    assert user_subjects({"excite": "user"}, "a triangle and two stars", NOUNS)[0]["excite"] == "triangle,stars"
+    opts, note = user_subjects({"excite": "user"}, "a dog", NOUNS)
     assert opts["excite"] == "off" and "no subject word" in note
     for other in ({"excite": "auto"}, {"excite": "circle"}, {}):  # anything else passes through
-        assert user_subjects(other, "pink star") == (other, None)
+        assert user_subjects(other, "pink star", NOUNS) == (other, None)
+
+
+def test_the_stages_layer_gives_shapes_worlds_nouns():
+    from t2i.stages import user_subjects as world_subjects
+    from t2i.world.vocab import SHAPES
+
+    assert world_subjects({"excite": "user"}, "a triangle and two stars") == \
+        user_subjects({"excite": "user"}, "a triangle and two stars", SHAPES)
+    assert world_subjects({"excite": "user"}, "two dogs and a circle")[0]["excite"] == "circle"
 
 
 def test_settings_are_checked():

@@ -1,18 +1,26 @@
-"""Generation as a library call: resolve the model, fill its defaults, fix the seed, run, save."""
+"""Generation as a library call: resolve the model, fill its defaults, fix the seed, run, save.
+
+A call can be cancelled from any thread with a `t2i.cancel.CancelToken`: presampling and composing check it
+at every generated token, the image backend at every step (`t2i.backends.base`); a cancelled call raises
+`t2i.cancel.Cancelled` and returns nothing, so nothing is saved (`save_result` takes a finished result).
+"""
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from t2i.backends.base import Backend, Callback
+from t2i.backends.options import check_removed
+from t2i.cancel import CancelToken
+from t2i.cancel import check as check_cancel
 from t2i.limits import LimitError, Limits, check_limits
 from t2i.metadata import build_pnginfo
 from t2i.outputs import OutputWriter
-from t2i.registry import Backend, ModelRegistry, ModelSpec
+from t2i.registry import ModelRegistry, ModelSpec
 from t2i.types import GenerationRequest, GenerationResult, RequestError
 
 if TYPE_CHECKING:
@@ -20,7 +28,6 @@ if TYPE_CHECKING:
 
 MAX_RANDOM_SEED = 2**32 - 1
 # Used when neither the request nor the model's registry entry says (local folders, unregistered hub ids).
-REGIONAL_KINDS = ("sdxl",)  # model kinds whose backend renders a Canvas region by region
 FALLBACK_DEFAULTS = {"steps": 25, "guidance": 5.0, "sampler": "euler", "negative_prompt": ""}
 
 
@@ -51,10 +58,11 @@ UNKNOWN_SIDE = 1024
 
 
 def check_request(request: GenerationRequest, spec: ModelSpec, limits: Limits | None = None) -> None:
-    """Everything that can be checked before a model is loaded: the AND syntax and the call's limits
-    (pixels with the model's size defaults filled in, steps, images, LLM tokens).  Raises RequestError /
-    LimitError."""
+    """Everything that can be checked before a model is loaded: options t2i no longer has, the AND syntax and
+    the call's limits (pixels with the model's size defaults filled in, steps, images, LLM tokens).  Raises
+    RequestError / LimitError."""
     request.validate()
+    check_removed(request.model_options)
     _check_conjunction(request)
     limits = limits or Limits()
     d = {**FALLBACK_DEFAULTS, **spec.defaults}
@@ -76,10 +84,14 @@ def check_request(request: GenerationRequest, spec: ModelSpec, limits: Limits | 
 
 
 def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backend | None = None,
-             callback: Callable[[int, int], bool | None] | None = None,
+             callback: Callback | None = None,
              presampler: Presampler | None = None, composer: Any = None,
-             limits: Limits | None = None) -> GenerationResult:
+             limits: Limits | None = None, cancel: CancelToken | None = None) -> GenerationResult:
     """Generate the images of `request`.  Pass `backend` / `presampler` / `composer` to reuse loaded models.
+
+    `callback(done, total)` is called after every step of the image backend (False cancels); `cancel` (set
+    from any thread) is checked between the stages, at every token the LLM stages generate and at every step
+    of the backend: a cancelled call raises Cancelled and returns nothing.
 
     With presampling on, the backend draws from the expanded prompt; the result keeps the request as
     given (so replaying it expands again, the same way) and records the expansion.  With composition on
@@ -89,6 +101,7 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
     """
     spec = registry.resolve(request.model).spec
     check_request(request, spec, limits)
+    check_cancel(cancel, "the start")
     t0 = time.perf_counter()
     if backend is None:
         _, backend = registry.load(request.model, request.model_options)
@@ -99,14 +112,17 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
         from t2i.stages import open_presampler, presample
 
         presampler = presampler or open_presampler(resolved.presample.model, registry)
-        expansion = presample(resolved, presampler)
+        check_cancel(cancel, "presampling")
+        expansion = presample(resolved, presampler, cancel=cancel)
     t_presample = time.perf_counter()
     notes: list[str] = []
     if resolved.compose.enabled and resolved.compose.program is None:
         from t2i.stages import compose, open_composer
 
         composer = composer or open_composer(resolved.compose.model, registry)
-        composition = compose(resolved, composer, expansion.prompt if expansion is not None else None)
+        check_cancel(cancel, "composing")
+        composition = compose(resolved, composer, expansion.prompt if expansion is not None else None,
+                              cancel=cancel)
         resolved = resolved.with_(compose=replace(resolved.compose, program=composition.program))
         notes += [f"compose: {w}" for w in composition.warnings]
     t2 = time.perf_counter()
@@ -115,19 +131,19 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
     drawn = resolved
     notes += [w for w in (weight_syntax_warning(request.prompt),) if w]
     if expansion is not None:
-        from t2i.render.excite import user_subjects
+        from t2i.stages import user_subjects
 
         options, note = user_subjects(resolved.model_options, request.prompt)
         drawn = resolved.with_(prompt=expansion.prompt, model_options=options)
         notes += [note] if note else []
-    if drawn.compose.enabled and spec.kind not in REGIONAL_KINDS:
+    if drawn.compose.enabled and not backend.supports_regions:
         from t2i.compose import parse_canvas
 
         flat = parse_canvas(drawn.compose.program).process().flat_prompt()
         drawn = drawn.with_(prompt=flat, compose=replace(drawn.compose, enabled=False))
         notes.append(f"compose: {spec.kind} models have no regional renderer; the canvas was flattened into "
                      "one prompt")
-    result = backend.generate(drawn, callback=callback)
+    result = backend.generate(drawn, callback=callback, cancel=cancel)
     if notes or resolved.compose.program is not None:
         result = replace(result, request=resolved, warnings=[*result.warnings, *notes],
                          canvas_program=result.canvas_program or resolved.compose.program)

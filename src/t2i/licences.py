@@ -5,8 +5,30 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Protocol
 
-from t2i.registry import ModelSpec
+
+class LicenceTerms(Protocol):
+    """What a notice shows of a licence (t2i.registry.Licence has these fields)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def summary(self) -> str: ...
+
+
+class Licensed(Protocol):
+    """A model as the notice names it: its name and its licence (t2i.registry.ModelSpec has both)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def licence(self) -> LicenceTerms: ...
 
 
 def state_dir() -> Path:
@@ -17,7 +39,7 @@ def state_dir() -> Path:
     return Path(base) / "t2i"
 
 
-def licence_notice_once(spec: ModelSpec, state: Path | None = None) -> str | None:
+def licence_notice_once(spec: Licensed, state: Path | None = None) -> str | None:
     """The licence notice for `spec` if it has not been shown before (and record it), else None."""
     path = (state or state_dir()) / "licences-seen.json"
     try:

@@ -17,11 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from t2i.cancel import Cancelled  # noqa: F401  (moved; importers move to t2i.cancel)
 from t2i.limits import DEFAULT_MAX_PIXELS
-from t2i.types import GenerationRequest, GenerationResult
 
 KINDS = ("sdxl", "unclip", "paella", "llm")
 ROLES = ("image", "presample", "compose")
@@ -76,19 +74,10 @@ class ResolvedModel:
     origin: str  # "registered", "local" or "hub"
 
 
-class Backend(Protocol):
-    """The one contract of image backends: built by a loader, then `generate(request) -> result`."""
-
-    def generate(self, request: GenerationRequest,
-                 callback: Callable[[int, int], bool | None] | None = None) -> GenerationResult:
-        """Generate `request.n_images` images; image k uses seed request.seed + k.
-
-        `callback(step, total)` is called after each step; returning False cancels (raises Cancelled).
-        """
-        ...
-
-
-Loader = Callable[[ResolvedModel, Mapping[str, Any]], Backend]
+# A loader builds the backend of a resolved model from its options.  What it returns is a
+# `t2i.backends.base.Backend` (that module writes the contract down); it is typed loosely here because the
+# registry sits below the backends, which import it.
+Loader = Callable[[ResolvedModel, Mapping[str, Any]], Any]
 
 
 # ---------------------------------------------------------------------------- built-in entries
@@ -216,6 +205,11 @@ class ModelRegistry:
         raise ModelError(f"unknown model {name!r}.{hint} Registered models: {', '.join(self._specs)}; "
                          "a hub id (org/name) or a local folder/file also works.")
 
+    def has_backend(self, kind: str) -> bool:
+        """True when models of `kind` can be loaded: a loader is registered for it (language models are opened
+        by `t2i.backends.llm`, not through a loader)."""
+        return kind == "llm" or kind in self._loaders
+
     def is_available(self, spec: ModelSpec) -> bool:
         """True when the model's weights can be had without network (shipped or in a local folder)."""
         if spec.embedded:
@@ -249,8 +243,8 @@ class ModelRegistry:
             return _unregistered_hub(name)
         return ResolvedModel(self.get(name), None, "registered")  # raises with the list of names
 
-    def load(self, name: str, options: Mapping[str, Any] | None = None) -> tuple[ResolvedModel, Backend]:
-        """Resolve `name` and build its backend with the kind's loader."""
+    def load(self, name: str, options: Mapping[str, Any] | None = None) -> tuple[ResolvedModel, Any]:
+        """Resolve `name` and build its backend (a `t2i.backends.base.Backend`) with the kind's loader."""
         resolved = self.resolve(name)
         loader = self._loaders.get(resolved.spec.kind)
         if loader is None:

@@ -15,10 +15,12 @@ import pytest
 
 from t2i.backends import paella, sdxl
 from t2i.backends.options import (
+    REMOVED_OPTIONS,
     OptionSpec,
     file_options,
     load_options,
     make_schema,
+    validate_at_load,
     validate_options,
     validate_value,
 )
@@ -35,10 +37,9 @@ VALID: dict[tuple[str, str], tuple[Any, Any]] = {
     ("SDXL", "attention_slicing"): (0, False),
     ("SDXL", "config"): ("/models/sdxl-base", "/models/sdxl-base"),
     ("SDXL", "variant"): ("fp16", "fp16"),
-    ("SDXL", "zero_pooled"): (False, False),
     ("SDXL", "batch_size"): ("2", 2),
     ("SDXL", "region_mode"): ("couple", "couple"),
-    ("SDXL", "region_text"): ("local-pooled", "local-pooled"),
+    ("SDXL", "region_text"): ("local", "local"),
     ("SDXL", "init_strength"): (0.8, 0.8),
     ("SDXL", "hires_scale"): (2, 2.0),
     ("SDXL", "hires_strength"): ("0.5", 0.5),
@@ -179,7 +180,28 @@ def test_load_time_and_file_bearing_options():
     assert file_options(sdxl.SCHEMA) == {"config"}
     assert load_options(paella.SCHEMA) == {"device", "byt5", "clip"}
     assert file_options(paella.SCHEMA) == {"byt5", "clip", "variation_image"}
-    assert sdxl.OPTIONS == set(sdxl.SCHEMA) and paella.OPTIONS == set(paella.SCHEMA)
+    assert sdxl.SDXLBackend.schema is sdxl.SCHEMA and paella.PaellaBackend.schema is paella.SCHEMA
+
+
+@pytest.mark.parametrize("entry", REMOVED_OPTIONS, ids=lambda e: f"{e.option}-{e.value}")
+def test_a_removed_option_is_one_line_naming_what_replaced_it(entry):
+    value = True if entry.value is None else entry.value
+    for where, schema in SCHEMAS.items():
+        for check in (validate_options, validate_at_load):  # at load too: the request's fault, a RequestError
+            with pytest.raises(RequestError) as info:
+                check(schema, {"batch_size": 1, entry.option: value}, where)
+            assert str(info.value) == entry.message() and "\n" not in entry.message()
+            assert entry.message().startswith(f"{entry.option} {entry.value!r} was removed after t2i " if entry.value
+                                              else f"option {entry.option} was removed after t2i ")
+        if entry.value is None:  # the option is gone from every schema
+            assert entry.option not in schema
+        elif entry.option in schema:  # the option lives on: only the removed value is gone from it
+            assert entry.value not in schema[entry.option].choices
+    if entry.value is None:  # a removed option is refused whatever its value
+        with pytest.raises(RequestError, match="was removed"):
+            validate_options(sdxl.SCHEMA, {entry.option: None}, "SDXL")
+    else:  # the option itself is fine
+        assert validate_options(sdxl.SCHEMA, {entry.option: None}, "SDXL") == {}
 
 
 def test_sdxl_choices_follow_the_regional_renderer():
@@ -452,7 +474,8 @@ def test_a_pickle_only_paella_part_is_refused_and_never_unpickled(paella_folder,
 
 def test_a_pickle_only_llm_folder_is_refused_and_never_unpickled(tmp_path):
     pytest.importorskip("transformers")
-    from t2i.llm import LLMError, load_llm
+    from t2i.backends.llm import load_llm
+    from t2i.llm import LLMError
     from t2i.llm.transformers_llm import TransformersLLM
     from tests.tiny_llm import make_tiny_llama
 

@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from t2i.llm import LLMError, SamplingSettings, load_llm
+from t2i.backends.llm import load_llm
+from t2i.llm import LLMError, SamplingSettings
 from t2i.llm.openai_llm import (
     DEFAULT_BACKOFF,
     DEFAULT_DEADLINE,

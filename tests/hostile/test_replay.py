@@ -76,6 +76,17 @@ def test_file_bearing_options_from_metadata_are_refused(run, tmp_path, option):
     _no_images(tmp_path)
 
 
+@pytest.mark.parametrize(("options", "needles"), [
+    ({"zero_pooled": True}, ("option zero_pooled was removed after t2i 0.1.0", "nothing replaces it")),
+    ({"region_text": "local-pooled"}, ("region_text 'local-pooled' was removed after t2i 0.1.0: use 'local'",)),
+    ({"region_text": "local-outside"}, ("region_text 'local-outside' was removed after t2i 0.1.0: use 'local'",)),
+])
+def test_an_old_image_naming_a_removed_option_is_one_line_saying_what_replaced_it(run, tmp_path, options, needles):
+    png = crafted_png(tmp_path / "in.png", record(model_options=options))
+    one_line_error(*run("generate", "--from", str(png), "--out", "o.png"), *needles)
+    _no_images(tmp_path)
+
+
 def test_a_replay_can_name_its_presampler_itself_and_only_then_is_it_used(run, tmp_path, recorder, monkeypatch):
     """The key goes to the URL the user typed, not to one the image named."""
     monkeypatch.setenv("T2I_LLM_API_KEY", "sk-secret")

@@ -1,4 +1,5 @@
-"""Image backends, one per model kind, all with one contract: load, then generate(request) -> result.
+"""Image backends, one per model kind, all with one contract (`t2i.backends.base`): load, then
+generate(request, callback, cancel) -> result.
 
 Backend modules import their heavy libraries (torch, diffusers) only when a model is loaded.
 """
@@ -8,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from t2i.registry import Backend, ModelRegistry, ResolvedModel
+from t2i.backends.base import Backend
+from t2i.registry import ModelRegistry, ResolvedModel
 
 
 def _load_sdxl(resolved: ResolvedModel, options: Mapping[str, Any]) -> Backend:

@@ -11,6 +11,11 @@ a text outside its form) is a `RequestError` naming the option, the value and wh
 the per-call ones; `file` marks options that name a file or a folder on this machine (the caller refuses
 those when they come from an image's metadata: `file_options`).
 
+This is the option half of the backend contract (`t2i.backends.base` holds the rest): a backend's `schema`
+is made here, `validate_at_load` reads its load options, `call_options` the options of each call.  Options
+t2i no longer has are listed in `REMOVED_OPTIONS`; naming one is a one-line RequestError saying what
+replaced it (`check_removed`), so an old image's request fails clearly instead of as an unknown option.
+
 Pure data: nothing here imports a model library.
 """
 
@@ -128,6 +133,48 @@ def file_options(schema: Schema) -> frozenset[str]:
     return frozenset(n for n, s in schema.items() if s.file)
 
 
+@dataclass(frozen=True)
+class Removed:
+    """An option (`value` None) or one value of an option that t2i no longer has, and what to use instead."""
+
+    option: str
+    value: str | None
+    last: str  # the last t2i version that had it
+    instead: str  # what replaced it, in words
+
+    def message(self) -> str:
+        what = f"option {self.option}" if self.value is None else f"{self.option} {self.value!r}"
+        return f"{what} was removed after t2i {self.last}: {self.instead}"
+
+
+# Options and option values that requests written by older versions of t2i (an image's metadata) may still
+# name.  The command line and the server show `Removed.message()` as their one-line error.
+REMOVED_OPTIONS: tuple[Removed, ...] = (
+    Removed("zero_pooled", None, "0.1.0", "drop it (it zeroed the pooled text embedding, a diagnostic; nothing "
+            "replaces it)"),
+    Removed("region_text", "local-pooled", "0.1.0", "use 'local'"),
+    Removed("region_text", "local-outside", "0.1.0", "use 'local'"),
+)
+
+
+def removed_option(options: Mapping[str, Any]) -> Removed | None:
+    """The first entry of REMOVED_OPTIONS that `options` names: a removed option with any value, or a removed
+    value of an option; None when it names none."""
+    if not isinstance(options, Mapping):
+        return None
+    for entry in REMOVED_OPTIONS:
+        if entry.option in options and (entry.value is None or options[entry.option] == entry.value):
+            return entry
+    return None
+
+
+def check_removed(options: Mapping[str, Any]) -> None:
+    """RequestError with `Removed.message()` when `options` names a removed option or value."""
+    entry = removed_option(options)
+    if entry is not None:
+        raise RequestError(entry.message())
+
+
 def _num(v: float) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -202,9 +249,11 @@ def validate_value(spec: OptionSpec, value: Any, where: str) -> Any:
 
 def validate_options(schema: Schema, options: Mapping[str, Any], where: str) -> dict[str, Any]:
     """`options` with every value checked and normalised by its spec; None values (meaning "the default") are
-    dropped.  `where` names the backend in errors ("SDXL", "Paella").  Raises RequestError."""
+    dropped.  `where` names the backend in errors ("SDXL", "Paella").  Raises RequestError; for an option or
+    value t2i no longer has (REMOVED_OPTIONS), one that says what replaced it."""
     if not isinstance(options, Mapping):
         raise RequestError(f"{where} options must be a mapping of names to values, got {type(options).__name__}")
+    check_removed(options)
     unknown = sorted(str(k) for k in options if k not in schema)
     if unknown:
         raise RequestError(f"unknown {where} options {unknown} (known: {', '.join(sorted(schema))})")
@@ -218,6 +267,7 @@ def validate_at_load(schema: Schema, options: Mapping[str, Any], where: str) -> 
 
     if not isinstance(options, Mapping):
         raise ModelError(f"{where} options must be a mapping of names to values, got {type(options).__name__}")
+    check_removed(options)  # an old request's option: the request's fault (RequestError), not the model's
     try:
         validate_options(schema, {k: v for k, v in options.items() if k not in schema or schema[k].when == "load"},
                          where)
@@ -237,6 +287,23 @@ def check_loaded(schema: Schema, loaded: Mapping[str, Any], requested: Mapping[s
         if not (same is not None and same(name, want, have)):
             raise RequestError(f"{where} option {name} is read when the model is loaded: this one was loaded with "
                                f"{name}={have!r}, the call asks for {want!r}; load the model again with it")
+
+
+def call_options(schema: Schema, loaded: Mapping[str, Any], requested: Mapping[str, Any], where: str,
+                 same: Callable[[str, Any, Any], bool] | None = None) -> dict[str, Any]:
+    """The options one call runs with: `requested` (a request's model_options) validated, its load-time options
+    checked against `loaded` (the validated options the model was loaded with, `check_loaded`), laid over
+    `loaded` key by key.  Raises RequestError."""
+    asked = validate_options(schema, requested, where)
+    check_loaded(schema, loaded, asked, where, same)
+    return {**loaded, **asked}
+
+
+def same_device(device: str, asked: Any) -> bool:
+    """Whether a call's validated `device` option `asked` names `device`, the one a model was loaded on: auto,
+    the same name, or cuda and cuda:0 for each other."""
+    cuda0 = {"cuda", "cuda:0"}
+    return asked in {device, "auto"} or (device in cuda0 and asked in cuda0)
 
 
 # ---------------------------------------------------------------------------- forms shared by the backends

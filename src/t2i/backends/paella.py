@@ -7,7 +7,8 @@ steps - 1), `temperature` ("T0,T1", default 0.7,0.3), `cfg_steps` (CFG only for 
 `batch_size`, `device`.  Image k comes from seed + k, the same alone or in a batch.
 Image variations: option `variation_image` (a path) conditions on that image's CLIP image embedding (needs a
 pipeline with a CLIP image encoder, as the released v3 has), its tokens' attention weighted by
-`variation_weight` (default 1.0).
+`variation_weight` (default 1.0).  The backend contract is `t2i.backends.base`'s: regions no (`t2i.generate`
+flattens a Canvas into one prompt), variations when the pipeline has a CLIP image encoder.
 """
 
 from __future__ import annotations
@@ -15,23 +16,25 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from t2i.backends.base import Callback, Steps, checked_request
 from t2i.backends.options import (
     OptionSpec,
-    check_loaded,
+    Schema,
+    call_options,
     check_path,
     device_spec,
     make_schema,
     resolve_device,
+    same_device,
     validate_at_load,
-    validate_options,
 )
+from t2i.cancel import CancelToken
 from t2i.limits import MAX_IMAGES, MAX_STEPS
 from t2i.registry import ModelError, ResolvedModel
-from t2i.render.conjunction import ConjunctionError, is_conjunction, parse_conjunction
 from t2i.types import GenerationRequest, GenerationResult, RequestError
 
 MAX_VARIATION_BYTES = 64 * 1024 * 1024  # a variation_image file
@@ -39,6 +42,7 @@ RELEASED_FILES = ("paella_v3.pt", "vqgan_f4.pt")
 BYT5_XL = "google/byt5-xl"
 CLIP_H = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 MAX_TEMPERATURE = 10.0
+NATIVE_SIDE = 256  # the side of a request that leaves its size open: the released v3's 256x256
 TEMPERATURE_FORM = f"two numbers in (0, {MAX_TEMPERATURE:g}], start and end temperature, e.g. 0.7,0.3"
 
 
@@ -80,7 +84,6 @@ SCHEMA = make_schema(
     OptionSpec("variation_weight", "float", "attention weight of the variation image's tokens (default 1)", lo=0.0,
                hi=100.0, lo_open=True),
 )
-OPTIONS = frozenset(SCHEMA)
 
 
 def _released(resolved: ResolvedModel, options: Mapping[str, Any], device: str):
@@ -113,15 +116,26 @@ def _released(resolved: ResolvedModel, options: Mapping[str, Any], device: str):
 
 @dataclass
 class PaellaBackend:
+    """A loaded PaellaPipeline and the options it was loaded with."""
+
+    schema: ClassVar[Schema] = SCHEMA
     pipe: Any  # PaellaPipeline
     resolved: ResolvedModel
     options: dict[str, Any]  # validated
     device: str = "cpu"
 
+    @property
+    def supports_regions(self) -> bool:
+        return False
+
+    @property
+    def supports_variations(self) -> bool:
+        """Option variation_image works when the pipeline has a CLIP image encoder (the released v3 has)."""
+        return self.pipe.clip_image_encoder is not None
+
     def _same_device(self, name: str, asked: Any, loaded: Any) -> bool:
         """A call's device option names the device this model runs on (auto or its resolved name)."""
-        same = {self.device, "auto"} | ({"cuda", "cuda:0"} if self.device in ("cuda", "cuda:0") else set())
-        return name == "device" and asked in same
+        return name == "device" and same_device(self.device, asked)
 
     @classmethod
     def load(cls, resolved: ResolvedModel, options: Mapping[str, Any]) -> PaellaBackend:
@@ -156,53 +170,44 @@ class PaellaBackend:
         except ValueError as e:
             raise RequestError(str(e)) from None
 
-    def generate(self, request: GenerationRequest,
-                 callback: Callable[[int, int], bool | None] | None = None) -> GenerationResult:
-        request.validate()
-        if request.seed is None or request.steps is None or request.guidance is None:
-            raise RequestError("the Paella backend needs a resolved request (seed, steps and guidance set)")
-        if request.compose.enabled:
-            raise RequestError("Paella has no regional renderer: flatten the canvas first (t2i.generate does)")
+    def generate(self, request: GenerationRequest, callback: Callback | None = None,
+                 cancel: CancelToken | None = None) -> GenerationResult:
+        """Generate request.n_images images; image k from seed request.seed + k (`t2i.backends.base`'s contract:
+        `callback(done, total)` after every sampler step, `cancel` checked at each)."""
+        checked = checked_request(request, "Paella", size_multiple=self.pipe.size_multiple, native_size=NATIVE_SIDE,
+                                  regions=False)
+        request = checked.request
         if request.sampler not in (None, "paella"):
             raise RequestError(f"Paella has its own sampler ('paella'; tune it with renoise_steps, temperature, "
                                f"cfg_steps), not {request.sampler!r}")
-        asked = validate_options(SCHEMA, request.model_options, "Paella")
-        check_loaded(SCHEMA, self.options, asked, "Paella", self._same_device)
-        opts = {**self.options, **asked}
+        opts = call_options(SCHEMA, self.options, request.model_options, "Paella", self._same_device)
         settings = self._settings(request, opts)
-        width, height = request.width or 256, request.height or 256
-        m = self.pipe.size_multiple
-        for side, v in (("width", width), ("height", height)):
-            if v % m:
-                raise RequestError(f"{side} {v} is not a multiple of {m}; this model takes sizes in multiples of {m}")
-        try:
-            conjuncts = parse_conjunction(request.prompt)
-        except ConjunctionError as e:
-            raise RequestError(str(e)) from e
         warnings = []
-        for c in conjuncts:
-            n_bytes = len(c.text.encode("utf-8")) + 1
+        for text in [c.text for c in checked.conjuncts] if checked.conjuncts else [request.prompt]:
+            n_bytes = len(text.encode("utf-8")) + 1
             if n_bytes > self.pipe.max_length:
                 warnings.append(f"prompt is {n_bytes} bytes; the text encoder reads {self.pipe.max_length}, so the "
                                 "rest is cut")
-        prompt = conjuncts if is_conjunction(conjuncts) else request.prompt  # a list: AND (composable diffusion)
+        prompt = checked.conjuncts or request.prompt  # a list: AND (composable diffusion)
         variation = self._variation(opts)
         batch = opts.get("batch_size", 4)
-        done, total = 0, settings.steps * request.n_images
+        steps = Steps(settings.steps * request.n_images, callback, cancel)
 
-        def progress(i: int, n: int) -> bool | None:  # i: steps of the batch's len(ks) images
-            return None if callback is None else callback(done + i * len(ks), total)
+        def progress(i: int, n: int) -> None:  # after sampler step i of n, for the batch's len(ks) images
+            steps.advance(len(ks))
 
+        steps.check()  # a call cancelled before it starts draws nothing
         images, seeds = [], []
         t0 = time.perf_counter()
         for start in range(0, request.n_images, batch):
             ks = list(range(start, min(start + batch, request.n_images)))
-            done = start * settings.steps
+            steps.check()  # between the batches of the call
             images += self.pipe(prompt, request.negative_prompt or "", [request.seed + k for k in ks],
-                                height, width, settings, progress, **variation)
+                                int(request.height), int(request.width), settings, progress, cancel=cancel,
+                                **variation)
             seeds += [request.seed + k for k in ks]
         elapsed = time.perf_counter() - t0
-        return GenerationResult(request=request.with_(width=width, height=height), images=images, seeds=seeds,
+        return GenerationResult(request=request, images=images, seeds=seeds,
                                 prompt_used=request.prompt, negative_prompt_used=request.negative_prompt or "",
                                 timings={"generate": elapsed, "per_image": elapsed / request.n_images},
                                 warnings=warnings)

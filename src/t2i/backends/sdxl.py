@@ -2,7 +2,8 @@
 
 Float32 on CPU, float16 on CUDA with the VAE upcast for decoding (the SDXL VAE overflows in float16
 and gives black images).  Image k of a request uses its own CPU generator seeded with seed + k, so a
-replay of one image with n_images=1 reproduces it exactly.
+replay of one image with n_images=1 reproduces it exactly.  The backend contract is `t2i.backends.base`'s:
+regions yes (a Canvas is drawn by `t2i.render.regional`), variations no.
 """
 
 from __future__ import annotations
@@ -10,25 +11,28 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
+from t2i.backends.base import Callback, Steps, checked_request
 from t2i.backends.options import (
     OptionSpec,
-    check_loaded,
+    Schema,
+    call_options,
     check_path,
     device_spec,
     make_schema,
     resolve_device,
+    same_device,
     validate_at_load,
-    validate_options,
 )
+from t2i.cancel import CancelToken
 from t2i.limits import MAX_HIRES_SCALE, MAX_IMAGES, MAX_NAME_CHARS
-from t2i.registry import Cancelled, ModelError, ResolvedModel
+from t2i.registry import ModelError, ResolvedModel
 from t2i.render.empty_negative import empty_caption_embeds, empty_negative_steps, zero_negative_half
 from t2i.types import GenerationRequest, GenerationResult, RequestError
 
@@ -43,7 +47,7 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ddim": ("DDIMScheduler", {}, "DDIM"),
 }
 REGION_MODES = ("omost", "couple", "off")  # t2i.render.regional's (a test keeps them equal; it imports torch)
-REGION_TEXTS = ("omost", "own", "local", "local-pooled", "local-outside")
+REGION_TEXTS = ("omost", "own", "local")  # t2i.render.regional's too
 EXCITE_FORM = "off, auto, user or comma-separated words of the prompt"
 VARIANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 
@@ -74,7 +78,6 @@ SCHEMA = make_schema(
                when="load", file=True, form="a local folder", check=check_path),
     OptionSpec("variant", "str", "the weights variant of a hub model, e.g. fp16", when="load",
                form="a variant name like fp16 (letters, digits, _ . -)", check=_variant),
-    OptionSpec("zero_pooled", "bool", "zero the pooled text embedding (diagnostic)"),
     OptionSpec("batch_size", "int", "images per pipeline call", lo=1, hi=MAX_IMAGES),
     OptionSpec("region_mode", "choice", "how a Canvas's regions attend", choices=REGION_MODES),
     OptionSpec("region_text", "choice", "what a Canvas's regions read", choices=REGION_TEXTS),
@@ -94,7 +97,6 @@ SCHEMA = make_schema(
     OptionSpec("empty_negative", "float", "fraction of the steps guided against the empty caption", lo=0.0,
                hi=1.0),
 )
-OPTIONS = frozenset(SCHEMA)
 BLACK_LEVEL = 2.0 / 255  # an image whose every pixel is below this counts as black
 
 
@@ -154,6 +156,7 @@ def _load_pipeline(resolved: ResolvedModel, options: Mapping[str, Any], dtype):
 class SDXLBackend:
     """A loaded SDXL pipeline and the settings it was loaded with."""
 
+    schema: ClassVar[Schema] = SCHEMA
     pipe: Any
     resolved: ResolvedModel
     device: str
@@ -185,12 +188,20 @@ class SDXLBackend:
         pipe.set_progress_bar_config(disable=True)
         return cls(pipe, resolved, device, dict(options))
 
+    @property
+    def supports_regions(self) -> bool:
+        """A Canvas is drawn region by region (`t2i.render.regional`)."""
+        return True
+
+    @property
+    def supports_variations(self) -> bool:
+        return False
+
     def _same_device(self, name: str, asked: Any, loaded: Any) -> bool:
         """A call's device or dtype option names what this model runs on (device auto or its resolved name)."""
         if name == "dtype":
             return asked == str(self.pipe.unet.dtype).removeprefix("torch.")
-        same = {self.device, "auto"} | ({"cuda", "cuda:0"} if self.device in ("cuda", "cuda:0") else set())
-        return name == "device" and asked in same
+        return name == "device" and same_device(self.device, asked)
 
     # ------------------------------------------------------------------ helpers
 
@@ -224,41 +235,29 @@ class SDXLBackend:
 
     # ------------------------------------------------------------------ the contract
 
-    def generate(self, request: GenerationRequest,
-                 callback: Callable[[int, int], bool | None] | None = None) -> GenerationResult:
-        """Generate request.n_images images; image k from seed request.seed + k."""
+    def generate(self, request: GenerationRequest, callback: Callback | None = None,
+                 cancel: CancelToken | None = None) -> GenerationResult:
+        """Generate request.n_images images; image k from seed request.seed + k (`t2i.backends.base`'s contract:
+        `callback(done, total)` after every step of every pass, `cancel` checked at each)."""
         import torch
 
-        request.validate()
-        if request.seed is None or request.steps is None or request.guidance is None:
-            raise RequestError("the SDXL backend needs a resolved request (seed, steps and guidance set)")
-        if request.width is None or request.height is None:
-            native = self.native_size()
-            request = request.with_(width=request.width or native, height=request.height or native)
         m = self.size_multiple()
-        for side, v in (("width", request.width), ("height", request.height)):
-            if v % m:
-                raise RequestError(f"{side} {v} is not a multiple of {m}; this model takes sizes in multiples of {m} "
-                                   f"(e.g. {max(m, v // m * m)} or {v // m * m + m})")
-        asked = validate_options(SCHEMA, request.model_options, "SDXL")
-        check_loaded(SCHEMA, self.options, asked, "SDXL", self._same_device)
-        opts = {**self.options, **asked}
+        checked = checked_request(request, "SDXL", size_multiple=m, native_size=self.native_size(), regions=True)
+        request = checked.request
+        opts = call_options(SCHEMA, self.options, request.model_options, "SDXL", self._same_device)
         layout = None
         if request.compose.enabled:
-            if request.compose.program is None:
-                raise RequestError("compose is on but the request carries no Canvas program (compose first)")
             from t2i.compose import parse_canvas
 
             layout = parse_canvas(request.compose.program).process()  # parsed, never executed
         self.pipe.scheduler = self._scheduler(request.sampler or "euler")
         negative = request.negative_prompt or None  # None: SDXL's zero embedding for "no negative prompt"
-        conjuncts = self._conjuncts(request, opts, layout is not None)  # None: not an AND prompt
+        conjuncts = self._conjuncts(checked.conjuncts, opts, layout is not None)  # None: not an AND prompt
         texts = [c.text for c in conjuncts] if conjuncts else [request.prompt]
         warnings = [w for w in map(self.truncation_warning, texts) if w] if layout is None else []
         passes = _passes(request, opts, layout is not None, m)
-        total = sum(steps for steps, _ in passes)  # denoising steps per image over all passes
-        cancelled = False
-        done = 0
+        # image-steps of the call: every pass's denoising steps, for every image
+        steps = Steps(sum(n for n, _ in passes) * request.n_images, callback, cancel)
 
         exciter = self._exciter(request, opts, layout is not None, warnings)
         # guide against the empty caption for the first steps (`t2i.render.empty_negative`): plain prompts with
@@ -268,27 +267,25 @@ class SDXLBackend:
                 or not getattr(self.pipe.config, "force_zeros_for_empty_prompt", True)):
             empty_steps = 0
 
-        def on_step(pipe, i, t, kwargs):  # diffusers' callback_on_step_end
-            nonlocal cancelled, done
+        def on_step(pipe, i, t, kwargs):  # diffusers' callback_on_step_end, after every step of every pass
             if exciter is not None and pipe is self.pipe:  # text-to-image only (not a hi-res pass)
                 kwargs = exciter.step(pipe, i, kwargs)
             if empty_steps and pipe is self.pipe and i + 1 == empty_steps:
                 kwargs = zero_negative_half(kwargs, len(ks))
-            done += len(ks)  # one step of every image in the batch
-            if callback is not None and callback(done, total * request.n_images) is False:
-                cancelled = True
-                pipe._interrupt = True
+            steps.advance(len(ks))  # one step of every image in the batch; raises Cancelled out of the pipeline
             return kwargs
 
-        def conjunct_step(i: int) -> bool:  # the composable loop's callback: go on unless cancelled
-            on_step(self.pipe, i, None, {})
-            return not cancelled
+        def conjunct_step(i: int) -> bool:  # the composable loop's callback (Cancelled stops it too)
+            steps.advance(len(ks))
+            return True
 
+        steps.check()  # a call cancelled before it starts draws nothing
         images, seeds, per_image = [], [], []
         batch = opts.get("batch_size", 1)
         mode, text = opts.get("region_mode", "omost"), opts.get("region_text", "omost")
         for start in range(0, request.n_images, batch):
             ks = list(range(start, min(start + batch, request.n_images)))
+            steps.check()  # between the batches of the call
             gens = [torch.Generator("cpu").manual_seed(request.seed + k) for k in ks]
             t0 = time.perf_counter()
             run = {"num_inference_steps": request.steps, "guidance_scale": request.guidance,
@@ -309,9 +306,7 @@ class SDXLBackend:
             else:
                 cfg, token_region = False, None
                 if empty_steps:
-                    extra = empty_caption_embeds(self.pipe, request.prompt, len(ks), bool(opts.get("zero_pooled")))
-                elif opts.get("zero_pooled"):
-                    extra = self._zero_pooled_embeds(request.prompt, negative, len(ks), request.guidance)
+                    extra = empty_caption_embeds(self.pipe, request.prompt, len(ks))
                 else:
                     extra = {"prompt": request.prompt, "negative_prompt": negative, "num_images_per_prompt": len(ks)}
             if conjuncts is not None:  # composable diffusion: its own loop, one pass
@@ -319,10 +314,9 @@ class SDXLBackend:
 
                 out = sample_conjunction(self.pipe, conjuncts, negative, int(request.height), int(request.width),
                                          int(request.steps), float(request.guidance), gens,
-                                         conjunct_step,
-                                         float(opts.get("guidance_rescale") or 0.0), bool(opts.get("zero_pooled")))
-                if out is None:
-                    raise Cancelled(f"cancelled after {done} steps")
+                                         conjunct_step, float(opts.get("guidance_rescale") or 0.0))
+                if out is None:  # conjunct_step goes on until Cancelled: the loop always draws
+                    raise RuntimeError("the composable loop stopped without a cancel")
                 self._collect(out, ks, request.seed, time.perf_counter() - t0, images, seeds, per_image, warnings)
                 continue
             start_image = None
@@ -332,11 +326,10 @@ class SDXLBackend:
             out = None
             for (_, strength), (height, width) in zip(passes, _pass_sizes(request, opts, m), strict=True):
                 if out is not None:  # hi-res fix: upscale the last pass's images, then denoise them partly
+                    steps.check()  # between the passes
                     start_image = [Image.fromarray(_to_uint8(a)).resize((width, height), Image.LANCZOS) for a in out]
                 out = self._pass(run, extra, layout, token_region, cfg, mode, text, height, width,
                                  start_image if strength < 1 else None, strength)
-                if cancelled:
-                    raise Cancelled(f"cancelled after {done} steps")
             self._collect(out, ks, request.seed, time.perf_counter() - t0, images, seeds, per_image, warnings)
         return GenerationResult(request=request, images=images, seeds=seeds, prompt_used=request.prompt,
                                 negative_prompt_used=request.negative_prompt or "",
@@ -354,16 +347,10 @@ class SDXLBackend:
             images.append(Image.fromarray(_to_uint8(arr)))
             seeds.append(seed + k)
 
-    def _conjuncts(self, request: GenerationRequest, opts: Mapping[str, Any], has_layout: bool) -> list | None:
-        """The prompt's AND conjuncts (composable diffusion), or None for a prompt without AND; settings that
-        have no meaning for a conjunction are refused."""
-        from t2i.render.conjunction import ConjunctionError, is_conjunction, parse_conjunction
-
-        try:
-            conjuncts = parse_conjunction(request.prompt)
-        except ConjunctionError as e:
-            raise RequestError(str(e)) from e
-        if not is_conjunction(conjuncts):
+    def _conjuncts(self, conjuncts: list | None, opts: Mapping[str, Any], has_layout: bool) -> list | None:
+        """The prompt's AND conjuncts (composable diffusion; `checked_request` parsed them), or None for a prompt
+        without AND; settings that have no meaning for a conjunction are refused."""
+        if conjuncts is None:
             return None
         clash = [name for name, on in (("--compose (a Canvas)", has_layout),
                                        ("excite", opts.get("excite", "off") != "off"),
@@ -408,7 +395,9 @@ class SDXLBackend:
 
         # user: the user's own nouns; generate() writes them out when presampling changed the prompt
         if words in ("auto", "user"):
-            chosen = shape_words(request.prompt)
+            from t2i.world.vocab import SHAPES
+
+            chosen = shape_words(request.prompt, SHAPES)
         else:
             chosen = [w.strip() for w in str(words).split(",") if w.strip()]
         if not chosen:
@@ -438,15 +427,6 @@ class SDXLBackend:
             self._img2img_pipe.set_progress_bar_config(disable=True)
         return self._img2img_pipe
 
-    def _zero_pooled_embeds(self, prompt: str, negative: str | None, n: int, guidance: float) -> dict[str, Any]:
-        """Prompt embeddings with the pooled text embedding zeroed (diagnostic: is cross-attention enough?)."""
-        pe, ne, pooled, npooled = self.pipe.encode_prompt(prompt, num_images_per_prompt=n,
-                                                          do_classifier_free_guidance=guidance > 1,
-                                                          negative_prompt=negative)
-        out = {"prompt_embeds": pe, "pooled_prompt_embeds": pooled * 0}
-        if guidance > 1:
-            out |= {"negative_prompt_embeds": ne, "negative_pooled_prompt_embeds": npooled * 0}
-        return out
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:

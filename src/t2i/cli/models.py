@@ -17,8 +17,16 @@ def models_command(args: argparse.Namespace) -> int:
     from t2i.backends import default_registry
 
     registry = args.registry or default_registry()
-    print(f"{'name':<34} {'kind':<7} {'role':<10} {'offline':<8} {'licence':<40} source")
+    print(f"{'name':<34} {'kind':<7} {'role':<10} {'status':<12} {'licence':<40} source")
     for s in registry.specs():
-        avail = "yes" if registry.is_available(s) else "no"
-        print(f"{s.name:<34} {s.kind:<7} {s.role:<10} {avail:<8} {s.licence.name[:40]:<40} {s.source}")
+        print(f"{s.name:<34} {s.kind:<7} {s.role:<10} {status(registry, s):<12} {s.licence.name[:40]:<40} {s.source}")
+    print("\nready: runs offline here; download: runs once its weights are fetched from the hub; unavailable: "
+          "t2i has no backend for its kind yet")
     return 0
+
+
+def status(registry, spec) -> str:
+    """"unavailable" (no backend for the kind), "ready" (weights here) or "download" (weights on the hub)."""
+    if not registry.has_backend(spec.kind):
+        return "unavailable"
+    return "ready" if registry.is_available(spec) else "download"

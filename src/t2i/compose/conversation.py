@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from t2i.cancel import CancelToken, check
 from t2i.compose.canvas import Canvas, CanvasError
 from t2i.compose.parse import parse_canvas_lenient
 from t2i.grid import AREAS, LOCATIONS, OFFSETS
@@ -122,14 +123,17 @@ class Composer:
         self.retry = retry
 
     def compose(self, prompt: str, history: Sequence[Message] = (), seed: int | None = None,
-                on_token: TokenCallback | None = None) -> Composition:
+                on_token: TokenCallback | None = None, cancel: CancelToken | None = None) -> Composition:
         """Ask for a Canvas for `prompt` (or an edit of the last one, given `history` without the system
-        message); raises CanvasError when the second answer does not parse either."""
+        message); raises CanvasError when the second answer does not parse either.  `cancel`, once set (from
+        any thread), raises `Cancelled` before the next generated token (the LLM backend checks it)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise CanvasError("a composition needs a prompt")
         settings = self.settings if seed is None else _with_seed(self.settings, seed)
         messages = [Message("system", self.system), *history, Message("user", prompt)]
-        answer = self.llm.chat(messages, settings, on_token).text
+        given = {"cancel": cancel} if cancel is not None else {}  # an LLM without the keyword works without one
+        check(cancel, "the first answer")
+        answer = self.llm.chat(messages, settings, on_token, **given).text
         messages.append(Message("assistant", answer))
         try:
             return self._finish(answer, messages, retried=False)
@@ -139,7 +143,8 @@ class Composer:
             else:
                 messages.append(Message("user", f"That program cannot be used: {first}. Write the whole program "
                                                 "again, following the Canvas class exactly."))
-            answer = self.llm.chat(messages, _with_seed(settings, settings.seed + 1), on_token).text
+            check(cancel, "the second answer")
+            answer = self.llm.chat(messages, _with_seed(settings, settings.seed + 1), on_token, **given).text
             messages.append(Message("assistant", answer))
             return self._finish(answer, messages, retried=True, first_error=str(first))
 

@@ -1,6 +1,7 @@
 """Text-generation backends with one contract: transformers, llama.cpp (GGUF) and OpenAI-compatible HTTP.
 
-`load_llm(name)` opens one; `LLM.complete(prompt, settings, on_token)` / `LLM.chat(...)` answer.
+`open_llm(url | path | hub id)` opens one (`t2i.backends.llm.load_llm(name)` also takes registered names);
+`LLM.complete(prompt, settings, on_token, cancel=)` / `LLM.chat(...)` answer.
 Backends are imported when used, so importing this package loads neither torch nor llama.cpp.
 """
 
@@ -14,7 +15,7 @@ from t2i.llm.base import (
     as_messages,
     stream,
 )
-from t2i.llm.loading import load_llm
+from t2i.llm.loading import open_llm
 
 __all__ = ["LLM", "Completion", "LLMError", "Message", "SamplingSettings", "TextAccumulator", "as_messages",
-           "load_llm", "stream"]
+           "open_llm", "stream"]

@@ -4,7 +4,10 @@ Every backend is built by a loader, then `complete(prompt, settings, on_token)` 
 `chat(messages, settings, on_token)` returns a `Completion`.  Tokens stream through `on_token(piece)`;
 returning False from it cancels (the completion comes back with finish_reason "cancelled" and the text
 so far).  Stop strings, the response-size cap and cancelling are applied by one `TextAccumulator`, so
-all backends behave alike.  This module is pure Python: presample and compose import it, never a backend.
+all backends behave alike.  A `CancelToken` (t2i.cancel) passed as `cancel=` is checked before the first
+token and once per generated token or streamed chunk; once it is set the call raises `Cancelled` (from any
+thread: the server's DELETE, the CLI's Ctrl-C) and returns no text.  This module is pure Python: presample
+and compose import it, never a backend.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from t2i.cancel import CancelToken
 
 MAX_STOP_STRINGS = 16
 FINISH_REASONS = ("stop", "length", "cap", "cancelled")
@@ -106,14 +111,14 @@ class LLM(Protocol):
 
     name: str
 
-    def complete(self, prompt: str, settings: SamplingSettings,
-                 on_token: TokenCallback | None = None) -> Completion:
-        """Continue `prompt` (raw text; special tokens in it are honoured)."""
+    def complete(self, prompt: str, settings: SamplingSettings, on_token: TokenCallback | None = None,
+                 cancel: CancelToken | None = None) -> Completion:
+        """Continue `prompt` (raw text; special tokens in it are honoured); `cancel` set -> `Cancelled`."""
         ...
 
-    def chat(self, messages: Sequence[Message], settings: SamplingSettings,
-             on_token: TokenCallback | None = None) -> Completion:
-        """Answer a conversation with the model's own chat template."""
+    def chat(self, messages: Sequence[Message], settings: SamplingSettings, on_token: TokenCallback | None = None,
+             cancel: CancelToken | None = None) -> Completion:
+        """Answer a conversation with the model's own chat template; `cancel` set -> `Cancelled`."""
         ...
 
 

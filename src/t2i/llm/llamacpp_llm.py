@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from t2i.cancel import CancelToken, check
 from t2i.llm.base import Completion, LLMError, Message, SamplingSettings, TextAccumulator, TokenCallback
 
 
@@ -45,19 +46,21 @@ class LlamaCppLLM:
             raise LLMError(f"llama.cpp could not load {path}: {e}") from e
         return cls(llama, name or path.name)
 
-    def complete(self, prompt: str, settings: SamplingSettings,
-                 on_token: TokenCallback | None = None) -> Completion:
+    def complete(self, prompt: str, settings: SamplingSettings, on_token: TokenCallback | None = None,
+                 cancel: CancelToken | None = None) -> Completion:
         n_prompt = len(self.llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
         self._check_context(n_prompt)
+        check(cancel, "the prompt")
         chunks = self.llama.create_completion(prompt, stream=True, **_sampling_kwargs(settings))
-        return self._drain(chunks, lambda c: c["choices"][0].get("text", ""), settings, on_token, n_prompt)
+        return self._drain(chunks, lambda c: c["choices"][0].get("text", ""), settings, on_token, n_prompt, cancel)
 
-    def chat(self, messages: Sequence[Message], settings: SamplingSettings,
-             on_token: TokenCallback | None = None) -> Completion:
+    def chat(self, messages: Sequence[Message], settings: SamplingSettings, on_token: TokenCallback | None = None,
+             cancel: CancelToken | None = None) -> Completion:
+        check(cancel, "the prompt")
         chunks = self.llama.create_chat_completion([{"role": m.role, "content": m.content} for m in messages],
                                                    stream=True, **_sampling_kwargs(settings))
         return self._drain(chunks, lambda c: c["choices"][0].get("delta", {}).get("content") or "", settings,
-                           on_token, 0)
+                           on_token, 0, cancel)
 
     def _check_context(self, n_prompt: int) -> None:
         n_ctx = self.llama.n_ctx()
@@ -66,11 +69,12 @@ class LlamaCppLLM:
 
     @staticmethod
     def _drain(chunks: Iterator[dict], text_of: Any, settings: SamplingSettings, on_token: TokenCallback | None,
-               n_prompt: int) -> Completion:
+               n_prompt: int, cancel: CancelToken | None = None) -> Completion:
         acc = TextAccumulator(settings, on_token)
         reason, n = "length", 0
         try:
-            for chunk in chunks:
+            for k, chunk in enumerate(chunks, 1):  # llama.cpp generates a token per chunk asked for
+                check(cancel, f"chunk {k}")
                 piece = text_of(chunk)
                 n += 1 if piece else 0
                 if piece and not acc.add(piece):

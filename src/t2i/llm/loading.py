@@ -1,4 +1,8 @@
-"""Open a language model by registry name, hub id, local folder, GGUF file or server URL."""
+"""Open a language model from a server URL, a GGUF file, a transformers folder or a hub id.
+
+Nothing here knows the model registry: `t2i.backends.llm.load_llm` resolves registered names and calls
+these with the location or hub id it found.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from t2i.llm.base import LLM, LLMError
-from t2i.registry import ModelError, ModelRegistry
 
 BACKENDS = ("auto", "transformers", "llama.cpp")
 OPTIONS = {"backend", "device", "dtype", "n_ctx", "n_threads", "n_gpu_layers", "model", "api_key_env", "timeout",
@@ -26,16 +29,9 @@ def check_int_option(option: str, value: object) -> int:
     return value
 
 
-def load_llm(name: str, registry: ModelRegistry | None = None, options: Mapping[str, Any] | None = None) -> LLM:
-    """A loaded LLM.  `options`: backend (auto|transformers|llama.cpp), device, dtype (transformers);
-    n_ctx, n_threads, n_gpu_layers (-1 = all), gguf_file (llama.cpp); model, api_key_env, timeout (seconds per
-    read), start_deadline (seconds until the first token), deadline (seconds per call), retries (HTTP URL).
-
-    Rules: an http(s) URL -> OpenAI-compatible client; a .gguf file -> llama.cpp (backend=transformers
-    dequantises it into a float32 transformers model instead); a folder with
-    config.json -> transformers; a registered hub model -> transformers, or its GGUF file with
-    backend=llama.cpp.
-    """
+def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A checked copy of the LLM `options`: names in OPTIONS, a known backend, llama.cpp's whole numbers in
+    range; else an LLMError naming the option."""
     opts = dict(options or {})
     unknown = sorted(set(opts) - OPTIONS)
     if unknown:
@@ -43,49 +39,85 @@ def load_llm(name: str, registry: ModelRegistry | None = None, options: Mapping[
     backend = opts.get("backend", "auto")
     if backend not in BACKENDS:
         raise LLMError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    ints = {k: check_int_option(k, opts[k]) for k in INT_OPTIONS if opts.get(k) is not None}
-    if name.startswith(("http://", "https://")):
-        from t2i.llm import openai_llm as o
+    for k in INT_OPTIONS:
+        if opts.get(k) is not None:
+            check_int_option(k, opts[k])
+    return opts
 
-        api_key_env = opts.get("api_key_env", "T2I_LLM_API_KEY")
-        if not isinstance(api_key_env, str) or not api_key_env:
-            raise LLMError(f"LLM option api_key_env must name an environment variable, got {api_key_env!r}")
-        # the values are checked by the client, whose errors name the option
-        return o.OpenAICompatibleLLM(name, model=str(opts.get("model", "default")), api_key_env=api_key_env,
-                                     timeout=opts.get("timeout", o.DEFAULT_TIMEOUT),
-                                     start_deadline=opts.get("start_deadline", o.DEFAULT_START_DEADLINE),
-                                     deadline=opts.get("deadline", o.DEFAULT_DEADLINE),
-                                     retries=opts.get("retries", o.DEFAULT_RETRIES))
-    if registry is None:
-        from t2i.backends import default_registry
 
-        registry = default_registry()
-    try:
-        resolved = registry.resolve(name)
-    except ModelError as e:
-        raise LLMError(str(e)) from e
-    spec = resolved.spec
-    if spec.kind != "llm":
-        raise LLMError(f"{name!r} is a {spec.kind} image model, not a language model")
-    location = resolved.location
-    gguf = location is not None and location.suffix.lower() == ".gguf"
-    if backend == "llama.cpp" and location is None:  # a registered hub model's GGUF file
-        location, gguf = _hub_file(spec.source, opts.get("gguf_file") or (spec.files[0] if spec.files else None)), True
+def is_url(source: str | Path) -> bool:
+    """Whether `source` names an OpenAI-compatible server (an http(s) URL) rather than a model."""
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def open_llm(source: str | Path, options: Mapping[str, Any] | None = None, name: str | None = None) -> LLM:
+    """A loaded LLM from an http(s) URL (OpenAI-compatible client), a local .gguf file or transformers
+    folder, or a hub id (transformers; with backend=llama.cpp its `gguf_file`).  Registered model names are
+    resolved by `t2i.backends.llm.load_llm`; `options` as there."""
+    opts = check_options(options)
+    if is_url(source):
+        return open_url(str(source), opts)
+    path = Path(source).expanduser()
+    if path.exists():
+        return open_local(path, opts, name=name or str(source), label=str(source))
+    return open_hub(str(source), opts, name=name or str(source))
+
+
+def open_url(url: str, options: Mapping[str, Any] | None = None) -> LLM:
+    """The OpenAI-compatible client for `url`; options model, api_key_env, timeout, start_deadline, deadline,
+    retries."""
+    from t2i.llm import openai_llm as o
+
+    opts = check_options(options)
+    api_key_env = opts.get("api_key_env", "T2I_LLM_API_KEY")
+    if not isinstance(api_key_env, str) or not api_key_env:
+        raise LLMError(f"LLM option api_key_env must name an environment variable, got {api_key_env!r}")
+    # the values are checked by the client, whose errors name the option
+    return o.OpenAICompatibleLLM(url, model=str(opts.get("model", "default")), api_key_env=api_key_env,
+                                 timeout=opts.get("timeout", o.DEFAULT_TIMEOUT),
+                                 start_deadline=opts.get("start_deadline", o.DEFAULT_START_DEADLINE),
+                                 deadline=opts.get("deadline", o.DEFAULT_DEADLINE),
+                                 retries=opts.get("retries", o.DEFAULT_RETRIES))
+
+
+def open_local(location: Path, options: Mapping[str, Any] | None = None, *, name: str,
+               label: str | None = None) -> LLM:
+    """A local model: a .gguf file -> llama.cpp (backend=transformers dequantises it into a float32
+    transformers model instead); a folder -> transformers.  `name` is what results record; `label` (default
+    `name`) is how errors call the model."""
+    opts = check_options(options)
+    backend = opts.get("backend", "auto")
+    gguf = location.suffix.lower() == ".gguf"
     if gguf and backend == "transformers":
         from t2i.llm.transformers_llm import TransformersLLM
 
-        return TransformersLLM.load_gguf(location, name=spec.name)
+        return TransformersLLM.load_gguf(location, name=name)
     if gguf or backend == "llama.cpp":
         if not gguf:
-            raise LLMError(f"{name!r} is not a GGUF file; the llama.cpp backend takes .gguf files")
-        from t2i.llm.llamacpp_llm import LlamaCppLLM
-
-        return LlamaCppLLM.load(location, n_ctx=ints.get("n_ctx", 2048), n_threads=ints.get("n_threads"),
-                                n_gpu_layers=ints.get("n_gpu_layers", 0), name=spec.name)
+            raise LLMError(f"{label or name!r} is not a GGUF file; the llama.cpp backend takes .gguf files")
+        return _llama(location, opts, name)
     from t2i.llm.transformers_llm import TransformersLLM
 
-    return TransformersLLM.load(location if location is not None else spec.source, device=opts.get("device", "auto"),
-                                dtype=opts.get("dtype"), name=spec.name)
+    return TransformersLLM.load(location, device=opts.get("device", "auto"), dtype=opts.get("dtype"), name=name)
+
+
+def open_hub(repo_id: str, options: Mapping[str, Any] | None = None, *, name: str,
+             gguf_file: str | None = None) -> LLM:
+    """A hub model: transformers, or with backend=llama.cpp its GGUF file (option gguf_file, else
+    `gguf_file`) from the local Hugging Face cache (downloaded unless HF_HUB_OFFLINE is set)."""
+    opts = check_options(options)
+    if opts.get("backend", "auto") == "llama.cpp":
+        return _llama(_hub_file(repo_id, opts.get("gguf_file") or gguf_file), opts, name)
+    from t2i.llm.transformers_llm import TransformersLLM
+
+    return TransformersLLM.load(repo_id, device=opts.get("device", "auto"), dtype=opts.get("dtype"), name=name)
+
+
+def _llama(path: Path, opts: Mapping[str, Any], name: str) -> LLM:
+    from t2i.llm.llamacpp_llm import LlamaCppLLM
+
+    return LlamaCppLLM.load(path, n_ctx=opts.get("n_ctx") or 2048, n_threads=opts.get("n_threads"),
+                            n_gpu_layers=opts.get("n_gpu_layers") or 0, name=name)
 
 
 def _hub_file(repo_id: str, filename: str | None) -> Path:

@@ -14,6 +14,10 @@ Time, three limits:
 - `timeout` (default 10 s): each connect, send and socket read waits at most min(timeout, time left of the
   deadline that applies now).
 
+Cancelling: a `cancel=` token is checked before the request is sent, during back-off sleeps and at every
+streamed event; once set, the call raises `Cancelled` and the connection is closed.  A server that sends
+nothing is noticed at its next event, or when the read times out.
+
 The API key goes in the Authorization header, only to the URL given, and nowhere else: not in `repr`, errors,
 logs or metadata.  Redirects are never followed (urllib's handler would resend the header to the new host).
 A proxy from the environment (http_proxy, https_proxy, no_proxy) is used as urllib does: for an http URL
@@ -37,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+from t2i.cancel import CancelToken, check
 from t2i.llm.base import Completion, LLMError, Message, SamplingSettings, TextAccumulator, TokenCallback
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -50,11 +55,21 @@ DEFAULT_BACKOFF = 0.5  # first back-off sleep; doubles per retry
 MAX_SECONDS = 3600.0  # upper bound for timeout, start_deadline and deadline
 MAX_RETRIES = 10
 MAX_BACKOFF = 5.0  # no single back-off sleep is longer
+CANCEL_POLL = 0.05  # seconds between looks at the cancel token during a back-off sleep
 
 
 def backoff_seconds(backoff: float, retry: int) -> float:
     """The sleep before retry number `retry` (1 = the first retry)."""
     return min(MAX_BACKOFF, backoff * 2 ** (retry - 1))
+
+
+def _sleep(seconds: float, cancel: CancelToken | None) -> None:
+    """time.sleep(seconds), raising Cancelled within CANCEL_POLL seconds of `cancel` being set."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        check(cancel, "a back-off sleep before a retry")
+        time.sleep(min(CANCEL_POLL, left))
+    check(cancel, "a back-off sleep before a retry")
 
 
 def check_seconds(option: str, value: object, upper: float = MAX_SECONDS) -> float:
@@ -252,16 +267,16 @@ class OpenAICompatibleLLM:
 
     # ------------------------------------------------------------------ the contract
 
-    def complete(self, prompt: str, settings: SamplingSettings,
-                 on_token: TokenCallback | None = None) -> Completion:
+    def complete(self, prompt: str, settings: SamplingSettings, on_token: TokenCallback | None = None,
+                 cancel: CancelToken | None = None) -> Completion:
         body = {"prompt": prompt, **self._sampling(settings)}
-        return self._run("/completions", body, lambda c: c.get("text") or "", settings, on_token)
+        return self._run("/completions", body, lambda c: c.get("text") or "", settings, on_token, cancel)
 
-    def chat(self, messages: Sequence[Message], settings: SamplingSettings,
-             on_token: TokenCallback | None = None) -> Completion:
+    def chat(self, messages: Sequence[Message], settings: SamplingSettings, on_token: TokenCallback | None = None,
+             cancel: CancelToken | None = None) -> Completion:
         body = {"messages": [{"role": m.role, "content": m.content} for m in messages], **self._sampling(settings)}
         return self._run("/chat/completions", body, lambda c: (c.get("delta") or {}).get("content") or "",
-                         settings, on_token)
+                         settings, on_token, cancel)
 
     # ------------------------------------------------------------------ internals
 
@@ -280,7 +295,8 @@ class OpenAICompatibleLLM:
         return body
 
     def _run(self, path: str, body: dict, text_of: Any, settings: SamplingSettings,
-             on_token: TokenCallback | None) -> Completion:
+             on_token: TokenCallback | None, cancel: CancelToken | None = None) -> Completion:
+        check(cancel, "the request")  # before anything is sent
         data = json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if self._api_key:
@@ -294,12 +310,13 @@ class OpenAICompatibleLLM:
                 wait = backoff_seconds(self.backoff, attempt)
                 if wait >= clock.left():
                     break
-                time.sleep(wait)
+                _sleep(wait, cancel)
             attempts += 1
             acc = TextAccumulator(settings, on_token)
             try:
-                return self._once(opener, clock, url, data, headers, text_of, acc)
+                return self._once(opener, clock, url, data, headers, text_of, acc, cancel)
             except _Retryable as e:
+                check(cancel, f"attempt {attempts}")  # cancelled while waiting: that, not the failure, ends it
                 last = e
                 if last.kind == "deadline":
                     break
@@ -331,13 +348,14 @@ class OpenAICompatibleLLM:
         return f"{head}: {how}; {fix}"
 
     def _once(self, opener: urllib.request.OpenerDirector, clock: _Clock, url: str, data: bytes, headers: dict,
-              text_of: Any, acc: TextAccumulator) -> Completion:
+              text_of: Any, acc: TextAccumulator, cancel: CancelToken | None = None) -> Completion:
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         started = False
         try:
-            with opener.open(request, timeout=clock.step()[0]) as response:
+            with opener.open(request, timeout=clock.step()[0]) as response:  # closed on Cancelled too
                 reason, usage = "length", {}
-                for event in _sse_events(response):
+                for k, event in enumerate(_sse_events(response), 1):
+                    check(cancel, f"streamed chunk {k}")
                     if "error" in event:
                         raise LLMError(f"{url}: the server answered an error: {_one_line(event['error'])}")
                     usage = event.get("usage") or usage

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from t2i.cancel import CancelToken, check
 from t2i.llm.base import Completion, LLMError, Message, SamplingSettings, TextAccumulator, TokenCallback
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -144,21 +145,22 @@ class TransformersLLM:
 
     # ------------------------------------------------------------------ the contract
 
-    def complete(self, prompt: str, settings: SamplingSettings,
-                 on_token: TokenCallback | None = None) -> Completion:
+    def complete(self, prompt: str, settings: SamplingSettings, on_token: TokenCallback | None = None,
+                 cancel: CancelToken | None = None) -> Completion:
         ids = self.tokenizer(prompt, return_tensors="pt").input_ids  # (1, n), BOS as the tokenizer adds it
-        return self._run(ids, settings, on_token)
+        return self._run(ids, settings, on_token, cancel)
 
-    def chat(self, messages: Sequence[Message], settings: SamplingSettings,
-             on_token: TokenCallback | None = None) -> Completion:
+    def chat(self, messages: Sequence[Message], settings: SamplingSettings, on_token: TokenCallback | None = None,
+             cancel: CancelToken | None = None) -> Completion:
         if not getattr(self.tokenizer, "chat_template", None):
             raise LLMError(f"{self.name} has no chat template; use complete() with a prompt")
         text = self.tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
                                                   add_generation_prompt=True, tokenize=False)
         ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
-        return self._run(ids, settings, on_token)
+        return self._run(ids, settings, on_token, cancel)
 
-    def _run(self, ids: Any, settings: SamplingSettings, on_token: TokenCallback | None) -> Completion:
+    def _run(self, ids: Any, settings: SamplingSettings, on_token: TokenCallback | None,
+             cancel: CancelToken | None = None) -> Completion:
         import torch
 
         from t2i.llm.sampling import sample_token
@@ -178,10 +180,12 @@ class TransformersLLM:
         shown = ""
         reason = "length"
         cache = cache_argument(self.model)
+        check(cancel, "the prompt")  # before any model call
         with torch.inference_mode():
             out = self.model(input_ids=ids.to(device), use_cache=True)
             history = ids[0]
-            for _ in range(budget):
+            for i in range(budget):
+                check(cancel, f"token {i + 1} of at most {budget}")  # once per token, before sampling it
                 tok = sample_token(out.logits[0, -1], history, settings, gen)
                 if tok in self.eos_ids:
                     reason = "stop"

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from t2i.cancel import CancelToken
 from t2i.paella.checkpoints import PICKLE_SUFFIXES, load_strict, read_state_dict
 from t2i.paella.model import Paella, PaellaConfig
 from t2i.paella.sampler import SamplerSettings, sample_tokens
@@ -94,8 +95,11 @@ class PaellaPipeline:
                  height: int = 64,
                  width: int = 64, settings: SamplerSettings | None = None,
                  progress: Callable[[int, int], bool | None] | None = None,
-                 clip_image: torch.Tensor | None = None, clip_image_weight: float = 1.0) -> list[Image.Image]:
+                 clip_image: torch.Tensor | None = None, clip_image_weight: float = 1.0,
+                 cancel: CancelToken | None = None) -> list[Image.Image]:
         """One image per seed (image k from generator seed k; the same alone or in a batch).
+        `progress(i, steps)` after sampler step i (False cancels) and `cancel` checked at every step: both
+        raise `t2i.cancel.Cancelled`.
         `clip_image` (1, clip_embd): a CLIP image embedding to vary (image variations), its tokens'
         attention reweighted by `clip_image_weight`.  `prompt` as a list of weighted conjuncts: composable
         diffusion (`t2i.render.conjunction`), every conjunct with the image embedding."""
@@ -116,10 +120,10 @@ class PaellaPipeline:
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         grid = (height // f, width // f)
         if isinstance(prompt, str):
-            tokens = sample_tokens(self.model, conds[0], uncond, grid, settings, gens, progress)
+            tokens = sample_tokens(self.model, conds[0], uncond, grid, settings, gens, progress, cancel=cancel)
         else:
             tokens = sample_tokens(self.model, conds, uncond, grid, settings, gens, progress,
-                                   weights=[c.weight for c in prompt])
+                                   weights=[c.weight for c in prompt], cancel=cancel)
         pixels = self.vqgan.decode(tokens).permute(0, 2, 3, 1).float().cpu().numpy()  # (B, H, W, 3) in [0, 1]
         return [Image.fromarray((p * 255).round().astype(np.uint8)) for p in pixels]
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from t2i.cancel import Cancelled
+from t2i.cancel import Cancelled, CancelToken, check
 from t2i.paella.blocks import level_embedding
 
 # released-name prefix -> our prefix, applied in order by `rename_prior_keys` (fill in when the released
@@ -100,9 +100,10 @@ def prior_loss(prior: Prior, image_emb: torch.Tensor, text_emb: torch.Tensor, g:
 @torch.no_grad()
 def sample_prior(prior: Prior, text_emb: torch.Tensor, generators: list[torch.Generator], steps: int = 60,
                  cfg: float = 3.0, progress: Callable[[int, int], bool | None] | None = None,
-                 x0_clip: float | None = None) -> torch.Tensor:
+                 x0_clip: float | None = None, cancel: CancelToken | None = None) -> torch.Tensor:
     """Deterministic DDIM from noise to an image embedding for each text embedding (B, c_clip); CFG
-    against the zero text embedding.  One generator per row.
+    against the zero text embedding.  One generator per row.  `progress(i, steps)` after step i (False
+    cancels) and `cancel` checked before every step and after the last: both raise Cancelled.
 
     At the top levels x0 = (x - sqrt(1 - a) eps) / sqrt(a) magnifies the model's error by 1 / sqrt(a)
     (~60 at a = 2.4e-4): `x0_clip` bounds each predicted x0 value (as image diffusion clips to [-1, 1]);
@@ -113,6 +114,7 @@ def sample_prior(prior: Prior, text_emb: torch.Tensor, generators: list[torch.Ge
     levels = torch.linspace(1, 0, steps + 1)
     b = text_emb.shape[0]
     for i in range(steps):
+        check(cancel, f"prior step {i + 1} of {steps}")
         r, r_next = levels[i].expand(b), levels[i + 1].expand(b)
         eps = prior(x, r, text_emb)
         if cfg != 1:
@@ -124,6 +126,7 @@ def sample_prior(prior: Prior, text_emb: torch.Tensor, generators: list[torch.Ge
         x = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
         if progress is not None and progress(i + 1, steps) is False:
             raise Cancelled(f"prior cancelled after {i + 1} of {steps} steps")
+    check(cancel, f"the end of {steps} prior steps")
     return x
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from t2i.cancel import Cancelled
+from t2i.cancel import Cancelled, CancelToken, check
 from t2i.paella.model import Paella
 from t2i.render.conjunction import combine
 
@@ -41,10 +41,12 @@ class SamplerSettings:
 def sample_tokens(model: Paella, cond: dict[str, torch.Tensor | None] | list[dict[str, torch.Tensor | None]],
                   uncond: dict[str, torch.Tensor | None], grid: tuple[int, int], settings: SamplerSettings,
                   generators: list[torch.Generator], progress: Callable[[int, int], bool | None] | None = None,
-                  weights: list[float] | None = None) -> torch.Tensor:
+                  weights: list[float] | None = None, cancel: CancelToken | None = None) -> torch.Tensor:
     """-> tokens (B, h, w), B = len(generators); cond/uncond hold the model's byt5/clip/clip_image inputs
     for B images.  A list of conds with their `weights` is a conjunction (composable diffusion, in logit
-    space: uncond + cfg * sum_i w_i (cond_i - uncond); without guidance at a step, cfg is 1 there)."""
+    space: uncond + cfg * sum_i w_i (cond_i - uncond); without guidance at a step, cfg is 1 there).
+    `progress(i, steps)` after step i: False cancels; `cancel` is checked before every step and after the
+    last; both raise Cancelled."""
     s = settings.validate()
     if isinstance(cond, list) and (weights is None or len(weights) != len(cond)):
         raise ValueError(f"{len(cond)} conjuncts need as many weights, got {weights}")
@@ -56,6 +58,7 @@ def sample_tokens(model: Paella, cond: dict[str, torch.Tensor | None] | list[dic
     temps = torch.linspace(s.temperature[0], s.temperature[1], s.steps)
     b = len(generators)
     for i in range(s.steps):
+        check(cancel, f"step {i + 1} of {s.steps}")
         r = torch.full((b,), float(levels[i]), device=dev)
         guided = s.cfg != 1 and (s.cfg_steps is None or i < s.cfg_steps)
         if isinstance(cond, list):
@@ -73,4 +76,5 @@ def sample_tokens(model: Paella, cond: dict[str, torch.Tensor | None] | list[dic
             x = torch.where(mask, noise, x)
         if progress is not None and progress(i + 1, s.steps) is False:
             raise Cancelled(f"cancelled after {i + 1} of {s.steps} steps")
+    check(cancel, f"the end of {s.steps} steps")
     return x

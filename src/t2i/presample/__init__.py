@@ -15,13 +15,13 @@ from t2i.presample.targets import (
     LengthTargets,
     sampling_for,
     targets_for,
-    vocabulary_for,
+    vocabulary_name_for,
 )
-from t2i.presample.vocabulary import VOCABULARIES, Vocabulary
+from t2i.presample.vocabulary import Vocabulary
 from t2i.presample.weights import WeightedTag, parse_weighted, render, split_prompt
 
-__all__ = ["CATEGORIES", "FORMATS", "LENGTHS", "REFERENCE_SETTINGS", "TASKS", "TIPO_TARGETS", "VOCABULARIES",
+__all__ = ["CATEGORIES", "FORMATS", "LENGTHS", "REFERENCE_SETTINGS", "TASKS", "TIPO_TARGETS",
            "Expansion", "LengthTargets", "Operation", "PresampleError", "Presampler", "TagDatabase", "TipoOutput",
            "Vocabulary", "WeightedTag", "apply_format", "banned", "build_request", "categorize", "category_of",
            "format_aspect_ratio", "parse_output", "parse_weighted", "plan_operations", "render", "sampling_for",
-           "split_prompt", "targets_for", "vocabulary_for"]
+           "split_prompt", "targets_for", "vocabulary_name_for"]

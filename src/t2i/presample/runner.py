@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from t2i.cancel import CancelToken, check
 from t2i.llm.base import LLM, LLMError, SamplingSettings
 from t2i.presample.formats import FORMATS, apply_format, uses_nl
 from t2i.presample.parse import TipoOutput, parse_output
@@ -122,10 +123,11 @@ class Presampler:
     def expand(self, prompt: str = "", *, tags: str | Sequence[str] | None = None, nl: str | None = None,
                seed: int = 0, target: str | None = None, nl_target: str | None = None, want_nl: bool = True,
                width: int | None = None, height: int | None = None, fmt: str | None = None,
-               on_call: Callable[[str, str], None] | None = None) -> Expansion:
+               on_call: Callable[[str, str], None] | None = None, cancel: CancelToken | None = None) -> Expansion:
         """Expand `prompt` (split into tags and natural language by `split_prompt`), or the given `tags`
         and `nl`.  `on_call(request, answer)` sees every model call.  Never raises for a model failure:
-        the result then carries the user's own prompt, `fallback=True` and a warning."""
+        the result then carries the user's own prompt, `fallback=True` and a warning.  `cancel`, once set
+        (from any thread), raises `Cancelled` before the next model call or generated token."""
         warnings: list[str] = []
         prompt = self._clean(prompt, warnings)
         nl = self._clean(nl or "", warnings)
@@ -152,7 +154,7 @@ class Presampler:
         calls = 0
         try:
             for op in plan_operations(bool(user), bool(nl.strip()), target, nl_target, want_nl and uses_nl(fmt)):
-                calls += self._run(op, state, seed, aspect, warnings, on_call)
+                calls += self._run(op, state, seed, aspect, warnings, on_call, cancel)
         except LLMError as e:
             warnings.append(f"presampling failed ({e}); the prompt is used as written")
             return self._fallback(original, user, nl, seed, warnings, calls)
@@ -194,13 +196,16 @@ class Presampler:
         return len(sentences(text)) >= self.targets.min_sentences[op.target]
 
     def _run(self, op: Operation, state: _State, seed: int, aspect: str | None, warnings: list[str],
-             on_call: Callable[[str, str], None] | None) -> int:
+             on_call: Callable[[str, str], None] | None, cancel: CancelToken | None = None) -> int:
         """One operation with its retry loop; returns the number of model calls."""
         seen: dict[str, int] = {}
         calls = 0
+        # the backend checks it per token; passed only when given (an LLM without the keyword works without one)
+        given = {"cancel": cancel} if cancel is not None else {}
         for i in range(self.max_retries + 1):
+            check(cancel, f"presample call {i + 1} ({op.writes})")
             request = self._request(op, state, aspect)
-            answer = self.llm.complete(request, replace(self.settings, seed=seed + i)).text
+            answer = self.llm.complete(request, replace(self.settings, seed=seed + i), **given).text
             calls += 1
             if on_call is not None:
                 on_call(request, answer)

@@ -24,7 +24,6 @@ from typing import Any
 
 from t2i.llm.base import SamplingSettings
 from t2i.presample.request import LENGTHS
-from t2i.presample.vocabulary import Vocabulary, vocabulary
 
 # The reference's sampling defaults (spec-tipo.md); the UIs use temperature 0.5, top_k 80, min_p 0.05.
 REFERENCE_SETTINGS = SamplingSettings(temperature=0.35, top_p=0.95, top_k=60, min_p=0.1, repetition_penalty=1.17,
@@ -133,13 +132,14 @@ def sampling_for(folder: Path | None) -> SamplingSettings:
     return sampling_from_dict(data.get("sampling") or {}) if data else REFERENCE_SETTINGS
 
 
-def vocabulary_for(folder: Path | None) -> Vocabulary | None:
-    """The vocabulary a model's generated content must keep to (presample.json "vocabulary"), else None."""
+def vocabulary_name_for(folder: Path | None) -> str | None:
+    """The name of the vocabulary a model's generated content must keep to (presample.json "vocabulary"),
+    else None; `t2i.presample.vocabulary.vocabulary(name, known)` turns it into one."""
     data = _model_file(folder)
     name = data.get("vocabulary") if data else None
     if name is not None and not isinstance(name, str):
         raise ValueError("presample.json: vocabulary must be a name (a string)")
-    return vocabulary(name)
+    return name
 
 
 def sentences(text: str) -> list[str]:

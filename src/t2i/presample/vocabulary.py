@@ -15,13 +15,14 @@ from (TIPO's tag_to_long task: the caption describes the tags).  A small model s
 about other objects than its own tags ("green star" in the tags, "a green triangle" in the caption); such
 sentences are dropped and asked for again, so an expansion never contradicts itself.
 
-Vocabularies are looked up by name in `VOCABULARIES`; pass a `Vocabulary` object to `Presampler` to use
-one of your own.
+This module knows no particular world: the caller maps names to vocabularies (`t2i.stages.VOCABULARIES`
+holds shapes-world, built from `t2i.world.text`) and passes a `Vocabulary` object to `Presampler`; pass
+one of your own the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -36,37 +37,11 @@ class Vocabulary:
     agrees: Callable[[Sequence[str], str], bool] | None = None
 
 
-def shapes_world_agrees(tags: Sequence[str], sentence: str) -> bool:
-    """A shapes-world sentence agrees with the tags when the tags name its object (same shape; the same
-    colour where both say one) or, for a background sentence, when the tags name that background or none.
-    Sentences outside the caption form are left to the vocabulary check."""
-    from t2i.world.text import Mention, parse_sentence, parse_tag
-
-    said = parse_sentence(sentence)
-    named = [parse_tag(t) for t in tags]
-    if isinstance(said, str):
-        backgrounds = [n for n in named if isinstance(n, str)]
-        return not backgrounds or said in backgrounds
-    if isinstance(said, Mention):
-        return any(isinstance(n, Mention) and n.shape == said.shape
-                   and (n.color is None or said.color is None or n.color == said.color) for n in named)
-    return True
-
-
-def _shapes_world() -> Vocabulary:
-    from t2i.world.text import parse_sentence, parse_tag
-
-    return Vocabulary("shapes-world", tag=lambda t: parse_tag(t) is not None,
-                      sentence=lambda s: parse_sentence(s) is not None, agrees=shapes_world_agrees)
-
-
-VOCABULARIES: dict[str, Callable[[], Vocabulary]] = {"shapes-world": _shapes_world}
-
-
-def vocabulary(name: str | None) -> Vocabulary | None:
-    """The vocabulary called `name` (None: no vocabulary, everything is accepted)."""
+def vocabulary(name: str | None, known: Mapping[str, Callable[[], Vocabulary]]) -> Vocabulary | None:
+    """The vocabulary called `name` from `known` (name -> factory); None: no vocabulary, everything is
+    accepted."""
     if name is None:
         return None
-    if name not in VOCABULARIES:
-        raise ValueError(f"unknown presample vocabulary {name!r}; known: {', '.join(sorted(VOCABULARIES))}")
-    return VOCABULARIES[name]()
+    if name not in known:
+        raise ValueError(f"unknown presample vocabulary {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]()

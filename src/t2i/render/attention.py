@@ -1,6 +1,6 @@
 """Regional cross-attention as diffusers attention processors (installed with `set_attn_processor`).
 
-Omost's attention-score manipulation (spec-omost.md, "Renderer"): the conditioning is every region's
+Omost's attention-score manipulation (lllyasviel/Omost, lib_omost/pipeline.py): the conditioning is every region's
 tokens concatenated (L = sum of L_i); for a layer with N = H*W pixels,
     M[n, j] = 1 where pixel n lies in the mask of token j's region (masks resized per layer, keyed by N),
     scale_j = N / sum_n M[n, j]   (1 for the global region),
@@ -29,8 +29,7 @@ class RegionalState:
     """What every regional processor of one pipeline call shares.
 
     token_region: (L,) region index of each conditioning token (0 = global).
-    region_masks: (R, H0, W0) {0,1} masks at the latent's size; region 0 (global) is all ones, or the
-        pixels outside every local box (region text local-outside).
+    region_masks: (R, H0, W0) {0,1} masks at the latent's size; region 0 (global) is all ones.
     cfg: the batch is [negative rows, positive rows] (classifier-free guidance), else positive only.
     """
 

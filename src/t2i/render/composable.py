@@ -32,8 +32,7 @@ def _rescale(guided, cond, factor: float):
     return factor * rescaled + (1 - factor) * guided
 
 
-def encode_conjuncts(pipe: Any, conjuncts: list[Conjunct], negative: str | None, n: int,
-                     zero_pooled: bool = False) -> tuple[Any, Any]:
+def encode_conjuncts(pipe: Any, conjuncts: list[Conjunct], negative: str | None, n: int) -> tuple[Any, Any]:
     """Text conditioning for one batch of n images: (embeds (n*(1+k), 77, D), pooled (n*(1+k), P)) in the order
     [negative x n, conjunct 1 x n, ..., conjunct k x n]."""
     import torch
@@ -48,13 +47,12 @@ def encode_conjuncts(pipe: Any, conjuncts: list[Conjunct], negative: str | None,
             pooled.append(npp)
         embeds.append(pe)
         pooled.append(pp)
-    pooled_all = torch.cat(pooled)
-    return torch.cat(embeds), pooled_all * 0 if zero_pooled else pooled_all
+    return torch.cat(embeds), torch.cat(pooled)
 
 
 def sample_conjunction(pipe: Any, conjuncts: list[Conjunct], negative: str | None, height: int, width: int,
                        steps: int, guidance: float, generators: list, on_step: Callable[[int], bool],
-                       guidance_rescale: float = 0.0, zero_pooled: bool = False) -> np.ndarray | None:
+                       guidance_rescale: float = 0.0) -> np.ndarray | None:
     """Images (b, H, W, 3) floats in [0, 1] for b = len(generators), one per generator; None when `on_step(i)`
     (called after every step i) returns False.  `pipe`: a diffusers SDXL pipeline whose scheduler is set."""
     import torch
@@ -64,16 +62,15 @@ def sample_conjunction(pipe: Any, conjuncts: list[Conjunct], negative: str | Non
                          "guided by classifier-free guidance")
     with torch.no_grad():
         return _loop(pipe, conjuncts, negative, height, width, steps, guidance, generators, on_step,
-                     guidance_rescale, zero_pooled)
+                     guidance_rescale)
 
 
-def _loop(pipe, conjuncts, negative, height, width, steps, guidance, generators, on_step, guidance_rescale,
-          zero_pooled):
+def _loop(pipe, conjuncts, negative, height, width, steps, guidance, generators, on_step, guidance_rescale):
     import torch
 
     b, k = len(generators), len(conjuncts)
     device = pipe._execution_device
-    embeds, pooled = encode_conjuncts(pipe, conjuncts, negative, b, zero_pooled)  # (b(1+k), 77, D), (b(1+k), P)
+    embeds, pooled = encode_conjuncts(pipe, conjuncts, negative, b)  # (b(1+k), 77, D), (b(1+k), P)
     time_ids = _time_ids(height, width, b * (1 + k), embeds.dtype, device)
     scheduler = pipe.scheduler
     scheduler.set_timesteps(steps, device=device)

@@ -26,14 +26,13 @@ def empty_negative_steps(fraction: float, steps: int) -> int:
     return round(fraction * steps)
 
 
-def empty_caption_embeds(pipe: Any, prompt: str, n: int, zero_pooled: bool = False) -> dict[str, Any]:
+def empty_caption_embeds(pipe: Any, prompt: str, n: int) -> dict[str, Any]:
     """Keyword arguments for an SDXL pipeline call: `prompt`'s embeddings with the empty caption's as the
-    negative branch (n images each); the pooled vectors zeroed when `zero_pooled`."""
+    negative branch (n images each)."""
     pe, _, pooled, _ = pipe.encode_prompt(prompt, num_images_per_prompt=n, do_classifier_free_guidance=False)
     ne, _, npooled, _ = pipe.encode_prompt("", num_images_per_prompt=n, do_classifier_free_guidance=False)
-    scale = 0 if zero_pooled else 1
-    return {"prompt_embeds": pe, "pooled_prompt_embeds": pooled * scale,
-            "negative_prompt_embeds": ne, "negative_pooled_prompt_embeds": npooled * scale}
+    return {"prompt_embeds": pe, "pooled_prompt_embeds": pooled,
+            "negative_prompt_embeds": ne, "negative_pooled_prompt_embeds": npooled}
 
 
 def zero_negative_half(kwargs: dict[str, Any], n: int) -> dict[str, Any]:

@@ -53,13 +53,12 @@ class ExciteSettings:
                              "least 0")
 
 
-def shape_words(prompt: str) -> list[str]:
-    """excite=auto: the shapes-world nouns of a prompt, in order, each once ("two circles" -> circles)."""
-    from t2i.world.vocab import SHAPES
-
+def shape_words(prompt: str, nouns: Collection[str]) -> list[str]:
+    """excite=auto: the words of a prompt that are one of `nouns` (singular; the caller supplies them, e.g.
+    shapes world's shapes) or its plural, in order, each once ("two circles" -> circles)."""
     out = []
     for word in prompt.lower().replace(",", " ").replace(".", " ").split():
-        if (word in SHAPES or (word.endswith("s") and word[:-1] in SHAPES)) and word not in out:
+        if (word in nouns or (word.endswith("s") and word[:-1] in nouns)) and word not in out:
             out.append(word)
     return out
 
@@ -69,14 +68,16 @@ def no_subject_warning(excite: object) -> str:
     return f"excite={excite} found no subject word in the prompt; attend-and-excite is off"
 
 
-def user_subjects(options: Mapping[str, Any], user_prompt: str) -> tuple[dict[str, Any], str | None]:
-    """excite=user before the backend sees a presampled prompt: (options with `excite` set to the shapes-world
-    nouns of the user's own prompt, so only what the user asked for is excited in the expansion, or "off" when
-    it names none; a warning then, else None).  Any other excite value passes through unchanged."""
+def user_subjects(options: Mapping[str, Any], user_prompt: str,
+                  nouns: Collection[str]) -> tuple[dict[str, Any], str | None]:
+    """excite=user before the backend sees a presampled prompt: (options with `excite` set to the `nouns`
+    (`shape_words`) of the user's own prompt, so only what the user asked for is excited in the expansion, or
+    "off" when it names none; a warning then, else None).  Any other excite value passes through unchanged.
+    `t2i.stages.user_subjects` passes shapes world's shapes as the nouns."""
     out = dict(options)
     if out.get("excite") != "user":
         return out, None
-    words = shape_words(user_prompt)
+    words = shape_words(user_prompt, nouns)
     out["excite"] = ",".join(words) if words else "off"
     return out, None if words else no_subject_warning("user")
 

@@ -14,17 +14,14 @@ from t2i.render.attention import RegionalState, install
 from t2i.render.bags import CONTENT_TOKENS, bag_token_ids, pack_bags
 
 REGION_MODES = ("omost", "couple", "off")  # off: the same concatenated tokens, attended everywhere
-# What each region's tokens say.  omost: as Omost (spec-omost.md): every local region's prefixes start
-# with the global description, and the global region (attended everywhere) is the global description,
-# its detailed descriptions and tags.  own: each local region reads only its own texts (the global
-# region as Omost's).  local: as own, and the global region reads only "<its colour name> background",
-# so no text naming an object reaches pixels outside that object's box.  local-pooled: as local for
-# cross-attention, but the pooled text vector (SDXL adds it to the time embedding, so it reaches every
-# pixel) is the global description's, as under omost, not "<colour> background"'s.  local-outside: as
-# local, and the global region is attended only outside the local boxes, so inside a box the object's
-# own text is all there is to read.  own, local, local-pooled and local-outside are ablations for small
-# models that draw whatever they read.
-REGION_TEXTS = ("omost", "own", "local", "local-pooled", "local-outside")
+# What each region's tokens say.  omost: as Omost (lllyasviel/Omost, lib_omost/canvas.py): every local
+# region's prefixes start with the global description, and the global region (attended everywhere) is the
+# global description, its detailed descriptions and tags.  own: each local region reads only its own texts
+# (the global region as Omost's).  local: as own, and the global region reads only "<its colour name>
+# background", so no text naming an object reaches pixels outside that object's box.  own and local are
+# for small models that draw whatever they read (docs/research/removed-options.md: two more that did not
+# help).
+REGION_TEXTS = ("omost", "own", "local")
 
 
 def color_name(rgb: tuple[int, int, int]) -> str:
@@ -40,8 +37,7 @@ def region_texts(layout: Layout, text: str = "omost") -> list[tuple[tuple[str, .
     if text == "omost":
         return [(r.prefixes, r.suffixes) for r in layout.regions]
     g = layout.global_region
-    boxed = text in ("local", "local-pooled", "local-outside")
-    first = ((f"{color_name(g.color)} background",), ()) if boxed else (g.prefixes, g.suffixes)
+    first = ((f"{color_name(g.color)} background",), ()) if text == "local" else (g.prefixes, g.suffixes)
     return [first] + [(r.prefixes[1:] or r.prefixes, r.suffixes) for r in layout.regions[1:]]
 
 
@@ -93,10 +89,7 @@ def encode_layout(pipe: Any, layout: Layout, negative: str | None, n: int, cfg: 
         f, p = encode_region(pipe, prefixes, suffixes)
         feats.append(f)
         regions.append(torch.full((f.shape[0],), r, dtype=torch.long))
-        pooled = p if pooled is None else pooled
-    if text == "local-pooled":  # the global description's pooled vector (its first bag), as Omost's
-        g = layout.global_region
-        pooled = encode_region(pipe, g.prefixes, g.suffixes)[1]
+        pooled = p if pooled is None else pooled  # the global region's (its first bag's)
     pos = torch.cat(feats, dim=0)  # (L, D)
     token_region = torch.cat(regions)
     out = {"prompt_embeds": pos[None].expand(n, -1, -1).contiguous(),
@@ -117,14 +110,14 @@ def encode_layout(pipe: Any, layout: Layout, negative: str | None, n: int, cfg: 
 @contextmanager
 def regional_processors(pipe: Any, layout: Layout, token_region: torch.Tensor, height: int, width: int, cfg: bool,
                         mode: str = "omost", text: str = "omost") -> Iterator[RegionalState]:
-    """Regional processors on the U-Net for the duration of the block; the old ones come back after."""
+    """Regional processors on the U-Net for the duration of the block; the old ones come back after.
+    Every region text (REGION_TEXTS) attends the same masks: the global region everywhere."""
     if mode not in REGION_MODES:
         raise ValueError(f"region mode must be one of {', '.join(REGION_MODES)}, got {mode!r}")
+    if text not in REGION_TEXTS:
+        raise ValueError(f"region text must be one of {', '.join(REGION_TEXTS)}, got {text!r}")
     f = pipe.vae_scale_factor
     masks = torch.from_numpy(layout.masks(height // f, width // f))  # (R, h, w)
-    if text == "local-outside" and len(masks) > 1:
-        # every pixel stays in some region: the global one where no local box is (at least one pixel)
-        masks[0] = 1 - masks[1:].amax(dim=0)
     if mode == "off":
         masks = torch.ones_like(masks)
     state = RegionalState(token_region, masks, cfg=cfg, mode="couple" if mode == "off" else mode)

@@ -8,6 +8,7 @@ Tags: `[count] [colour] shape[s]` or `<background> background`.  Sentences (the 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from t2i.world.captions import PLACE_PHRASES
@@ -75,3 +76,18 @@ def parse_sentence(sentence: str) -> Mention | str | None:
     if not isinstance(tag, Mention):
         return None
     return Mention(tag.shape, tag.color, tag.count, _PLACES[m.group("place")])
+
+
+def caption_agrees(tags: Sequence[str], sentence: str) -> bool:
+    """A caption sentence agrees with the tags it was written from (TIPO's tag_to_long task) when the tags
+    name its object (same shape; the same colour where both say one) or, for a background sentence, when the
+    tags name that background or none.  Sentences outside the caption form are left to `parse_sentence`."""
+    said = parse_sentence(sentence)
+    named = [parse_tag(t) for t in tags]
+    if isinstance(said, str):
+        backgrounds = [n for n in named if isinstance(n, str)]
+        return not backgrounds or said in backgrounds
+    if isinstance(said, Mention):
+        return any(isinstance(n, Mention) and n.shape == said.shape
+                   and (n.color is None or said.color is None or n.color == said.color) for n in named)
+    return True

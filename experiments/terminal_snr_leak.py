@@ -1,6 +1,7 @@
 """How much of the image a U-Net reads out of x_T: the noise-schedule flaw of Lin et al. 2024 on shapes world.
 
-    python bench/terminal_snr_leak.py [--model shapes-xl] [--n 256] [--timesteps 999,961,800,500]
+    python experiments/terminal_snr_leak.py [--model shapes-xl] [--n 256] [--timesteps 999,961,800,500]
+    python experiments/terminal_snr_leak.py --smoke   (4 renders, 2 timesteps: seconds, for the tests)
 
 Shapes-world renders are encoded by the model's own VAE, noised to timestep t with the model's own
 schedule, and the U-Net predicts the clean latent with no text at all (zero embeddings: the unconditional
@@ -29,7 +30,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--timesteps", default="999,961,800,500")
+    ap.add_argument("--smoke", action="store_true", help="the tiniest run: 4 renders, timesteps 999 and 500")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.timesteps = 4, "999,500"
+    if args.n < 2:
+        raise SystemExit("--n must be at least 2 (a correlation across images needs two)")
     _, backend = default_registry().load(args.model, {"dtype": "float32", "device": "cpu"})
     pipe = backend.pipe
     config = dict(pipe.scheduler.config)

@@ -1,6 +1,8 @@
 """The regional renderer alone on shapes world: objects drawn inside their region's box.
 
-    python bench/renderer_alone.py [--n 100] [--model shapes-xl] [--guidance G] [--option init_strength=0.8]
+    python experiments/renderer_alone.py [--n 100] [--model shapes-xl] [--guidance G] [--option init_strength=0.8]
+                                         [--steps N]
+    python experiments/renderer_alone.py --smoke     (one scene, 2-step images, every mode: seconds, for the tests)
 
 Ground-truth Canvas programs of seeded world scenes with no position words in any text; each image is
 drawn with region mode omost (score manipulation), couple (masks only) and off (the same tokens, no
@@ -32,14 +34,18 @@ def main() -> None:
     ap.add_argument("--modes", default="omost,couple,off")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a model option for every image, e.g. init_strength=0.8 (start from the canvas's colours)")
+    ap.add_argument("--steps", type=int, help="sampling steps of every image (default: the model's)")
+    ap.add_argument("--smoke", action="store_true", help="the tiniest run: one scene, 2-step images, every mode")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.steps = 1, 2
     options = dict(o.split("=", 1) for o in args.option)
     registry = default_registry()
     resolved, backend = registry.load(args.model)
     rows = {}
     for mode in args.modes.split(","):
         def draw(program: str, seed: int, mode: str = mode):
-            req = GenerationRequest("", model=args.model, seed=seed, guidance=args.guidance,
+            req = GenerationRequest("", model=args.model, seed=seed, guidance=args.guidance, steps=args.steps,
                                     compose=ComposeOptions(enabled=True, program=program),
                                     model_options={**options, "region_mode": mode})
             return backend.generate(resolve_request(req, resolved.spec)).images[0]
@@ -48,11 +54,11 @@ def main() -> None:
         rows[mode] = renderer_alone(draw, args.n, args.seed, lambda i, bar=bar: bar.update(1))
         bar.close()
     print(f"{args.n} scenes ({rows[next(iter(rows))]['objects']} objects), {args.model}, positionless programs"
-          + (f", options {options}" if options else ""))
+          + (f", options {options}" if options else "") + (f", {args.steps} steps" if args.steps else ""))
     for mode, r in rows.items():
         print(f"{mode:<8} in box {r['in_box']:.3f}   drawn anywhere {r['drawn']:.3f}   "
               f"in box of drawn {r['in_box_of_drawn']:.3f}")
-    print(f"chance   in box {chance_in_box(2000, args.seed):.3f}")
+    print(f"chance   in box {chance_in_box(200 if args.smoke else 2000, args.seed):.3f}")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,21 @@
 """Paella sampler settings (start/end temperature x guidance) scored on a development set, not the suite.
 
-    python bench/paella_sampler.py --model runs/paella-v3/model --temperatures 0.7,0.3 1.0,0.3 1.5,0.3 \
+    python experiments/paella_sampler.py --model runs/paella-v3/model --temperatures 0.7,0.3 1.0,0.3 1.5,0.3 \
         --guidance 3,6 --out runs/sampler-dev
+    python experiments/paella_sampler.py --smoke   (paella-tiny, 2 settings, 2 steps, 1 prompt: seconds, for the tests)
 
 The development set is drawn like the built-in suite but from another seed (`--dev-seed`), for the tasks
 whose prompts a sampler setting decides first (single_object, colors, two_object by default), and its images
 use seeds from `--seed` (default 50,000; the suite's start at 0), so settings chosen here are not fitted to the
 suite's images.  Each setting is one resumable eval run in OUT/TASKS-nN-sS/T0_T1-gG (a folder per development
 set and step count: a resumed run never scores another set's images).  Prints a Markdown table, one row
-per setting.
+per setting.  With --smoke and no --out the runs go to a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from t2i.backends import default_registry
@@ -45,14 +47,26 @@ def main() -> None:
     ap.add_argument("--per-task", type=int, default=24)
     ap.add_argument("--dev-seed", type=int, default=777, help="seed of the development prompts (suite: 0)")
     ap.add_argument("--seed", type=int, default=50_000, help="first image seed (the suite's runs start at 0)")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--smoke", action="store_true",
+                    help="the tiniest run: 2 settings, 2 steps, one single_object prompt, a temporary --out")
     args = ap.parse_args()
+    if args.smoke:
+        args.temperatures, args.guidance, args.steps, args.tasks, args.per_task = ["1.0,0.3"], "3,6", 2, \
+            "single_object", 1
+    elif args.out is None:
+        raise SystemExit("give --out DIR (one resumable eval run a setting is written there)")
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep(args, args.out or Path(tmp))
+
+
+def sweep(args: argparse.Namespace, out: Path) -> None:
     temps = parse_temperatures(args.temperatures)
     scales = [float(g) for g in args.guidance.split(",")]
     lines = build_suite(args.per_task, args.dev_seed, tuple(args.tasks.split(",")))
     registry = default_registry()
     rows = []
-    dev_set = args.out / f"{args.tasks.replace(',', '+')}-n{args.per_task}-s{args.steps}"
+    dev_set = out / f"{args.tasks.replace(',', '+')}-n{args.per_task}-s{args.steps}"
     for t0, t1 in temps:
         for g in scales:
             settings = {"steps": args.steps, "guidance": g, "model_options": {"temperature": f"{t0},{t1}"}}

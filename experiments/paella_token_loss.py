@@ -1,7 +1,8 @@
 """How much a paella-tiny token model has learnt, without sampling: cross-entropy and accuracy on the replaced
 tokens, per noise level, with each scene's own caption, the empty caption and another scene's.
 
-    python bench/paella_token_loss.py --model runs/paella-v3/model
+    python experiments/paella_token_loss.py --model runs/paella-v3/model
+    python experiments/paella_token_loss.py --smoke   (shipped paella-tiny, 4 scenes, 2 levels: seconds, for the tests)
 
 The scenes are fresh (drawn from `--seed`, not the training set's), rendered at 64x64 and tokenised by the
 pipeline's own VQGAN; their captions are drawn as in training (a quarter tags).  At t = 1 every token is
@@ -46,12 +47,22 @@ def replaced_token_scores(pipe: PaellaPipeline, tokens: torch.Tensor, captions: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, required=True, help="a PaellaPipeline folder")
+    ap.add_argument("--model", type=Path, help="a PaellaPipeline folder")
     ap.add_argument("--n", type=int, default=256, help="fresh scenes")
     ap.add_argument("--seed", type=int, default=7_000_000, help="seed of the fresh scenes")
     ap.add_argument("--levels", default="0.2,0.5,0.8,0.9,1.0")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true",
+                    help="the tiniest run: shipped paella-tiny unless given, 4 scenes, t = 0.5 and 1, 1 thread")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.levels, args.threads = 4, "0.5,1.0", 1
+        if args.model is None:
+            from t2i.backends import default_registry
+
+            args.model = default_registry().resolve("paella-tiny").location
+    if args.model is None:
+        ap.error("give --model FOLDER (a PaellaPipeline folder)")
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     scenes = [sample_scene(rng) for _ in range(args.n)]

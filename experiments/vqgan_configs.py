@@ -1,13 +1,15 @@
 """Which VQGAN shape suits shapes world?  Train candidate configurations for the same number of steps with
 paella-tiny's stage 1 and compare their reconstructions side by side.
 
-    python bench/vqgan_configs.py --steps 600 --work runs/vq-configs \
+    python experiments/vqgan_configs.py --steps 600 --work runs/vq-configs \
         --config c_hidden=64,bottleneck_blocks=2 --config c_hidden=96,bottleneck_blocks=4
+    python experiments/vqgan_configs.py --smoke   (two narrow candidates and the references, 2 steps of batch 4
+                                                   on 16 scenes, in a temporary folder: seconds, for the tests)
 
-Each --config overrides paella-tiny's default `vq` settings (keys of VQGANConfig); four more keys: `lr` (the
-VQGAN's learning rate), `gate` (the ResBlocks' residual gates at init: 0 as released), `edge` (the weight of an
-L1 loss on pixel differences beside the recipe's L1 + MSE) and `quantise=0` (the same network trained as a
-plain autoencoder, decoding the encoder's latent: what the architecture can do without a codebook).
+Each --config overrides paella-tiny's default `vq` settings (keys of VQGANConfig); three more keys: `lr` (the
+VQGAN's learning rate), `gate` (the ResBlocks' residual gates at init: 0 as released) and `quantise=0` (the
+same network trained as a plain autoencoder, decoding the encoder's latent: what the architecture can do
+without a codebook).
 For every candidate it prints parameters, seconds per step, and on held-out scenes the PSNR (dB) of the
 quantised reconstruction,
 of the continuous one (the encoder's latent decoded without rounding to codes: the autoencoder's own limit),
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -168,25 +171,37 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--scenes", type=int, default=8000, help="training scenes (rendered once into --work)")
     ap.add_argument("--n", type=int, default=200, help="held-out scenes scored")
-    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--work", type=Path)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true", help="the tiniest run: c_hidden=16 with and without codes and "
+                    "the references, 2 steps of batch 4 on 16 scenes, 4 scored, a temporary --work")
     args = ap.parse_args()
+    base = PaellaTinyConfig()
+    if args.smoke:
+        args.steps, args.scenes, args.n, args.threads, args.references = 2, 16, 4, 1, True
+        args.config = args.config or [{"c_hidden": 16}, {"c_hidden": 16, "quantise": 0}]
+        base = replace(base, vq_batch=4)
+    elif args.work is None:
+        raise SystemExit("give --work DIR (training scenes and candidates are kept there)")
     if not args.config and not args.references:
         raise SystemExit("nothing to compare: give --config KEY=VALUE,... and/or --references")
     torch.set_num_threads(args.threads)
-    images, _ = world_images(args.work / "data", args.scenes, 0, SIZE)
-    base = PaellaTinyConfig()
+    with tempfile.TemporaryDirectory() as tmp:
+        compare(args, base, args.work or Path(tmp))
+
+
+def compare(args: argparse.Namespace, base: PaellaTinyConfig, work: Path) -> None:
+    images, _ = world_images(work / "data", args.scenes, 0, SIZE)
     x = held_out(args.n, 4242)  # (n, 3, 64, 64)
     print("| vq config | params | s/step | PSNR | continuous | codes used | same objects |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for overrides in args.config:
-        vq_keys = {k: v for k, v in overrides.items() if k not in ("lr", "quantise", "gate", "edge")}
+        vq_keys = {k: v for k, v in overrides.items() if k not in ("lr", "quantise", "gate")}
         quantise = bool(overrides.get("quantise", 1))
         cfg = replace(base, vq={**base.vq, **vq_keys}, vq_steps=args.steps, checkpoint_seconds=1e9,
                       threads=args.threads, vq_lr=float(overrides.get("lr", base.vq_lr)),
-                      vq_gate_init=float(overrides.get("gate", base.vq_gate_init)),
-                      vq_edge_weight=float(overrides.get("edge", base.vq_edge_weight)))
-        folder = args.work / slug(overrides, args.steps)
+                      vq_gate_init=float(overrides.get("gate", base.vq_gate_init)))
+        folder = work / slug(overrides, args.steps)
         folder.mkdir(parents=True, exist_ok=True)
         reused = (folder / ("vqgan.safetensors" if quantise else "autoencoder.safetensors")).exists()
         start = time.perf_counter()
@@ -203,7 +218,7 @@ def main() -> None:
         print(f"| linear: PCA of 4x4 patches, 4 components | {r['parameters']:,} | - | - | {r['psnr']:.2f} | - | "
               f"{r['same_objects']:.3f} |", flush=True)
         cfg = replace(base, vq_steps=args.steps, checkpoint_seconds=1e9, threads=args.threads)
-        folder = args.work / f"reference-vae_steps-{args.steps}"
+        folder = work / f"reference-vae_steps-{args.steps}"
         folder.mkdir(parents=True, exist_ok=True)
         start, reused = time.perf_counter(), (folder / "vae.safetensors").exists()
         r = vae_reference(cfg, folder, images, x)

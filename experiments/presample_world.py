@@ -1,9 +1,11 @@
 """What presampling adds on shapes world (the TIPO card's experiment, shapes-world edition).
 
-    python bench/presample_world.py [--n 200] [--presampler tipo-tiny] [--model shapes-xl] [--out FILE.json]
+    python experiments/presample_world.py [--n 200] [--presampler tipo-tiny] [--model shapes-xl] [--out FILE.json]
                                     [--sampling temperature=1,top_p=1,top_k=0,min_p=0,repetition_penalty=1]
                                     [--compose [--region-text local]] [--option hires_scale=2 ...]
                                     [--target very_short|short|long|very_long] [--option excite=user]
+                                    [--steps N]
+    python experiments/presample_world.py --smoke   (2 prompts, 2-step images, 20 world scenes: seconds)
 
 For n seeded one-tag prompts ("red circle"): an image from the bare prompt and one from its expansion
 (same seed), the detector on both, and the total variation distance of object count, colour and place
@@ -29,8 +31,7 @@ from t2i.compose import CanvasError
 from t2i.evaluation.presample_effect import one_tag_prompts, run_experiment, world_distributions
 from t2i.generate import generate, resolve_request
 from t2i.presample.targets import SAMPLING_KEYS
-from t2i.render.excite import user_subjects
-from t2i.stages import open_composer, open_presampler
+from t2i.stages import open_composer, open_presampler, user_subjects
 from t2i.types import ComposeOptions, GenerationRequest
 
 
@@ -60,7 +61,12 @@ def main() -> None:
     ap.add_argument("--region-text", default="omost", help="with --compose: what the regions read (as t2i generate)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a model option for every image of both arms, e.g. hires_scale=2")
+    ap.add_argument("--steps", type=int, help="sampling steps of every image (default: the model's)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the tiniest run: 2 prompts, 2-step images, 20 world scenes for the reference")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.steps, args.world = 2, 2, 20
     options = dict(o.split("=", 1) for o in args.option)
     registry = default_registry()
     resolved, backend = registry.load(args.model)
@@ -74,7 +80,8 @@ def main() -> None:
 
     def draw(prompt: str, seed: int):
         if composer is not None:
-            request = GenerationRequest(prompt, model=args.model, seed=seed, compose=ComposeOptions(enabled=True),
+            request = GenerationRequest(prompt, model=args.model, seed=seed, steps=args.steps,
+                                        compose=ComposeOptions(enabled=True),
                                         model_options={**options, "region_text": args.region_text})
             try:
                 return generate(request, registry, backend=backend, composer=composer).images[0]
@@ -83,8 +90,8 @@ def main() -> None:
                 print(f"composer failed on {prompt!r} ({e}); drawn from the plain prompt", file=sys.stderr)
         # excite=user: the user's one-tag prompt's noun, in either arm (as `t2i generate --presample` resolves it)
         opts, _ = user_subjects(options, " ".join(prompts[seed]))
-        request = resolve_request(GenerationRequest(prompt, model=args.model, seed=seed, model_options=opts),
-                                  resolved.spec)
+        request = resolve_request(GenerationRequest(prompt, model=args.model, seed=seed, steps=args.steps,
+                                                    model_options=opts), resolved.spec)
         return backend.generate(request).images[0]
 
     def expand(prompt: str, seed: int):
@@ -97,10 +104,11 @@ def main() -> None:
     bar.close()
     report.update(model=args.model, presampler=args.presampler, sampling=asdict(presampler.settings),
                   compose={"region_text": args.region_text, "failed": failed} if args.compose else None,
-                  options=options, target=args.target)
+                  options=options, target=args.target, steps=args.steps)
     print(f"{args.n} one-tag prompts, {args.model}, presampler {args.presampler}, {presampler.settings}"
           + (f", composed (region text {args.region_text})" if args.compose else "")
-          + (f", options {options}" if options else "") + (f", target {args.target}" if args.target else ""))
+          + (f", options {options}" if options else "") + (f", target {args.target}" if args.target else "")
+          + (f", {args.steps} steps" if args.steps else ""))
     print(f"{'total variation to the world':<30} {'bare':>8} {'expanded':>9}")
     for k in ("count", "color", "place"):
         print(f"{k:<30} {report['tv_bare'][k]:>8.3f} {report['tv_expanded'][k]:>9.3f}")

@@ -1,7 +1,8 @@
 """The suite score a model could reach at best: its autoencoder's reconstructions of the suite's own scenes.
 
-    python bench/autoencoder_ceiling.py --sdxl src/t2i/weights/shapes-xl --out runs/ceiling-shapes-xl
-    python bench/autoencoder_ceiling.py --vqgan-work runs/paella-tiny-v2 --out runs/ceiling-paella
+    python experiments/autoencoder_ceiling.py --sdxl src/t2i/weights/shapes-xl --out runs/ceiling-shapes-xl
+    python experiments/autoencoder_ceiling.py --vqgan-work runs/paella-tiny-v2 --out runs/ceiling-paella
+    python experiments/autoencoder_ceiling.py --smoke   (shipped shapes-xl, one line a task, a temporary folder)
 
 Every suite line's ground-truth scene is rendered (64x64), encoded and decoded by the model's VAE (SDXL
 folder: posterior mean) or VQGAN (tokens), and both the renders and the reconstructions are scored by
@@ -12,13 +13,14 @@ column is a ceiling on what the U-Net or token model can score; the render colum
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from t2i.world.suite import builtin_suite, read_suite, render_suite, score_folder
+from t2i.world.suite import SuiteLine, build_suite, builtin_suite, read_suite, render_suite, score_folder
 
 
 def _sdxl_roundtrip(folder: Path):
@@ -39,19 +41,32 @@ def _vqgan_roundtrip(work: Path):
     return lambda x: vq.decode(vq.encode(x))
 
 
-@torch.no_grad()
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sdxl", type=Path, help="a diffusers SDXL folder (its vae/)")
     ap.add_argument("--vqgan-work", type=Path, help="a paella-tiny work folder (its decoder-stage VQGAN if any)")
     ap.add_argument("--suite", type=Path, help="suite file (default: the built-in shapes suite)")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--smoke", action="store_true",
+                    help="the tiniest run: shipped shapes-xl unless given, one suite line a task, a temporary --out")
     args = ap.parse_args()
+    if args.smoke and not (args.sdxl or args.vqgan_work):
+        from t2i.backends import default_registry
+
+        args.sdxl = default_registry().resolve("shapes-xl").location
     if bool(args.sdxl) == bool(args.vqgan_work):
         raise SystemExit("give --sdxl FOLDER or --vqgan-work DIR")
+    if args.out is None and not args.smoke:
+        raise SystemExit("give --out DIR (renders and reconstructions are written there)")
+    lines = build_suite(1, 0) if args.smoke else read_suite(args.suite) if args.suite else builtin_suite()
+    with tempfile.TemporaryDirectory() as tmp:
+        score_reconstructions(args, lines, args.out or Path(tmp))
+
+
+@torch.no_grad()
+def score_reconstructions(args: argparse.Namespace, lines: list[SuiteLine], out: Path) -> None:
     roundtrip = _sdxl_roundtrip(args.sdxl) if args.sdxl else _vqgan_roundtrip(args.vqgan_work)
-    lines = read_suite(args.suite) if args.suite else builtin_suite()
-    renders, recs = args.out / "renders", args.out / "reconstructions"
+    renders, recs = out / "renders", out / "reconstructions"
     render_suite(lines, renders)
     psnrs = []
     for path in sorted(renders.glob("*/samples/*.png")):

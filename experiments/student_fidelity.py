@@ -1,6 +1,7 @@
 """How close distilled students come to their teacher on held-out scenes: the U-Net output error.
 
-    python bench/student_fidelity.py --teacher shapes-xl --student shapes-koala --student runs/X/model
+    python experiments/student_fidelity.py --teacher shapes-xl --student shapes-koala --student runs/X/model
+    python experiments/student_fidelity.py --smoke   (shapes-koala and shapes-xl itself, 2 scenes: seconds)
 
 A distillation run's own loss figures are training-batch averages; this measures every student on the
 same held-out inputs: shapes-world scenes of a seed the training set does not use (`--seed`), encoded by
@@ -80,12 +81,19 @@ def output_errors(pipe, students: list, inputs, size: int, seed: int) -> dict[in
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--teacher", default="shapes-xl")
-    ap.add_argument("--student", action="append", required=True, help="registered name or model folder; repeat")
+    ap.add_argument("--student", action="append", help="registered name or model folder; repeat")
     ap.add_argument("--scenes", type=int, default=256)
     ap.add_argument("--seed", type=int, default=424242, help="the held-out scenes' seed (training used 0)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true", help="the tiniest run: 2 scenes, 1 thread; students shapes-koala "
+                    "and the teacher itself (error 0) unless given")
     args = ap.parse_args()
+    if args.smoke:
+        args.scenes, args.batch, args.threads = 2, 2, 1
+        args.student = args.student or ["shapes-koala", args.teacher]
+    if not args.student:
+        ap.error("give --student NAME_OR_FOLDER (repeatable)")
     if args.scenes < 2:
         raise SystemExit("--scenes must be at least 2 (a standard error needs two inputs)")
     torch.set_num_threads(args.threads)

@@ -1,19 +1,21 @@
 """Score the built-in shapes suite on ground-truth renders, blank images and uniform noise.
 
-    python bench/world_scorer_baselines.py
+    python experiments/world_scorer_baselines.py
+    python experiments/world_scorer_baselines.py --smoke   (one suite line a task: a second, for the tests)
 
 Prints the overall GenEval-style accuracy of each folder (ground truth should be 1.0, the others ~0).
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from t2i.world.suite import builtin_suite, render_suite, score_folder
+from t2i.world.suite import build_suite, builtin_suite, render_suite, score_folder
 
 
 def _fill(root: Path, n: int, make) -> None:
@@ -24,7 +26,10 @@ def _fill(root: Path, n: int, make) -> None:
 
 
 def main() -> None:
-    lines = builtin_suite()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="the tiniest run: one suite line a task")
+    args = ap.parse_args()
+    lines = build_suite(1, 0) if args.smoke else builtin_suite()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         render_suite(lines, root / "ground-truth", 64)

@@ -1,7 +1,8 @@
 """The composer alone on shapes world: programs for detailed prompts against the ground-truth programs.
 
-    python bench/composer_alone.py [--n 300] [--relations 100] [--counts 60] [--model omost-tiny]
+    python experiments/composer_alone.py [--n 300] [--relations 100] [--counts 60] [--model omost-tiny]
                                    [--seed 4242] [--llm-option K=V ...]
+    python experiments/composer_alone.py --smoke      (one prompt of each kind: seconds, for the tests)
 
 Each prompt says every object's colour, place and size, so the scene's own program is the right answer
 (offsets and depths aside). Prints the parse rate (first answer, and after the one retry with the error
@@ -39,7 +40,10 @@ def main() -> None:
     ap.add_argument("--relations", type=int, default=100, help="position prompts to score (0: none)")
     ap.add_argument("--counts", type=int, default=60, help="counting prompts to score (0: none)")
     ap.add_argument("--show-failures", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="the tiniest run: one prompt of each kind")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.relations, args.counts = 1, 1, 1
     options = dict(kv.split("=", 1) for kv in args.llm_option)
     composer = open_composer(args.model, default_registry(), options)
 

@@ -1,7 +1,8 @@
 """Where a shapes-xl model's noun tokens look: the share of each shape noun's cross-attention that falls inside
 its objects, per U-Net attention level, on held-out scenes (TokenCompose's grounding measure, Wang et al. 2024).
 
-    python bench/noun_attention.py --sdxl src/t2i/weights/shapes-xl [--sdxl OTHER_FOLDER ...]
+    python experiments/noun_attention.py --sdxl src/t2i/weights/shapes-xl [--sdxl OTHER_FOLDER ...]
+    python experiments/noun_attention.py --smoke      (shipped shapes-xl, 2 scenes, one timestep: seconds)
 
 For every scene a fresh training-style caption is drawn, the latent (VAE posterior mean) is noised at fixed
 timesteps (seeded) and the U-Net run once; each shape noun's attention map (heads averaged) is compared with
@@ -72,13 +73,24 @@ def main() -> None:
     from t2i.train.world_data import world_images
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sdxl", type=Path, action="append", required=True, help="a shapes-xl diffusers folder")
+    ap.add_argument("--sdxl", type=Path, action="append", help="a shapes-xl diffusers folder")
     ap.add_argument("--scenes", type=int, default=128)
     ap.add_argument("--timesteps", default="200,500,800")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1234, help="held-out scenes: not the training set's seed 0")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true",
+                    help="the tiniest run: shipped shapes-xl unless given, 2 scenes, timestep 500, 1 thread")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    if args.smoke:
+        args.scenes, args.timesteps, args.batch, args.threads = 2, "500", 2, 1
+        if not args.sdxl:
+            from t2i.backends import default_registry
+
+            args.sdxl = [default_registry().resolve("shapes-xl").location]
+    if not args.sdxl:
+        ap.error("give --sdxl FOLDER (repeatable)")
+    torch.set_num_threads(args.threads)
     timesteps = [int(t) for t in args.timesteps.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         pixels, scenes = world_images(Path(tmp), args.scenes, args.seed, 64)

@@ -1,10 +1,11 @@
 """The VQGAN alone on shapes world: PSNR of reconstructions and whether the detector finds the same objects.
 
-    python bench/vqgan_reconstruction.py --model FOLDER [--n 500] [--seed 4242]
-    python bench/vqgan_reconstruction.py --work runs/paella-tiny      (a recipe's work folder)
-    python bench/vqgan_reconstruction.py --model FOLDER --shape star  (one-object scenes of that shape)
-    python bench/vqgan_reconstruction.py --model FOLDER --shape star --versus circle  (do their codes differ?)
-    python bench/vqgan_reconstruction.py --model FOLDER --misses      (what the scenes that differ lost)
+    python experiments/vqgan_reconstruction.py --model FOLDER [--n 500] [--seed 4242]
+    python experiments/vqgan_reconstruction.py --work runs/paella-tiny      (a recipe's work folder)
+    python experiments/vqgan_reconstruction.py --model FOLDER --shape star  (one-object scenes of that shape)
+    python experiments/vqgan_reconstruction.py --model FOLDER --shape star --versus circle  (do their codes differ?)
+    python experiments/vqgan_reconstruction.py --model FOLDER --misses      (what the scenes that differ lost)
+    python experiments/vqgan_reconstruction.py --smoke    (shipped paella-tiny, 3 scenes, --misses: seconds)
 
 Renders n seeded scenes at 64x64 (or --size), encodes them to tokens and decodes; prints the mean PSNR (dB) and the
 fraction of scenes whose detected (shape, colour) multiset is the same in render and reconstruction.
@@ -58,7 +59,14 @@ def main() -> None:
     ap.add_argument("--versus", choices=SHAPES, help="with --shape: count the tokens that differ from this shape's")
     ap.add_argument("--misses", action="store_true", help="list what the scenes that differ lost and found")
     ap.add_argument("--size", type=int, default=64, help="render side in pixels (a multiple of 4)")
+    ap.add_argument("--smoke", action="store_true", help="the tiniest run: shipped paella-tiny unless given, 3 scenes")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.misses = 3, True
+        if not (args.model or args.work):
+            from t2i.backends import default_registry
+
+            args.model = str(default_registry().resolve("paella-tiny").location)
     if bool(args.model) == bool(args.work):
         raise SystemExit("give --model FOLDER or --work DIR")
     if args.versus and not args.shape:
