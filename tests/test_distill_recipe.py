@@ -14,20 +14,20 @@ import torch
 
 from t2i.backends import default_registry
 from t2i.distill.features import feature_layers
+from t2i.distill.loss import distill_loss
 from t2i.distill.recipe import (
     MIX_DEFAULTS,
     DistillConfig,
-    distill_loss,
     load_teacher,
     teacher_mix,
     train_distill,
     with_teacher_mix,
 )
-from t2i.distill.student import build_student, koala_recipe
 from t2i.generate import generate
 from t2i.registry import DEFAULTS_FILE
 from t2i.train.checkpoint import load_checkpoint
 from t2i.types import GenerationRequest
+from t2i.unet.student import build_student, koala_recipe
 
 from .tiny_sdxl import build_tiny_sdxl
 
@@ -154,7 +154,7 @@ def test_the_batch_mix_follows_the_teachers_recipe_unless_set(teacher_folder, tm
 
 
 def test_the_command_line_runs_the_recipe(teacher_folder, tmp_path, capsys) -> None:
-    from t2i.cli import main
+    from .train_cli import main
 
     out = tmp_path / "out"
     assert main(["train", "distill", "--smoke", "--teacher", str(teacher_folder), "--features", "none",
@@ -184,7 +184,7 @@ def test_the_shipped_shapes_koala_is_a_koala_700m_student_of_shapes_xl() -> None
 
 
 def test_the_relative_feature_loss_weighs_every_layer_alike_whatever_its_scale() -> None:
-    from t2i.distill.recipe import layer_feature_loss
+    from t2i.distill.loss import layer_feature_loss
 
     g = torch.Generator().manual_seed(0)
     t = torch.randn(2, 16, 8, generator=g)
@@ -198,7 +198,7 @@ def test_the_relative_feature_loss_weighs_every_layer_alike_whatever_its_scale()
 
 
 def test_the_command_line_sets_the_feature_loss(teacher_folder, tmp_path) -> None:
-    from t2i.cli import main
+    from .train_cli import main, usage_error
 
     out = tmp_path / "out"
     assert main(["train", "distill", "--smoke", "--teacher", str(teacher_folder), "--feature-loss", "relative",
@@ -210,29 +210,22 @@ def test_the_command_line_sets_the_feature_loss(teacher_folder, tmp_path) -> Non
     assert config["feature_pairing"] == "stage"
     stages = [s.split(".attentions")[0] for s, _ in recipe["feature_layers"]]
     assert len(stages) == len(set(stages))  # one pair per stage
-    assert main(["train", "shapes-xl", "--smoke", "--feature-loss", "relative", "--work", str(tmp_path / "w2"),
-                 "--out", str(tmp_path / "o2")]) == 2  # a distill flag on another recipe
+    usage_error(["train", "shapes-xl", "--smoke", "--feature-loss", "relative", "--work", str(tmp_path / "w2"),
+                 "--out", str(tmp_path / "o2")])  # a distill flag on another recipe
 
 
-def test_a_random_student_init_copies_nothing_and_is_kept_with_its_run(teacher_folder, tmp_path) -> None:
-    from t2i.cli import main
-
-    out = tmp_path / "out"
-    assert main(["train", "distill", "--smoke", "--teacher", str(teacher_folder), "--student-init", "random",
-                 "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
-    recipe = json.loads((out / "RECIPE.json").read_text())
-    assert recipe["config"]["student_init"] == "random" and '"copied_from_teacher": 0' in json.dumps(recipe)
-    pipe = load_teacher(str(teacher_folder), default_registry())
-    torch.manual_seed(0)
-    copied, report = build_student(pipe.unet, koala_recipe("koala-700m", pipe.unet.config))
-    torch.manual_seed(0)
-    fresh, none = build_student(pipe.unet, koala_recipe("koala-700m", pipe.unet.config), copy_weights=False)
-    assert report.copied and not none.copied and len(none.fresh) == len(fresh.state_dict())
-    key = report.copied[0]
-    assert not torch.equal(copied.state_dict()[key], fresh.state_dict()[key])
-    # a teacher-initialised work folder is not resumed as a random one
-    assert main(["train", "distill", "--smoke", "--teacher", str(teacher_folder), "--work", str(tmp_path / "work"),
-                 "--out", str(out)]) == 2
-    with pytest.raises(ValueError, match="student_init"):
-        train_distill(dataclasses.replace(SMOKE, teacher=str(teacher_folder), student_init="zeros"),
-                      tmp_path / "w3", tmp_path / "o3", default_registry())
+def test_a_work_folder_from_before_student_init_was_removed_goes_on_only_from_the_teacher(teacher_folder,
+                                                                                         tmp_path) -> None:
+    """`student_init` went (docs/research/removed-options.md): a run that recorded "teacher" goes on, one that
+    started its student from random weights is refused with a line naming the removal."""
+    cfg = dataclasses.replace(SMOKE, teacher=str(teacher_folder))
+    train_distill(cfg, tmp_path / "work", tmp_path / "out", default_registry())
+    saved = tmp_path / "work" / "config.json"
+    config = json.loads(saved.read_text())
+    assert "student_init" not in config
+    saved.write_text(json.dumps({**config, "student_init": "teacher"}))
+    train_distill(dataclasses.replace(cfg, steps=4), tmp_path / "work", tmp_path / "out", default_registry())
+    assert load_checkpoint(tmp_path / "work" / "student.ckpt")["step"] == 4
+    saved.write_text(json.dumps({**json.loads(saved.read_text()), "student_init": "random"}))
+    with pytest.raises(ValueError, match="student_init='random', but a student from random weights .* was removed"):
+        train_distill(dataclasses.replace(cfg, steps=5), tmp_path / "work", tmp_path / "out", default_registry())

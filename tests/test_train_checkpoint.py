@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -67,3 +69,15 @@ def test_an_adjustable_setting_may_change_and_the_change_is_logged(tmp_path):
     assert read_adjustments(tmp_path) == [{"setting": "mix", "from": 0.15, "to": 0.4, "step": 8000}]
     with pytest.raises(ValueError, match="mix"):  # not adjustable for this caller
         claim_work_folder(tmp_path, {"seed": 0, "mix": 0.5})
+
+
+def test_a_removed_setting_is_dropped_at_a_value_that_changed_nothing_and_refused_at_one_that_mattered(tmp_path):
+    from t2i.train.settings import Removed
+
+    removed = {"edge": Removed("the edge loss (--edge)", (0.0,)), "edge_width": Removed("its width", None)}
+    claim_work_folder(tmp_path, {"seed": 0, "edge": 0.0, "edge_width": 3})  # a run saved before the removal
+    claim_work_folder(tmp_path, {"seed": 0}, removed=removed)  # goes on without them
+    assert json.loads((tmp_path / "config.json").read_text()) == {"seed": 0}
+    (tmp_path / "config.json").write_text(json.dumps({"seed": 0, "edge": 0.5}))
+    with pytest.raises(ValueError, match=r"sets edge=0.5, but the edge loss \(--edge\) was removed"):
+        claim_work_folder(tmp_path, {"seed": 0}, removed=removed)

@@ -1,4 +1,4 @@
-"""TokenCompose grounding terms for shapes-xl's U-Net training (`t2i.train.grounding`)."""
+"""Where each caption noun's objects are, to read cross-attention against (`t2i.train.grounding`)."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from t2i.train.grounding import grounding_losses, noun_masks, token_targets  # noqa: E402
+from t2i.train.grounding import grounded_pairs, noun_masks, token_targets  # noqa: E402
 from t2i.world.scene import Scene, SceneObject  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "t2i" / "weights" / "shapes-xl"
@@ -56,7 +56,7 @@ def attention_on(mask: torch.Tensor, length: int = 5, token: int = 2) -> torch.T
     return a
 
 
-def test_attention_inside_the_mask_scores_zero_and_spread_attention_does_not():
+def test_grounded_pairs_give_each_grounded_token_its_attention_and_its_pooled_mask():
     mask = torch.zeros(16, 16)
     mask[4:8, 4:8] = 1
     masks = torch.zeros(1, 5, 16, 16)
@@ -64,29 +64,15 @@ def test_attention_inside_the_mask_scores_zero_and_spread_attention_does_not():
     grounded = torch.zeros(1, 5, dtype=torch.bool)
     grounded[0, 2] = True
     focused = attention_on(mask)
-    token, pixel = grounding_losses([focused], masks, grounded)
-    assert token.item() < 1e-6 and pixel.item() < 1e-4
+    att, m = grounded_pairs(focused, masks, grounded.flatten())
+    assert att.shape == m.shape == (1, 256) and torch.equal(m[0], mask.flatten())
+    assert ((att * m).sum(1) / att.sum(1)).item() == 1.0  # all of the noun's attention inside its object
     spread = torch.full((1, 256, 5), 0.2)
-    token_spread, pixel_spread = grounding_losses([spread], masks, grounded)
-    assert token_spread.item() > 0.8 and pixel_spread.item() > pixel.item()
+    att, m = grounded_pairs(spread, masks, grounded.flatten())
+    assert ((att * m).sum(1) / att.sum(1)).item() == pytest.approx(mask.mean().item())  # spread evenly: its area
     # an 8x8 map reads the same mask area-pooled
     coarse = attention_on(torch.nn.functional.avg_pool2d(mask[None, None], 2)[0, 0])
-    assert grounding_losses([coarse], masks, grounded)[0].item() < 1e-6
-
-
-def test_the_terms_have_gradients_and_vanish_without_grounded_tokens():
-    logits = torch.zeros(2, 64, 5, requires_grad=True)
-    maps = [logits.softmax(dim=-1)]
-    masks = torch.zeros(2, 5, 16, 16)
-    masks[:, 1, :8, :8] = 1
-    grounded = torch.zeros(2, 5, dtype=torch.bool)
-    token, pixel = grounding_losses(maps, masks, grounded)
-    assert token.item() == 0 and pixel.item() == 0
-    grounded[:, 1] = True
-    token, pixel = grounding_losses(maps, masks, grounded)
-    (token + pixel).backward()
-    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    att, m = grounded_pairs(coarse, masks, grounded.flatten())
+    assert m.shape == (1, 64) and ((att * m).sum(1) / att.sum(1)).item() == 1.0
     with pytest.raises(ValueError, match="does not match"):
-        grounding_losses([torch.zeros(2, 60, 5)], masks, grounded)
-    with pytest.raises(ValueError, match="no cross-attention maps"):
-        grounding_losses([], masks, grounded)
+        grounded_pairs(torch.zeros(1, 60, 5), masks, grounded.flatten())

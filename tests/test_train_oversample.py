@@ -39,22 +39,26 @@ def test_bad_oversampling_is_refused(bad, match):
 
 
 def test_the_command_line_refuses_oversampling_elsewhere_and_bad_weights(tmp_path, capsys):
-    from t2i.cli import main
+    from .train_cli import main, usage_error
 
-    assert main(["train", "tipo-tiny", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
-                 "--oversample", "star=2"]) == 2
-    assert "--oversample does not apply" in capsys.readouterr().err
-    assert main(["train", "shapes-xl", "--smoke", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
-                 "--oversample", "star=many"]) != 0
-    assert "must be a number" in capsys.readouterr().err
+    usage_error(["train", "tipo-tiny", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
+                 "--oversample", "star=2"])
+    assert "unrecognized arguments: --oversample" in capsys.readouterr().err
+    for bad in ("star=many", "star", "=2", "star=inf"):
+        usage_error(["train", "shapes-xl", "--smoke", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
+                     "--oversample", bad])
+        assert "expected SHAPE=W with W a number" in capsys.readouterr().err
+    assert main(["train", "shapes-xl", "--smoke", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "m"),
+                 "--oversample", "blob=2"]) == 2
+    assert "unknown shapes" in capsys.readouterr().err and not (tmp_path / "w").exists()
 
 
 def test_the_unet_learning_rate_flag_is_for_shapes_xl_and_must_be_a_rate(tmp_path, capsys):
-    from t2i.cli import main
+    from .train_cli import main, usage_error
 
-    assert main(["train", "tipo-tiny", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
-                 "--unet-lr", "1e-4"]) == 2
-    assert "--unet-lr does not apply" in capsys.readouterr().err
+    usage_error(["train", "tipo-tiny", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
+                 "--unet-lr", "1e-4"])
+    assert "unrecognized arguments: --unet-lr" in capsys.readouterr().err
     for bad in ("0", "-1e-4", "nan", "3"):
         assert main(["train", "shapes-xl", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
                      f"--unet-lr={bad}"]) == 2
@@ -74,11 +78,11 @@ def test_distinct_pairs_get_the_pair_weight_times_the_shape_weight():
 def test_the_pair_weight_flag_reaches_the_shapes_xl_run_and_nothing_else(tmp_path, capsys):
     import json
 
-    from t2i.cli import main
+    from .train_cli import main, usage_error
 
-    assert main(["train", "distill", "--smoke", "--work", str(tmp_path / "d"), "--out", str(tmp_path / "dm"),
-                 "--pair-weight", "2"]) == 2
-    assert "--pair-weight does not apply" in capsys.readouterr().err
+    usage_error(["train", "distill", "--smoke", "--work", str(tmp_path / "d"), "--out", str(tmp_path / "dm"),
+                 "--pair-weight", "2"])
+    assert "unrecognized arguments: --pair-weight" in capsys.readouterr().err
     assert main(["train", "shapes-xl", "--smoke", "--work", str(tmp_path / "x"), "--out", str(tmp_path / "xm"),
                  "--pair-weight", "2.5"]) == 0
     assert json.loads((tmp_path / "x" / "config.json").read_text())["pair_weight"] == 2.5

@@ -97,48 +97,6 @@ def test_oversampling_changes_the_batches_and_resumes_exactly(tmp_path, prepared
     assert not torch.equal(a[0].state_dict()[key], plain[0].state_dict()[key])
 
 
-def test_grounding_terms_reach_the_cross_attention_and_leave_ordinary_attention_behind(tmp_path, prepared):
-    from t2i.render.excite import CaptureProcessor
-
-    cfg, tokenizer, latents, scenes = prepared
-    plain = ShapesXLConfig(**{**cfg.__dict__, "unet_steps": 4})
-    grounded = ShapesXLConfig(**{**plain.__dict__, "ground_token": 1.0, "ground_pixel": 1.0})
-    a = stage_unet(plain, tmp_path / "plain", tokenizer, latents, scenes)[0]
-    b = stage_unet(grounded, tmp_path / "grounded", tokenizer, latents, scenes)[0]
-    terms = np.array(torch.load(tmp_path / "grounded" / "unet.ckpt", weights_only=True)["ground_losses"])
-    assert terms.shape == (4, 2) and np.isfinite(terms).all() and (terms > 0).all()  # (steps, L_token L_pixel)
-    assert torch.load(tmp_path / "plain" / "unet.ckpt", weights_only=True)["ground_losses"] == []
-    key = next(k for k in a.state_dict() if k.endswith("attn2.to_k.weight"))
-    assert not torch.equal(a.state_dict()[key], b.state_dict()[key])  # same seed, same batches: the terms moved it
-    assert not any(isinstance(p, CaptureProcessor) for p in b.attn_processors.values())
-
-
-def test_grounding_skips_rows_noised_beyond_ground_max_t(tmp_path, prepared):
-    cfg, tokenizer, latents, scenes = prepared
-    on = {**cfg.__dict__, "unet_steps": 3, "ground_token": 1.0, "ground_pixel": 1.0}
-    stage_unet(ShapesXLConfig(**{**on, "ground_max_t": 1}), tmp_path / "none", tokenizer, latents, scenes)
-    stage_unet(ShapesXLConfig(**{**on, "ground_max_t": 1000}), tmp_path / "all", tokenizer, latents, scenes)
-    none = np.array(torch.load(tmp_path / "none" / "unet.ckpt", weights_only=True)["ground_losses"])
-    every = np.array(torch.load(tmp_path / "all" / "unet.ckpt", weights_only=True)["ground_losses"])
-    assert none.shape == every.shape == (3, 2)
-    assert (none == 0).all() and (every > 0).all()  # same batches (seeded): only t >= 1 rows, none grounded
-    with pytest.raises(ValueError, match="ground_max_t is a timestep bound"):
-        train_shapes_xl(ShapesXLConfig(**{**ShapesXLConfig.smoke().__dict__, "ground_max_t": 0}),
-                        tmp_path / "work", tmp_path / "model")
-
-
-def test_grounding_weights_must_be_finite_and_not_negative(tmp_path, capsys):
-    from t2i.cli import main
-
-    for name, bad in (("ground_token", -1.0), ("ground_pixel", float("nan"))):
-        cfg = ShapesXLConfig(**{**ShapesXLConfig.smoke().__dict__, name: bad})
-        with pytest.raises(ValueError, match=f"{name} is a loss weight"):
-            train_shapes_xl(cfg, tmp_path / "work", tmp_path / "model")
-    assert main(["train", "paella-tiny", "--work", str(tmp_path), "--out", str(tmp_path / "m"),
-                 "--ground-token", "0.1"]) == 2
-    assert "--ground-token does not apply" in capsys.readouterr().err
-
-
 def test_vae_training_lowers_the_loss(tmp_path, prepared):
     images = np.stack([np.full((64, 64, 3), c, np.uint8) for c in (0, 128, 255)] * 4)
     cfg = ShapesXLConfig(**{**ShapesXLConfig.smoke().__dict__, "vae_steps": 40, "vae_lr": 3e-3})
@@ -166,6 +124,17 @@ def test_a_work_folder_refuses_other_settings(tmp_path):
     other.seed = 1
     with pytest.raises(ValueError, match="other settings"):
         train_shapes_xl(other, tmp_path / "work", tmp_path / "model")
+    # a run begun before settings were removed goes on when it held them at values that changed nothing, and is
+    # refused, naming the removal, when one of them mattered
+    saved = tmp_path / "work" / "config.json"
+    config = json.loads(saved.read_text())
+    saved.write_text(json.dumps({**config, "ground_token": 0.0, "ground_pixel": 0.0, "ground_max_t": 600,
+                                 "vae_l1": 0.0, "extra": {}}))
+    train_shapes_xl(ShapesXLConfig.smoke(), tmp_path / "work", tmp_path / "model")
+    assert "ground_token" not in json.loads(saved.read_text())
+    saved.write_text(json.dumps({**config, "ground_token": 0.1}))
+    with pytest.raises(ValueError, match="ground_token=0.1, but TokenCompose's token grounding loss .* was removed"):
+        train_shapes_xl(ShapesXLConfig.smoke(), tmp_path / "work", tmp_path / "model")
 
 
 def test_a_work_folder_lets_a_run_go_on_for_more_steps(tmp_path):

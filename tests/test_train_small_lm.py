@@ -8,8 +8,10 @@ import random
 import pytest
 import torch
 
-from t2i.llm import SamplingSettings, load_llm
-from t2i.presample import REFERENCE_SETTINGS, LengthTargets, parse_output, sampling_for, targets_for, vocabulary_for
+from t2i.backends.llm import load_llm
+from t2i.llm import SamplingSettings
+from t2i.presample import REFERENCE_SETTINGS, LengthTargets, parse_output, sampling_for, targets_for
+from t2i.stages import vocabulary_for
 from t2i.train.small_lm import SmallLMConfig, train_small_lm
 from t2i.train.tipo_data import BUCKETS, TINY_SAMPLING, TINY_TARGETS, tipo_document, tipo_documents
 from t2i.train.tipo_tiny import train_tipo_tiny

@@ -47,7 +47,9 @@ CASES: dict[tuple[str, ...], tuple[str, Callable[[Path], list[str]]]] = {
     ("world", "score"): ("file", lambda t: ["world", "score", str(t.parent), "--results", str(t)]),
     ("world", "boxes"): ("file", lambda t: ["world", "boxes", str(_image(t.parent / "in.png")), "--out", str(t)]),
     ("eval",): ("folder", lambda t: ["eval", "--model", "fake", "--out", str(t)]),
-    ("train",): ("folder", lambda t: ["train", "tipo-tiny", "--smoke", "--work", str(t), "--out", str(t) + "-o"]),
+    **{("train", recipe): ("folder", lambda t, r=recipe: ["train", r, "--smoke", "--work", str(t), "--out",
+                                                          str(t) + "-o"])
+       for recipe in ("shapes-xl", "paella-tiny", "tipo-tiny", "omost-tiny", "distill")},
     ("convert",): ("file", lambda t: ["convert", str(t.parent / "in.pt"), str(t)]),
 }
 

@@ -21,14 +21,6 @@ def size_arg(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must look like 64 or 64x64, got {text!r}") from None
 
 
-def counts_arg(text: str) -> tuple[int, ...]:
-    """`1,2,2` -> (1, 2, 2)."""
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 1,2,2, got {text!r}") from None
-
-
 def option_arg(text: str) -> tuple[str, object]:
     """`KEY=VALUE` -> (key, value), the value read as a JSON scalar when it is one, else kept as text."""
     key, sep, value = text.partition("=")
@@ -41,18 +33,6 @@ def option_arg(text: str) -> tuple[str, object]:
     if isinstance(parsed, list | dict):
         parsed = value
     return key, parsed
-
-
-def weights_arg(pairs: list[tuple[str, object]], flag: str) -> dict[str, float] | None:
-    """`flag` SHAPE=W pairs as a dict (None when none were given); W must be a number."""
-    if not pairs:
-        return None
-    out = {}
-    for key, value in pairs:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{flag} {key}={value}: the weight must be a number")
-        out[key] = float(value)
-    return out
 
 
 def printable(text: object) -> str:

@@ -29,6 +29,10 @@ REMOVED_FLAGS = {
     "--decoder-adversarial": "the PatchGAN term did not help the VQGAN decoder; no replacement",
     "--student-init": "a distilled student always starts from the teacher's kept blocks (KOALA's recipe)",
 }
+# Flags renamed on one sub-command only (the old name stays valid elsewhere): (command words, flag) -> new name.
+RENAMED_FLAGS = {
+    (("train", "paella-tiny"), "--vae-steps"): "--vq-steps (paella-tiny trains a VQGAN, not a VAE)",
+}
 REMOVED_CHOICES = {
     ("--region-text", "local-pooled"): "use --region-text local",
     ("--region-text", "local-outside"): "use --region-text local",
@@ -49,11 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def removed_flag(argv: Sequence[str]) -> str | None:
-    """The error for the first removed flag or choice in `argv`, else None."""
+    """The error for the first removed or renamed flag or choice in `argv`, else None."""
+    commands = tuple(a for a in argv if not a.startswith("-"))  # the command words come first
     for k, arg in enumerate(argv):
         flag, _, value = arg.partition("=")
         if flag in REMOVED_FLAGS:
             return f"{flag} was removed: {REMOVED_FLAGS[flag]} (see docs/changes.md)"
+        for (scope, old), new in RENAMED_FLAGS.items():
+            if flag == old and commands[: len(scope)] == scope:
+                return f"{' '.join(scope)} {flag} was renamed: use {new} (see docs/changes.md)"
         if not value and k + 1 < len(argv):
             value = argv[k + 1]
         if (flag, value) in REMOVED_CHOICES:

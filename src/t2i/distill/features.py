@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from t2i.distill.student import teacher_key
+from t2i.unet.student import teacher_key
 
 KINDS = ("self_attention", "cross_attention", "block", "resnet")
 PAIRINGS = ("last", "copied", "stage")

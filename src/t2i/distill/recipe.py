@@ -17,35 +17,26 @@ Images come from the shapes world (default) or from a folder of the user's capti
 frozen teacher U-Net and text encoders run in bfloat16, the student trains in float32 under bfloat16
 autocast, and `gradient_checkpointing` trades compute for memory).  The VAE encodes every image once, in
 float32, into the work folder's latents (N x 4 x size/8 x size/8 floats: 2.6 GB for 10,000 images at 1024).
+
+Here: the settings, the command line's flags and the training loop (`train_distill`); the images and latents
+in `t2i.distill.latents`, the loss in `t2i.distill.loss`, the student's construction in `t2i.unet.student`.
+No torch at import: the command line builds its parser from this module.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
-from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
+from t2i.train.settings import Progress, Removed, base_config, config_from_record, with_settings
+from t2i.unet.student import StudentRecipe, koala_recipe
 
-from t2i.distill.data import CaptionedImages, image_batches, read_image_folder
-from t2i.distill.features import KINDS, PAIRINGS, capture, feature_layers
-from t2i.distill.student import StudentRecipe, build_student, koala_recipe
-from t2i.registry import DEFAULTS_FILE
-from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
-from t2i.train.device import resolve_device
-from t2i.train.diffusion import alphas_cumprod, min_snr_weight, noised, target
-from t2i.train.recipe_file import strip_load_paths, write_recipe
-from t2i.train.schedule import cosine_lr
-from t2i.train.world_data import training_caption, world_images
-
-Progress = Callable[[str, int, int, float], None]
-STUDENT_INITS = ("teacher", "random")
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -55,7 +46,6 @@ class DistillConfig:
     student_layers_per_block: int = 1
     student_transformer_layers: tuple[int, ...] | None = None
     student_mid_block: bool = True
-    student_init: str = "teacher"  # teacher: copy its kept blocks (KOALA); random: diffusers' initialisation
     features: str = "self_attention"  # one of features.KINDS, or "none" (output distillation only)
     # one of features.PAIRINGS: which student and teacher layers pair; `copied` measured best on shapes world
     # (README, KOALA section), `last` was the default before it
@@ -90,6 +80,11 @@ class DistillConfig:
     device: str = "auto"  # auto: cuda when there is one, else cpu; or cpu, cuda, cuda:N
     gradient_checkpointing: bool = False  # recompute the student's activations in backward (less memory)
 
+    @classmethod
+    def smoke(cls) -> DistillConfig:
+        """A few steps, for tests."""
+        return cls(n_scenes=16, steps=3, batch=4, warmup=1)
+
     def recipe(self, teacher_config: Any) -> StudentRecipe:
         if self.student == "custom":
             return StudentRecipe(self.student_layers_per_block, self.student_transformer_layers,
@@ -120,8 +115,71 @@ def with_teacher_mix(cfg: DistillConfig, registry: Any) -> DistillConfig:
     return replace(cfg, **{k: mix[k] for k in unset})
 
 
+# settings added later: what older runs used
+LEGACY = {"feature_pairing": "last", "data": ""}
+# settings dropped (docs/research/removed-options.md) and the values of them that changed nothing
+REMOVED = {"student_init": Removed("a student from random weights (--student-init random)", ("teacher",))}
+RECIPE_MODEL = "distilled student"  # the `model` of the RECIPE.json this recipe writes
+RECORDED_AS = (RECIPE_MODEL, "shapes-koala")  # and of those --config takes (the shipped student's names itself)
+
+
+def recorded(config: dict[str, Any], source: str) -> DistillConfig:
+    """A recorded run's settings (RECIPE.json's `config`, a work folder's config.json) as a DistillConfig."""
+    return config_from_record(DistillConfig, config, REMOVED, LEGACY, source)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """distill's own flags (the common ones, --work --out --seed --threads --smoke --config, are the caller's)."""
+    parser.add_argument("--teacher", help="the SDXL-family teacher: a registered name, hub id or diffusers folder "
+                                          "(default shapes-xl)")
+    parser.add_argument("--student", choices=["koala-1b", "koala-700m"], help="the student recipe (default "
+                                                                              "koala-700m)")
+    parser.add_argument("--steps", type=int, help="training steps (default 3000)")
+    parser.add_argument("--batch", type=int, help="images per step (default 32)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default 3e-4)")
+    parser.add_argument("--size", type=int, help="training image side in pixels (default: the teacher's width)")
+    loss = parser.add_argument_group("feature loss")
+    loss.add_argument("--features", choices=["self_attention", "cross_attention", "block", "resnet", "none"],
+                      help="which features to match (default self_attention, KOALA's finding)")
+    loss.add_argument("--feature-loss", choices=["mse", "relative"],
+                      help="plain MSE per layer or MSE over the teacher feature's mean square (default relative)")
+    loss.add_argument("--w-feature", type=float, metavar="W", help="weight of the feature loss (default 10)")
+    loss.add_argument("--feature-pairs", choices=["copied", "last", "stage"],
+                      help="which layers pair: each student layer with the teacher layer it was copied from "
+                           "(default), each block's last layer with the teacher block's last, or one pair per stage")
+    data = parser.add_argument_group("data")
+    data.add_argument("--scenes", type=int, help="shapes-world scenes to train on (default 30000)")
+    data.add_argument("--uncolored", type=float, metavar="P",
+                      help="share of natural-language captions that name no colour (default: as the teacher's "
+                           "RECIPE.json records)")
+    data.add_argument("--data", metavar="FOLDER",
+                      help="train on your own captioned images instead of the shapes world (a metadata.jsonl with "
+                           "file_name and text, or a .txt caption beside each image); set --size to the teacher's "
+                           "(1024 for SDXL)")
+    parser.add_argument("--device", help="auto (default: cuda when there is one), cpu, cuda or cuda:N")
+    parser.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                        help="recompute the student's activations in backward (less GPU memory)")
+
+
+def config_from_args(args: argparse.Namespace) -> DistillConfig:
+    """The run's settings: --config's recorded ones, --smoke's or the defaults, with the flags given set."""
+    cfg = base_config(args, recorded, RECORDED_AS, DistillConfig.smoke, DistillConfig)
+    return with_settings(
+        cfg, seed=args.seed, threads=args.threads, teacher=args.teacher, student=args.student, steps=args.steps,
+        batch=args.batch, lr=args.lr, size=args.size, features=args.features, feature_loss=args.feature_loss,
+        w_feature=args.w_feature, feature_pairing=args.feature_pairs, n_scenes=args.scenes,
+        uncolored_fraction=args.uncolored, data=args.data, device=args.device,
+        gradient_checkpointing=args.gradient_checkpointing)
+
+
+def run(cfg: DistillConfig, work: Path, out: Path, progress: Progress | None, command: str, registry: Any) -> Path:
+    """Distil (resuming what `work` holds) and export to `out`; the teacher resolved with `registry`."""
+    return train_distill(cfg, work, out, registry, progress, command)
+
+
 def load_teacher(name: str, registry: Any) -> Any:
     """The teacher's StableDiffusionXLPipeline in float32 on the CPU, frozen (`place_teacher` moves it)."""
+    import torch
     from diffusers import StableDiffusionXLPipeline
 
     resolved = registry.resolve(name)
@@ -138,6 +196,8 @@ def place_teacher(pipe: Any, device: torch.device) -> Any:
     """The frozen teacher on `device`: as loaded on the CPU; on CUDA the U-Net and text encoders in bfloat16
     (SDXL's 2.6B-parameter teacher in half the memory), the VAE in float32 (SDXL's VAE overflows in float16,
     and it runs once per image).  Build the student first: it copies the float32 weights."""
+    import torch
+
     pipe.to(device)
     if device.type == "cuda":
         for module in (pipe.unet, pipe.text_encoder, pipe.text_encoder_2):
@@ -145,105 +205,23 @@ def place_teacher(pipe: Any, device: torch.device) -> Any:
     return pipe
 
 
-@torch.no_grad()
-def stage_latents(work: Path, pipe: Any, batches: Iterable[np.ndarray], fingerprint: str = "") -> torch.Tensor:
-    """The teacher VAE's scaled latent means (N, 4, h, w) of every image (uint8 batches (b, H, W, 3)), computed
-    once on the VAE's device and kept on the CPU.  `fingerprint` names the images (a data folder's); latents
-    of other images are refused."""
-    path = work / "latents.pt"
-    state = load_checkpoint(path)
-    if state is not None and state.get("fingerprint", "") != fingerprint:
-        raise ValueError(f"{path} holds the latents of other images than the data folder's now (its files or "
-                         "captions changed): use a new --work folder")
-    if state is None:
-        device = pipe.vae.device
-        chunks = []
-        for images in batches:
-            x = torch.from_numpy(images).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1
-            chunks.append((pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor).cpu())
-        state = {"latents": torch.cat(chunks)}
-        if fingerprint:
-            state["fingerprint"] = fingerprint
-        save_checkpoint(path, state)
-    return state["latents"]
-
-
-def training_images(cfg: DistillConfig, work: Path, pipe: Any) -> tuple[torch.Tensor, Callable[[int, random.Random],
-                                                                                                 str]]:
-    """(latents (N, 4, h, w), caption(i, rng) -> str): the data folder's images and their own captions, or
-    shapes-world scenes with a fresh caption of the configured mix each time."""
-    if cfg.data:
-        data: CaptionedImages = read_image_folder(cfg.data)
-        chunks = tqdm(image_batches(data, cfg.size, 16), total=-(-len(data.files) // 16), unit="batch",
-                      desc="encoding images", disable=None)
-        latents = stage_latents(work, pipe, chunks, data.fingerprint())
-        return latents, lambda i, rng: data.captions[i]
-    images, scenes = world_images(work / "data", cfg.n_scenes, cfg.seed, cfg.size)
-    latents = stage_latents(work, pipe, (images[i:i + 128] for i in range(0, len(images), 128)))
-    return latents, lambda i, rng: training_caption(scenes[i], rng, cfg.tags_fraction, cfg.uncolored_fraction)
-
-
-FEATURE_LOSSES = ("mse", "relative")
-
-
-def layer_feature_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str = "mse") -> torch.Tensor:
-    """One matched layer's feature loss (see DistillConfig.feature_loss); teacher is detached."""
-    student, teacher = student.float(), teacher.float()  # bfloat16 under CUDA autocast
-    mse = F.mse_loss(student, teacher)
-    if kind == "mse":
-        return mse
-    if kind == "relative":
-        return mse / teacher.pow(2).mean().clamp_min(1e-8)
-    raise ValueError(f"feature_loss must be one of {', '.join(FEATURE_LOSSES)}, got {kind!r}")
-
-
-def distill_loss(cfg: DistillConfig, pipe: Any, student: Any, pairs: list[tuple[str, str]], x0: torch.Tensor,
-                 prompts: list[str], g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-    """(total loss, its parts) for one batch of latents x0 (B, C, h, w) and their prompts."""
-    b, device = x0.shape[0], x0.device
-    unset = [k for k in MIX_DEFAULTS if getattr(cfg, k) is None]
-    if unset:
-        raise ValueError(f"{', '.join(unset)} unset: resolve the batch mix with with_teacher_mix first")
-    with torch.no_grad():
-        emb, _, pooled, _ = pipe.encode_prompt(prompts, device=device, num_images_per_prompt=1,
-                                               do_classifier_free_guidance=False)  # (B, 77, D), (B, P)
-    emb, pooled = emb.float(), pooled.float()
-    # random draws on the CPU generator, whatever the device, so a run's batches do not depend on it
-    drop_all = (torch.rand(b, generator=g) < cfg.cond_dropout).to(device)  # zeros = a zero-forcing SDXL's empty
-    drop_pooled = (torch.rand(b, generator=g) < cfg.pooled_dropout).to(device)
-    emb = emb * (~drop_all).float()[:, None, None]
-    pooled = pooled * (~(drop_all | drop_pooled)).float()[:, None]
-    side = cfg.size
-    added = {"text_embeds": pooled, "time_ids": torch.tensor([[side, side, 0, 0, side, side]] * b,
-                                                             dtype=torch.float32, device=device)}
-    alphas = alphas_cumprod(dict(pipe.scheduler.config))  # (T,), zero-SNR rescaling included
-    t = torch.randint(0, len(alphas), (b,), generator=g)
-    noise = torch.randn(x0.shape, generator=g).to(device)
-    alphas, t = alphas.to(device), t.to(device)
-    xt = noised(alphas, x0, noise, t)
-    cuda = device.type == "cuda"  # bfloat16 autocast there; the teacher's weights are bfloat16 already
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-        td = pipe.unet.dtype  # the teacher's inputs in its own dtype, as diffusers' training scripts feed it
-        with torch.no_grad(), capture(pipe.unet, [p[1] for p in pairs]) as t_feats:
-            t_out = pipe.unet(xt.to(td), t, emb.to(td), added_cond_kwargs={k: v.to(td) for k, v in added.items()}
-                              ).sample.float()
-        with capture(student, [p[0] for p in pairs]) as s_feats:
-            s_out = student(xt, t, emb, added_cond_kwargs=added).sample.float()
-    # the task target follows the teacher's parametrisation (epsilon for SDXL, v for a zero-SNR shapes-xl)
-    prediction = pipe.scheduler.config.prediction_type
-    want = target(prediction, alphas, x0, noise, t)
-    weight = min_snr_weight(prediction, alphas, t, cfg.min_snr_gamma) if cfg.min_snr_gamma > 0 else \
-        torch.ones(b, device=device)
-    parts = {"task": (weight * ((s_out - want) ** 2).mean(dim=(1, 2, 3))).mean(), "output": F.mse_loss(s_out, t_out)}
-    feature = sum((layer_feature_loss(s_feats[s], t_feats[tn], cfg.feature_loss) for s, tn in pairs),
-                  torch.zeros((), device=device))
-    parts["feature"] = feature / max(len(pairs), 1)
-    total = cfg.w_task * parts["task"] + cfg.w_output * parts["output"] + cfg.w_feature * parts["feature"]
-    return total, {k: float(v.detach()) for k, v in parts.items()}
-
-
 def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, progress: Progress | None = None,
                   command: str = "") -> Path:
+    """Distil a student from `cfg.teacher` (resolved with `registry`), resuming what `work` holds; writes the
+    student's pipeline folder `out` with RECIPE.json (`command`: the command line recorded there)."""
+    import numpy as np
+    import torch
+
+    from t2i.distill.features import KINDS, PAIRINGS, feature_layers
+    from t2i.distill.latents import training_images
+    from t2i.distill.loss import FEATURE_LOSSES, distill_loss
+    from t2i.registry import DEFAULTS_FILE
+    from t2i.train.checkpoint import EMA, SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
+    from t2i.train.device import resolve_device
+    from t2i.train.recipe_file import strip_load_paths, write_recipe
+    from t2i.train.schedule import cosine_lr
+    from t2i.unet.student import build_student
+
     if cfg.features != "none" and cfg.features not in KINDS:
         raise ValueError(f"features must be one of {', '.join(KINDS)} or none, got {cfg.features!r}")
     if cfg.feature_loss not in FEATURE_LOSSES:
@@ -259,8 +237,6 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
     if cfg.size < 8 or cfg.batch < 1 or not 0 < cfg.lr < 1 or cfg.steps < 1:
         raise ValueError(f"size must be at least 8, batch and steps at least 1 and lr in (0, 1); got size "
                          f"{cfg.size}, batch {cfg.batch}, steps {cfg.steps}, lr {cfg.lr}")
-    if cfg.student_init not in STUDENT_INITS:
-        raise ValueError(f"student_init must be one of {', '.join(STUDENT_INITS)}, got {cfg.student_init!r}")
     if not (0 <= cfg.uncolored_fraction <= 1 and 0 <= cfg.cond_dropout <= 1 and 0 <= cfg.pooled_dropout <= 1):
         raise ValueError("uncolored_fraction, cond_dropout and pooled_dropout are shares, in [0, 1]")
     if not 0 <= cfg.ema_decay < 1:
@@ -270,11 +246,10 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
     if cfg.size % multiple:
         raise ValueError(f"size {cfg.size} does not fit this teacher: its VAE and U-Net need a multiple of {multiple}")
     claim_work_folder(work, asdict(cfg), extendable=("steps",),  # every setting checked: now it is the run's
-                      machine=("threads", "checkpoint_seconds", "device", "gradient_checkpointing"),
-                      legacy={"student_init": "teacher", "feature_pairing": "last", "data": ""})
+                      machine=("threads", "checkpoint_seconds", "device", "gradient_checkpointing"), legacy=LEGACY,
+                      removed=REMOVED)
     torch.manual_seed(cfg.seed)
-    student, report = build_student(pipe.unet, cfg.recipe(pipe.unet.config),
-                                    copy_weights=cfg.student_init == "teacher")
+    student, report = build_student(pipe.unet, cfg.recipe(pipe.unet.config))  # the teacher's kept blocks
     student.to(device).train()  # float32 master weights, copied before the teacher goes to bfloat16
     place_teacher(pipe, device)
     latents, caption = training_images(cfg, work, pipe)
@@ -329,7 +304,7 @@ def train_distill(cfg: DistillConfig, work: Path, out: Path, registry: Any, prog
         (out / DEFAULTS_FILE).write_text(json.dumps(teacher_defaults, indent=1), encoding="utf-8")
     figures = {k: round(float(np.mean([h[k] for h in history])), 5) for k in ("task", "output", "feature")} \
         if history else {}
-    write_recipe(out, "distilled student", asdict(cfg), {"mean_last_200": figures}, command or None,
+    write_recipe(out, RECIPE_MODEL, asdict(cfg), {"mean_last_200": figures}, command or None,
                  copied_from_teacher=len(report.copied), fresh=len(report.fresh),
                  feature_layers=[list(p) for p in pairs],
                  parameters={"student_unet": sum(p.numel() for p in student.parameters())})

@@ -6,11 +6,13 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from t2i.train.settings import Removed, drop_removed
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -82,7 +84,8 @@ class EMA:
 
 def claim_work_folder(work: Path, config: dict[str, Any], extendable: Collection[str] = (),
                       machine: Collection[str] = (), legacy: dict[str, Any] | None = None,
-                      adjustable: Collection[str] = (), at: dict[str, Any] | None = None) -> dict[str, Any]:
+                      adjustable: Collection[str] = (), at: dict[str, Any] | None = None,
+                      removed: Mapping[str, Removed] | None = None) -> dict[str, Any]:
     """Record `config` in work/config.json, refusing a folder that holds a run with other settings; returns the
     settings saved before (with `legacy` filled in), {} for a new folder.
 
@@ -92,13 +95,14 @@ def claim_work_folder(work: Path, config: dict[str, Any], extendable: Collection
     that lacks one counts as holding that value (so an old run is not resumed under a new default).
     `adjustable` settings (a data mix, ...) may change for the rest of a run; each change is appended to
     work/adjustments.json with `at` (where the run stood, e.g. {"unet_step": 8000}) so the record stays whole.
+    `removed`: settings the recipe dropped; a saved run holding one is read as `settings.drop_removed` says.
     """
     work.mkdir(parents=True, exist_ok=True)
     saved = work / "config.json"
     now = json.loads(json.dumps(config))
     old: dict[str, Any] = {}
     if saved.exists():
-        old = {**(legacy or {}), **json.loads(saved.read_text())}
+        old = {**(legacy or {}), **drop_removed(json.loads(saved.read_text()), removed or {}, str(work))}
         changed = sorted(k for k in old if old[k] != now.get(k) and k not in machine and k not in adjustable
                          and not (k in extendable and isinstance(now.get(k), int)))
         if changed:

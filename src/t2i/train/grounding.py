@@ -1,16 +1,11 @@
-"""Token-level grounding of cross-attention during U-Net training (TokenCompose: Wang et al., "TokenCompose:
-Text-to-Image Diffusion with Token-level Supervision", CVPR 2024).
+"""Where each noun of a shapes-world caption is: the mask of its objects for every caption token that names a
+shape, to read a U-Net's cross-attention against (TokenCompose's grounding measure: Wang et al., "TokenCompose:
+Text-to-Image Diffusion with Token-level Supervision", CVPR 2024; `experiments/noun_attention.py` scores the
+share of a noun's attention inside its objects, sum_u A_iu M_iu / sum_u A_iu).
 
-A model that draws "a triangle and a star" as two triangles binds both objects to one noun. TokenCompose adds
-two terms to the denoising loss that tie each noun token's cross-attention to the pixels of its object, known
-from a segmentation (here: the shapes world draws its own masks):
-    L_token = mean over grounded tokens i of (1 - sum_u A_iu M_iu / sum_u A_iu)^2
-    L_pixel = mean over grounded tokens i and pixels u of BCE(A_iu, M_iu)
-where A_i (one map per cross-attention layer of the chosen resolutions, heads averaged) is the softmax
-attention of the image positions to token i and M_i the token's mask at the map's resolution (area-pooled
-coverage in [0, 1]). Grounded tokens are the shape nouns of the caption ("circle", "circles"): a noun's mask
-is the union of the scene's objects of that shape. Colour words are not grounded, as in
-the paper (a noun and its adjective would both be pushed to all of a pixel's attention under L_pixel).
+A noun's mask is the union of the scene's objects of that shape ("circle", "circles"), as area-pooled coverage
+in [0, 1]. Colour words are not grounded, as in the paper.  (Training with TokenCompose's grounding terms was
+tried and removed: docs/research/removed-options.md.)
 """
 
 from __future__ import annotations
@@ -81,22 +76,3 @@ def grounded_pairs(a: torch.Tensor, masks: torch.Tensor, sel: torch.Tensor) -> t
         raise ValueError(f"a map of {n} positions does not match masks of side {masks.shape[-1]}")
     m = F.adaptive_avg_pool2d(masks.flatten(0, 1), side).flatten(1)[sel]  # (G, n)
     return a.transpose(1, 2).reshape(b * length, n)[sel], m  # token i's attention over positions
-
-
-def grounding_losses(maps: Sequence[torch.Tensor], masks: torch.Tensor,
-                     grounded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_token, L_pixel) averaged over the maps (each (B, N, L) with N a square) and the grounded tokens;
-    masks (B, L, S, S) at a resolution each map's side divides; grounded (B, L). Zero when nothing is grounded."""
-    if not maps:
-        raise ValueError("no cross-attention maps were captured at the grounding resolutions")
-    sel = grounded.flatten()  # (B*L,)
-    zero = maps[0].sum() * 0.0
-    if not bool(sel.any()):
-        return zero, zero
-    token_terms, pixel_terms = [], []
-    for a in maps:
-        att, m = grounded_pairs(a, masks, sel)  # (G, n) each
-        inside = (att * m).sum(dim=1) / att.sum(dim=1).clamp_min(1e-8)
-        token_terms.append(((1 - inside) ** 2).mean())
-        pixel_terms.append(F.binary_cross_entropy(att.clamp(1e-6, 1 - 1e-6), m))
-    return torch.stack(token_terms).mean(), torch.stack(pixel_terms).mean()

@@ -11,12 +11,13 @@ batch; the hard negatives make binding colours and places to the right objects p
 
 Text towers: `te1` (CLIPTextModel) pooled EOS state through a training-only linear head; `te2`
 (CLIPTextModelWithProjection) `text_embeds`.  Image tower: 4 strided conv stages 64 -> 4, flattened (so
-places survive) and projected; both text towers share it.
+places survive) and projected; both text towers share it.  `stage_clip` runs it as shapes-xl's clip stage.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from torch import nn
 
 from t2i.train.checkpoint import SaveTimer, load_checkpoint, save_checkpoint
 from t2i.train.schedule import cosine_lr, optimizer_step
+from t2i.train.shapes_xl_config import ShapesXLConfig
 from t2i.train.world_data import training_caption
 
 PERTURBATIONS = ("recolor", "reshape", "swap_colors", "swap_places")
@@ -228,3 +230,48 @@ def clip_accuracy(tower: ImageTower, te1: nn.Module, te2: nn.Module, tokenizer, 
             wins.append(float(sims[row, row] > img[row] @ t))
         out[kind] = float(np.mean(wins)) if wins else float("nan")
     return out
+
+
+# ---------------------------------------------------------------------------- shapes-xl's clip stage
+
+def stage_clip(cfg: ShapesXLConfig, work: Path, tokenizer, images: np.ndarray, scenes: list[dict],
+               progress: Progress | None = None):
+    """shapes-xl's clip stage: both text encoders pre-trained contrastively (`train_clip`), init_from's, or None
+    when clip_steps is 0.
+
+    Writes work/clip/{text_encoder,text_encoder_2} (diffusers layout), image_tower.safetensors and
+    figures.json (held-out retrieval and hard-negative accuracy); later runs load them.
+    """
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    from t2i.train.shapes_xl_models import build_text_encoders
+
+    if cfg.init_from:
+        init = Path(cfg.init_from)
+        te1, te2 = build_text_encoders(cfg, tokenizer)
+        for module, name in ((te1, "text_encoder"), (te2, "text_encoder_2")):
+            loaded = (CLIPTextModel if name == "text_encoder" else CLIPTextModelWithProjection).from_pretrained(
+                init / name, torch_dtype=torch.float32)
+            module.load_state_dict(loaded.state_dict())  # strict: text_hidden / text_layers must match
+        return te1, te2
+    if cfg.clip_steps <= 0:
+        return None
+    final = work / "clip"
+    if (final / "figures.json").exists():
+        return (CLIPTextModel.from_pretrained(final / "text_encoder"),
+                CLIPTextModelWithProjection.from_pretrained(final / "text_encoder_2"))
+    torch.manual_seed(cfg.seed + 1)
+    te1, te2 = build_text_encoders(cfg, tokenizer)
+    settings = ClipSettings(steps=cfg.clip_steps, batch=cfg.clip_batch, lr=cfg.clip_lr, negatives=cfg.clip_negatives,
+                            checkpoint_seconds=cfg.checkpoint_seconds, checkpoint_steps=cfg.checkpoint_steps)
+    tower = train_clip(settings, te1, te2, tokenizer, images, scenes, work / "clip.ckpt", cfg.seed,
+                       cfg.tags_fraction, progress)
+    tower.eval()
+    figures = clip_accuracy(tower, te1.eval(), te2.eval(), tokenizer, images, scenes)
+    te1.save_pretrained(final / "text_encoder")
+    te2.save_pretrained(final / "text_encoder_2")
+    save_file(tower.state_dict(), str(final / "image_tower.safetensors"))
+    (final / "figures.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    (work / "clip.ckpt").unlink(missing_ok=True)
+    return te1, te2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +19,10 @@ import torch
 from t2i.train.checkpoint import SaveTimer, claim_work_folder, load_checkpoint, save_checkpoint
 from t2i.train.recipe_file import write_recipe
 from t2i.train.schedule import cosine_lr
+from t2i.train.settings import Progress
+from t2i.train.small_lm_config import REMOVED, SmallLMConfig
 
-Progress = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
 Documents = Callable[[int, int], list[str]]  # (n, seed) -> documents
-
-
-@dataclass
-class SmallLMConfig:
-    seed: int = 0
-    n_docs: int = 40_000
-    vocab_size: int = 640
-    hidden: int = 192
-    layers: int = 4
-    heads: int = 4
-    ffn: int = 512
-    context: int = 256
-    steps: int = 3_000
-    batch: int = 32
-    lr: float = 2e-3
-    warmup: int = 100
-    n_eval: int = 256  # held-out documents (drawn with seed + 1) for the validation loss
-    checkpoint_seconds: float = 180.0
-    threads: int = 1
-    init: str = ""  # an exported model folder to start from (its tokenizer too); "" = random weights
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def smoke(cls) -> SmallLMConfig:
-        """A run of seconds that passes through every stage."""
-        return cls(n_docs=64, vocab_size=300, hidden=32, layers=1, heads=2, ffn=64, context=512, steps=3, batch=4,
-                   warmup=1, n_eval=8)
-
 
 
 def build_model(cfg: SmallLMConfig, tokenizer: Any):
@@ -97,15 +70,18 @@ def validation_loss(model: Any, ids: torch.Tensor, lengths: torch.Tensor, batch:
 
 def train_small_lm(cfg: SmallLMConfig, name: str, documents: Documents, special: Sequence[str], work: Path,
                    out: Path, progress: Progress | None = None, stop: Callable[[int], bool] | None = None,
-                   files: Mapping[str, str] | None = None, chat_template: str | None = None) -> Path | None:
+                   files: Mapping[str, str] | None = None, chat_template: str | None = None,
+                   command: str | None = None) -> Path | None:
     """Train and export; returns the exported folder, or None when `stop(step)` asked to stop.
 
-    `files`: extra text files written into the exported folder (e.g. presample.json).
+    `files`: extra text files written into the exported folder (e.g. presample.json); `command`: the command
+    line recorded in RECIPE.json (this process's when None).
     """
     from t2i.train.lm_tokenizer import build_bpe_tokenizer
 
     torch.set_num_threads(cfg.threads)
-    claim_work_folder(work, {"model": name, **asdict(cfg)}, {"steps"}, {"threads", "checkpoint_seconds"})
+    claim_work_folder(work, {"model": name, **asdict(cfg)}, {"steps"}, {"threads", "checkpoint_seconds"},
+                      removed=REMOVED)
     docs_path = work / "docs.jsonl"
     if not docs_path.exists():
         docs = documents(cfg.n_docs, cfg.seed)
@@ -177,5 +153,5 @@ def train_small_lm(cfg: SmallLMConfig, name: str, documents: Documents, special:
     tokenizer.save_pretrained(out)
     for fname, text in (files or {}).items():
         (out / fname).write_text(text, encoding="utf-8")
-    write_recipe(out, name, asdict(cfg), figures)
+    write_recipe(out, name, asdict(cfg), figures, command)
     return out

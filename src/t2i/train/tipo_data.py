@@ -34,7 +34,8 @@ TINY_TARGETS = LengthTargets(
     target_weights={"very_short": 0.256, "short": 0.263, "long": 0.268, "very_long": 0.212},
 )
 # tipo-tiny samples what it learned (the world's distribution): temperature 1, no filters.  The reference's
-# 0.35 / top-k 60 / min-p 0.1 / repetition penalty 1.17 over-draws the likeliest colours (bench/presample_world.py).
+# 0.35 / top-k 60 / min-p 0.1 / repetition penalty 1.17 over-draws the likeliest colours
+# (experiments/presample_world.py).
 TINY_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from t2i.train.grounding import token_targets
 from t2i.train.tokenizer import MAX_LENGTH
 from t2i.train.world_data import sample_scenes, training_caption
 
@@ -23,12 +22,12 @@ from t2i.train.world_data import sample_scenes, training_caption
 class UNetSteps(torch.utils.data.Dataset):
     """Item `step` -> the draws of that U-Net step, all on the CPU:
     idx (B,) scene indices, ids (B, 77) token ids, t (B,) timesteps, noise (B, *latent_shape),
-    drop_all / drop_pooled (B,) bool; with `grounding` also masks (B, 77, side, side) and grounded (B, 77)."""
+    drop_all / drop_pooled (B,) bool."""
 
     def __init__(self, cfg: Any, tokenizer: Any, scenes: list[dict], weights: torch.Tensor | None,
-                 latent_shape: tuple[int, ...], n_timesteps: int, grounding: bool) -> None:
+                 latent_shape: tuple[int, ...], n_timesteps: int) -> None:
         self.cfg, self.tokenizer, self.scenes, self.weights = cfg, tokenizer, scenes, weights
-        self.latent_shape, self.n_timesteps, self.grounding = tuple(latent_shape), n_timesteps, grounding
+        self.latent_shape, self.n_timesteps = tuple(latent_shape), n_timesteps
 
     def __len__(self) -> int:
         return self.cfg.unet_steps
@@ -40,15 +39,10 @@ class UNetSteps(torch.utils.data.Dataset):
         idx = sample_scenes(len(self.scenes), b, g, self.weights)
         prompts = [training_caption(self.scenes[int(i)], rng, cfg.tags_fraction, cfg.uncolored_fraction)
                    for i in idx]
-        out = {"idx": idx,
-               "ids": self.tokenizer(prompts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
-                                     return_tensors="pt").input_ids,
-               "t": torch.randint(0, self.n_timesteps, (b,), generator=g),
-               "noise": torch.randn((b, *self.latent_shape), generator=g),
-               "drop_all": torch.rand(b, generator=g) < cfg.cond_dropout,
-               "drop_pooled": torch.rand(b, generator=g) < cfg.pooled_dropout}
-        if self.grounding:
-            side = self.latent_shape[-1]
-            out["masks"], out["grounded"] = token_targets(self.tokenizer, prompts, [self.scenes[int(i)] for i in idx],
-                                                          side, MAX_LENGTH)
-        return out
+        return {"idx": idx,
+                "ids": self.tokenizer(prompts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
+                                      return_tensors="pt").input_ids,
+                "t": torch.randint(0, self.n_timesteps, (b,), generator=g),
+                "noise": torch.randn((b, *self.latent_shape), generator=g),
+                "drop_all": torch.rand(b, generator=g) < cfg.cond_dropout,
+                "drop_pooled": torch.rand(b, generator=g) < cfg.pooled_dropout}

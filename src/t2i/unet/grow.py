@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from t2i.distill.student import per_level
+from t2i.unet.student import per_level
 
 _DOWN = re.compile(r"^down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)$")
 _UP = re.compile(r"^up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)$")

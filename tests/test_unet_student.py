@@ -8,7 +8,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from t2i.distill.features import capture, feature_layers
-from t2i.distill.student import StudentRecipe, build_student, koala_recipe, student_config
+from t2i.unet.student import StudentRecipe, build_student, koala_recipe, student_config
 
 SDXL = dict(sample_size=128, in_channels=4, out_channels=4,
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),

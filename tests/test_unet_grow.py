@@ -7,8 +7,8 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from t2i.distill.grow import grow_unet, grown_config
-from t2i.distill.student import StudentRecipe, build_student
+from t2i.unet.grow import grow_unet, grown_config
+from t2i.unet.student import StudentRecipe, build_student
 
 SMALL = dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16, 16), layers_per_block=1,
              down_block_types=("CrossAttnDownBlock2D",) * 3, up_block_types=("CrossAttnUpBlock2D",) * 3,

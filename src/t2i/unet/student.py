@@ -111,10 +111,10 @@ def copy_from_teacher(student: Any, teacher: Any) -> CopyReport:
     return report
 
 
-def build_student(teacher: Any, recipe: StudentRecipe, copy_weights: bool = True) -> tuple[Any, CopyReport]:
+def build_student(teacher: Any, recipe: StudentRecipe) -> tuple[Any, CopyReport]:
     """A student U-Net of `teacher` (a UNet2DConditionModel) by `recipe`, initialised from its kept blocks."""
     from diffusers import UNet2DConditionModel
 
     student = UNet2DConditionModel.from_config(student_config(teacher.config, recipe))
-    report = copy_from_teacher(student, teacher) if copy_weights else CopyReport(fresh=list(student.state_dict()))
+    report = copy_from_teacher(student, teacher)
     return student.to(dtype=teacher.dtype), report
