@@ -40,7 +40,7 @@ PROMISES: dict[str, list[str]] = {
                            rf"^regional / materialised +{NUMBER} +\(goal < 1\) +layers alone {NUMBER}$"],
     "teacher_student_speed": [r"^teacher shapes-xl: U-Net [\d,]+ parameters$",
                               r"^student shapes-koala: U-Net [\d,]+ parameters \(0\.\d+x\)$",  # smaller
-                              rf"^U-Net forward \(batch 2, 64x64, 1 threads, median of 2\): teacher {NUMBER} ms, "
+                              rf"^U-Net forward \(batch 2, 64x64, \d+ threads?, median of 2\): teacher {NUMBER} ms, "
                               rf"student {NUMBER} ms, ratio {NUMBER}$",
                               rf"^whole image \(2 steps, median of 1\): teacher {NUMBER} s, student {NUMBER} s, "
                               rf"ratio {NUMBER}$"],

@@ -294,7 +294,7 @@ def test_models_lists_registered_models(run: Run) -> None:
     assert rows["koala-700m"][3] in ("download", "ready")  # ready only where the hub cache holds it
     code, out, _ = run("models")
     assert code == 0
-    assert "fake" in [line.split()[0] for line in out.splitlines()[1:]]
+    assert "fake" in [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
 
 
 # --------------------------------------------------------------------------- help
