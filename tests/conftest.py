@@ -26,3 +26,21 @@ def run(capsys, registry):
         return code, out, err
 
     return _run
+
+
+@pytest.fixture
+def started():
+    """`started(server)` returns `server` and closes it after the test (anything with a close())."""
+    servers = []
+    yield lambda server: servers.append(server) or server
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def serve(started):
+    """`serve(*behaviours)` starts a scripted OpenAI-compatible server (tests/fake_openai_server.py), closed
+    after the test."""
+    from tests.fake_openai_server import Server
+
+    return lambda *behaviours: started(Server(behaviours))

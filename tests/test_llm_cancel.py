@@ -15,7 +15,7 @@ from t2i.llm import Message, SamplingSettings, open_llm
 from t2i.llm.llamacpp_llm import LlamaCppLLM
 from t2i.llm.openai_llm import OpenAICompatibleLLM
 
-from .test_llm_openai import Server, status
+from .fake_openai_server import status
 from .tiny_llm import make_tiny_llama
 
 
@@ -115,20 +115,6 @@ def endless(written: list[int], n: int = 400, pause: float = 0.01):
         written.append(sent)
 
     return run
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def make(*behaviours):
-        s = Server(behaviours)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
 
 
 def test_openai_client_stops_at_the_next_chunk_and_closes_the_connection(serve):

@@ -363,3 +363,22 @@ def test_a_refiner_is_decoder_only_and_starts_as_the_decoder_it_joins() -> None:
         VQModel(replace(TINY_VQ, refine_channels=-1))
     with pytest.raises(ValueError, match="multiple of 4"):
         VQModel(replace(TINY_VQ, c_hidden=12, refine_channels=4))  # c0 = 6 half-resolution channels
+
+
+def save_tiny_variation_pipeline(folder, steps: int):
+    """A tiny Paella pipeline with a CLIP image encoder (so that it makes image variations), saved to
+    `folder` with 32x32 defaults and `steps` sampler steps; returns the saved folder."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from t2i.paella.pipeline import PaellaPipeline
+    from t2i.paella.text import tiny_byt5_encoder
+
+    torch.manual_seed(0)
+    model = Paella(TINY)
+    torch.nn.init.normal_(model.clf[1].weight, std=0.2)  # zero at init: make the logits depend on the input
+    vision = CLIPVisionModelWithProjection(CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=16,
+                                                            intermediate_size=32, num_hidden_layers=1,
+                                                            num_attention_heads=2, projection_dim=8))
+    pipe = PaellaPipeline(model, VQModel(TINY_VQ), tiny_byt5_encoder(16, 1, 2, 32), 16, clip_image_encoder=vision)
+    return pipe.save_pretrained(folder, {"steps": steps, "guidance": 2.0, "width": 32, "height": 32})
+

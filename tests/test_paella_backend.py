@@ -17,7 +17,7 @@ from t2i.paella.text import tiny_byt5_encoder
 from t2i.registry import ModelError
 from t2i.types import GenerationRequest, RequestError
 
-from .test_paella import TINY, TINY_VQ
+from .test_paella import TINY, TINY_VQ, save_tiny_variation_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -121,16 +121,7 @@ def test_cli_convert_writes_safetensors_and_refuses_to_overwrite(tmp_path, capsy
 
 def test_image_variations_through_the_backend(tmp_path):
     from PIL import Image
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    torch.manual_seed(0)
-    model = Paella(TINY)
-    torch.nn.init.normal_(model.clf[1].weight, std=0.2)  # zero at init: make the logits depend on the input
-    vision = CLIPVisionModelWithProjection(CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=16,
-                                                            intermediate_size=32, num_hidden_layers=1,
-                                                            num_attention_heads=2, projection_dim=8))
-    pipe = PaellaPipeline(model, VQModel(TINY_VQ), tiny_byt5_encoder(16, 1, 2, 32), 16, clip_image_encoder=vision)
-    folder = pipe.save_pretrained(tmp_path / "v", {"steps": 2, "guidance": 2.0, "width": 32, "height": 32})
+    folder = save_tiny_variation_pipeline(tmp_path / "v", steps=2)
     Image.new("RGB", (40, 40), (250, 10, 10)).save(tmp_path / "red.png")
     registry = default_registry()
     base = GenerationRequest("a circle", model=str(folder), seed=2)

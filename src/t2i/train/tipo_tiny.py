@@ -9,7 +9,7 @@ from pathlib import Path
 
 from t2i.train import small_lm_config
 from t2i.train.lm_tokenizer import TIPO_SPECIAL_TOKENS
-from t2i.train.settings import Progress, base_config
+from t2i.train.settings import Progress
 from t2i.train.small_lm_config import SmallLMConfig
 from t2i.train.tipo_data import TINY_SAMPLING, TINY_TARGETS, tipo_documents
 
@@ -37,13 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> SmallLMConfig:
     """The run's settings: --config's recorded ones, --smoke's or the defaults, with the flags given set."""
-    cfg = base_config(args, small_lm_config.recorded, ("tipo-tiny",), SmallLMConfig.smoke, SmallLMConfig)
-    return small_lm_config.with_flags(cfg, args)
+    return small_lm_config.config_for(args, "tipo-tiny", SmallLMConfig.smoke, SmallLMConfig)
 
 
 def run(cfg: SmallLMConfig, work: Path, out: Path, progress: Progress | None = None, command: str = "") -> Path:
     """Train (resuming what `work` holds) and export to `out`; `command` is recorded in RECIPE.json."""
-    exported = train_tipo_tiny(cfg, work, out, progress, command or None)
-    if exported is None:  # only a `stop` callback ends a run early, and none was given
-        raise RuntimeError("tipo-tiny stopped early without being asked to")
-    return exported
+    return small_lm_config.finished(train_tipo_tiny(cfg, work, out, progress, command or None), "tipo-tiny")
