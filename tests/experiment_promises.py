@@ -48,6 +48,10 @@ PROMISES: dict[str, list[str]] = {
                       rf"\| {N} \|$"],
     "vqgan_reconstruction": [rf"^3 scenes: PSNR {N} dB \(min {N}\), same objects detected {N}$"],
     # the scorer's own baselines: ground truth scores 1, blank and noise images 0
+    # ground-truth renders hold exactly what their prompts name
+    "stray_objects": [r"^\| folder \| task \| images \| unnamed object \| extra copies \|$",
+                      *(rf"^\| ground-truth \| {t} \| \d+ \| 0\.000 \| 0\.000 \|$" for t in ("two_object", "position",
+                                                                                       "color_attr", "all"))],
     "world_scorer_baselines": [r"^ground-truth +overall 1\.000 ", r"^blank +overall 0\.000 ",
                                r"^noise +overall 0\.000 "],
 }

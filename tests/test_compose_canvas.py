@@ -66,7 +66,7 @@ def test_layout_json_round_trip_and_colour_image():
     assert Layout.from_json(lay.to_json()) == lay
     img = lay.color_image()
     assert img.shape == (90, 90, 3) and tuple(img[0, 0]) == (128, 128, 128)
-    assert tuple(img[45, 30]) == (217, 38, 38)  # 0.7 * red + 0.3 * gray
+    assert tuple(img[45, 30]) == (216, 38, 38)  # 0.7 * red + 0.3 * gray = (216.9, 38.4, 38.4), truncated
     masks = lay.masks(64, 64)
     assert masks.shape == (3, 64, 64) and masks[0].all() and masks[2, 32, 10] == 1 and masks[2, 32, 60] == 0
     assert lay.preview((180, 180)).size == (180, 180)
@@ -75,9 +75,9 @@ def test_layout_json_round_trip_and_colour_image():
 
 
 @pytest.mark.parametrize("bad", [
-    dict(location="on the moon"), dict(offset="far away"), dict(area="a huge area"),
+    dict(location="top middl corner"), dict(offset="far away"), dict(area="huge"), dict(location=""),
     dict(distance_to_viewer=0), dict(distance_to_viewer=-1.0), dict(distance_to_viewer=float("inf")),
-    dict(distance_to_viewer=float("nan")), dict(HTML_web_color_name="blurple"), dict(description="  . "),
+    dict(distance_to_viewer=float("nan")), dict(HTML_web_color_name="xq"), dict(description="  . "),
 ])
 def test_bad_components_are_clear_errors(bad):
     c = Canvas()
@@ -93,9 +93,20 @@ def test_corrections_are_recorded_never_silent():
     c = Canvas(corrections=fixes)
     c.set_global_description("x", HTML_web_color_name="grey ")
     c.add_local_description("on the lef", "no offset", "a small square area", 1.0, "a circle",
-                            HTML_web_color_name="redd")
+                            HTML_web_color_name="Redd")
     assert c.components[0].location == "on the left" and c.components[0].color == "red"
-    assert len(fixes) == 2 and "'on the lef' -> 'on the left'" in fixes[0]
+    assert fixes == c.corrections == ["HTML_web_color_name: corrected 'grey ' to 'grey'",
+                                      "location: corrected 'on the lef' to 'on the left'",
+                                      "HTML_web_color_name: corrected 'Redd' to 'red'"]
+    c.add_local_description("On The Left", "No Offset", "A Small Square Area", 1.0, "a circle",
+                            HTML_web_color_name="DarkOliveGreen")  # a difference of case is the same word
+    assert len(fixes) == 3 and c.components[1].color == "darkolivegreen"
+    with pytest.raises(CanvasError, match="area 'huge'"):  # a refused call records none of its corrections
+        c.add_local_description("on the lef", "no offset", "huge", 1.0, "a circle")
+    assert len(fixes) == 3 and len(c.components) == 2
+    strict = Canvas(correct_words=False)
+    with pytest.raises(CanvasError, match="^location 'on the lef' is not a valid location; closest: 'on the left'"):
+        strict.add_local_description("on the lef", "no offset", "a small square area", 1.0, "a circle")
 
 
 def test_missing_global_zero_and_many_regions():

@@ -92,13 +92,14 @@ def test_streaming_and_word_corrections():
     llm = ChatLLM([GOOD.format(c="red").replace("'in the center'", "'in the centre'")])
     out = Composer(llm, OMOST_SYSTEM).compose("x", on_token=seen.append)
     assert seen and out.canvas.components[0].location == "in the center"
-    assert any("in the centre" in w for w in out.warnings)
+    assert out.warnings == ["line 6: location: corrected 'in the centre' to 'in the center'"]
     strict = Composer(ChatLLM([GOOD.format(c="red").replace("'in the center'", "'in the centre'")] * 2),
                       OMOST_SYSTEM, correct_words=False)
     out = strict.compose("x")  # an answer is read leniently: the refused call is skipped, and the warning says why
     assert out.canvas.components == [] and not out.retried
     assert out.warnings == ["read 1 canvas call; skipped 3 lines that could not be read as canvas calls (lines 6-8; "
-                            "first: line 6: unknown location 'in the centre'; did you mean 'in the center'?)"]
+                            "first: line 6: location 'in the centre' is not a valid location; closest: "
+                            "'in the center', 'on the left', 'on the top')"]
 
 
 def test_system_prompts():

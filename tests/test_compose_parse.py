@@ -103,9 +103,10 @@ HOSTILE = {
     "negative distance": ("canvas = Canvas()\ncanvas.set_global_description(description='x')\n"
                           "canvas.add_local_description(location='on the left', offset='no offset', "
                           "area='a small square area', distance_to_viewer=-3, description='y')", "line 3"),
-    "unknown word": ("canvas = Canvas()\ncanvas.set_global_description(description='x')\n"
-                     "canvas.add_local_description(location='on the moon', offset='no offset', "
-                     "area='a small square area', distance_to_viewer=1, description='y')", "unknown location"),
+    "word too far": ("canvas = Canvas()\ncanvas.set_global_description(description='x')\n"
+                     "canvas.add_local_description(location='top middl corner', offset='no offset', "
+                     "area='a small square area', distance_to_viewer=1, description='y')",
+                     "line 3: location 'top middl corner' is not a valid location; closest: 'in the center'"),
     "deep nesting": ("canvas = Canvas()\ncanvas.set_global_description(description=" + "(" * 5000 + "'x'"
                      + ")" * 5000 + ")", ""),
     "huge": ("canvas = Canvas()\n" + "# x\n" * 100_000, "characters long"),
@@ -124,13 +125,19 @@ def test_hostile_programs_are_refused_with_a_reason(name, tmp_path, monkeypatch)
     assert not list(tmp_path.iterdir())  # nothing ran
 
 
-def test_corrections_mode_fixes_words_and_says_so():
+def test_near_miss_words_are_corrected_with_their_lines_and_said():
     fixes: list[str] = []
     text = PROGRAM.replace("'on the left'", "'on the lft'").replace("'red',\n)", "'redd',\n)")
     canvas = parse_canvas(text, corrections=fixes)
-    assert canvas.components[0].location == "on the left" and len(fixes) == 2
-    with pytest.raises(CanvasError, match="line 8.*did you mean 'on the left'"):
-        parse_canvas(text)
+    assert canvas.components[0].location == "on the left" and canvas.components[0].color == "red"
+    assert fixes == canvas.corrections == ["line 9: location: corrected 'on the lft' to 'on the left'",
+                                           "line 19: HTML_web_color_name: corrected 'redd' to 'red'"]
+    assert parse_canvas(PROGRAM).corrections == []
+    with pytest.raises(CanvasError, match="^line 9: location 'on the lft' is not a valid location; closest: "
+                                          "'on the left'"):
+        parse_canvas(text, correct_words=False)
+    lenient, report = parse_canvas_lenient(text)  # an LLM's answer: the same corrections, nothing skipped
+    assert lenient.corrections == fixes and report.warning is None
 
 
 def test_random_corruptions_raise_only_canvas_error():

@@ -92,3 +92,27 @@ def test_cli_eval(recorded, tmp_path, capsys):
     assert "overall" in capsys.readouterr().out
     assert main(["eval", "--suite", str(suite), "--model", "fake", "--out", str(tmp_path / "p"), "--gt-program",
                  "--compose"], registry=registry) == 2
+
+
+def test_eval_gives_the_pipeline_nothing_but_each_lines_prompt(recorded, tmp_path, monkeypatch):
+    # the pipeline picks a prompt's class (and so its settings) from the request alone: an eval run must not
+    # hand it the line's task, scene or requirements, or the suite would score a pipeline users cannot run
+    import dataclasses
+
+    import t2i.evaluation.runner as runner
+
+    registry, _ = recorded
+    given = []
+
+    def spy(request, *args, **kwargs):
+        given.append(request)
+        return real(request, *args, **kwargs)
+
+    real = runner.generate
+    monkeypatch.setattr(runner, "generate", spy)
+    lines = build_suite(per_task=1, seed=3)
+    run_suite(lines, registry, "fake", tmp_path, seed=5, settings={"steps": 1})
+    assert [r.prompt for r in given] == [line.prompt for line in lines]
+    assert [r.seed for r in given] == [5 + i for i in range(len(lines))]
+    rest = [dataclasses.replace(r, prompt="-", seed=0) for r in given]
+    assert all(r == rest[0] for r in rest)

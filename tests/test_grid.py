@@ -4,7 +4,7 @@ from t2i.grid import AREAS, LOCATIONS, OFFSETS, VocabularyError, omost_box
 
 
 def test_reference_examples():
-    # spec-omost.md: center + small square, center + large horizontal, top-left + small square
+    # Omost's README: center + small square, center + large horizontal, top-left + small square
     assert omost_box("in the center", "no offset", "a small square area") == (20, 70, 20, 70)
     assert omost_box("in the center", "no offset", "a large horizontal area") == (15, 75, 0, 90)
     assert omost_box("on the top-left", "no offset", "a small square area") == (0, 40, 0, 40)

@@ -288,17 +288,17 @@ def test_shipped_default_model_resolves_to_the_package(registry: ModelRegistry) 
 
 
 def test_shipped_weights_carry_their_own_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # a model's defaults belong to the model: retrained weights shipped with a t2i_defaults.json (say, a
-    # guidance their training calls for) override the spec's values key by key; unknown keys are dropped
-    spec = ModelSpec("ghost-tiny", "sdxl", "image", "package:ghost-tiny", Licence("MIT", "", ""), "shipped",
-                     {"steps": 25, "guidance": 1.0, "width": 64})
+    # a shipped model's defaults belong to its folder alone (t2i_defaults.json, else model_index.json's
+    # "defaults"); its registry entry carries none; unknown keys are dropped
+    spec = ModelSpec("ghost-tiny", "sdxl", "image", "package:ghost-tiny", Licence("MIT", "", ""), "shipped")
     monkeypatch.setattr("t2i.registry.package_weights", lambda name: tmp_path / name)
-    folder = model_folder(tmp_path / "ghost-tiny", {"_class_name": "StableDiffusionXLPipeline"})
+    folder = model_folder(tmp_path / "ghost-tiny", {"_class_name": "StableDiffusionXLPipeline",
+                                                    "defaults": {"steps": 12}})
     registry = ModelRegistry([spec])
-    assert registry.resolve("ghost-tiny").spec.defaults == {"steps": 25, "guidance": 1.0, "width": 64}
+    assert registry.resolve("ghost-tiny").spec.defaults == {"steps": 12}
     (folder / "t2i_defaults.json").write_text(json.dumps({"guidance": 2.0, "colour": "red"}), encoding="utf-8")
-    assert registry.resolve("ghost-tiny").spec.defaults == {"steps": 25, "guidance": 2.0, "width": 64}
-    assert registry.get("ghost-tiny").defaults["guidance"] == 1.0  # the registered spec itself is unchanged
+    assert registry.resolve("ghost-tiny").spec.defaults == {"guidance": 2.0}
+    assert registry.get("ghost-tiny").defaults == {}  # the registered spec itself is unchanged
     (folder / "t2i_defaults.json").write_text("{guidance: 2", encoding="utf-8")
     with pytest.raises(ModelError, match="t2i_defaults.json: unreadable"):
         registry.resolve("ghost-tiny")

@@ -17,6 +17,7 @@ from t2i.backends.base import Backend, Callback
 from t2i.backends.options import check_removed
 from t2i.cancel import CancelToken
 from t2i.cancel import check as check_cancel
+from t2i.composition_plan import plan_composition
 from t2i.limits import LimitError, Limits, check_limits
 from t2i.metadata import build_pnginfo
 from t2i.outputs import OutputWriter
@@ -100,6 +101,7 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
     regional renderer get the canvas flattened into one prompt, with a warning.
     """
     spec = registry.resolve(request.model).spec
+    request, plan_warning = plan_composition(request, spec.defaults, spec.name)
     check_request(request, spec, limits)
     check_cancel(cancel, "the start")
     t0 = time.perf_counter()
@@ -115,7 +117,11 @@ def generate(request: GenerationRequest, registry: ModelRegistry, backend: Backe
         check_cancel(cancel, "presampling")
         expansion = presample(resolved, presampler, cancel=cancel)
     t_presample = time.perf_counter()
-    notes: list[str] = []
+    notes: list[str] = [plan_warning] if plan_warning else []
+    if resolved.compose.enabled and request.compose.program is not None:  # near-miss words Omost's Canvas corrects
+        from t2i.compose import parse_canvas
+
+        notes += [f"compose: {c}" for c in parse_canvas(request.compose.program).corrections]
     if resolved.compose.enabled and resolved.compose.program is None:
         from t2i.stages import compose, open_composer
 
@@ -167,7 +173,7 @@ def _check_conjunction(request: GenerationRequest) -> None:
         conjuncts = parse_conjunction(request.prompt)
     except ConjunctionError as e:
         raise RequestError(str(e)) from e
-    if is_conjunction(conjuncts) and request.compose.enabled:
+    if is_conjunction(conjuncts) and request.compose.enabled is True:
         raise RequestError("compose writes one Canvas from one prompt; a prompt with AND (composable diffusion) "
                            "goes to the image model as it is: drop --compose or the AND")
 

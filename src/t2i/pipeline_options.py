@@ -30,6 +30,7 @@ class PipelineOption:
     choices: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     metavar: str | None = None
+    values: Mapping[str, Any] | None = None  # a choice -> the value the request takes (None: the choice itself)
 
     @property
     def field(self) -> str:
@@ -75,8 +76,12 @@ PIPELINE_OPTIONS: tuple[PipelineOption, ...] = (
                    "NL' or a template (default: the model's)"),
     PipelineOption("presample-temperature", "presample", ("presample", "temperature"), float,
                    "LLM sampling temperature (default: the model's; tipo-tiny 1.0, released TIPO 0.35)"),
-    PipelineOption("compose", "compose", ("compose", "enabled"), bool,
-                   "an LLM writes an Omost Canvas program; the regional renderer follows it"),
+    PipelineOption("compose", "compose", ("compose", "enabled"), str,
+                   "composition: an LLM writes an Omost Canvas program and the regional renderer follows it. auto "
+                   "(the default for models that declare a composer) composes the prompts whose class (one "
+                   "object, several objects or a relation, a count) is measured to gain from it; on forces it, "
+                   "with the model's composed settings for the prompt's class; off draws plain",
+                   choices=("auto", "on", "off"), values={"auto": "auto", "on": True, "off": False}),
     PipelineOption("compose-model", "compose", ("compose", "model"), str,
                    "composer: registered name, folder, .gguf or http(s) URL (default omost-tiny)"),
 )
@@ -106,6 +111,8 @@ def apply_options(request: GenerationRequest, values: Mapping[str, Any],
         option = known[name]
         if value is None or (option.type is bool and value is False):
             continue
+        if option.values is not None:
+            value = option.values[value]
         if len(option.target) == 1:
             top[option.target[0]] = value
         else:

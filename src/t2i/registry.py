@@ -97,7 +97,8 @@ OMOST = Licence("Base-model licences (Llama 3 / Phi-3)", "https://huggingface.co
                 "Omost LLMs inherit the licences of Llama 3 and Phi-3; follow them.")
 
 # "options": backend options the model is sampled with by default (a request's own options win, key by key)
-DEFAULT_KEYS = ("steps", "guidance", "width", "height", "sampler", "negative_prompt", "options")
+# "compose": when and how the model's prompts are composed (t2i.composition_plan)
+DEFAULT_KEYS = ("steps", "guidance", "width", "height", "sampler", "negative_prompt", "options", "compose")
 DEFAULTS_FILE = "t2i_defaults.json"  # a model folder's own sampling defaults (a subset of DEFAULT_KEYS)
 _KOALA_DEFAULTS = {"steps": 25, "guidance": 7.5, "width": 1024, "height": 1024, "sampler": "euler",
                    "negative_prompt": "worst quality, low quality, illustration, low resolution"}
@@ -114,18 +115,16 @@ def _koala(name: str, defaults: Mapping[str, Any], what: str) -> ModelSpec:
 
 
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
+    # the shipped models' defaults are their folders' own (t2i_defaults.json, else model_index.json's
+    # "defaults"): one source, read by `resolve`
     ModelSpec("shapes-xl", "sdxl", "image", "package:shapes-xl", OURS,
-              "Tiny SDXL-architecture model trained on shapes world (offline default)",
-              {"steps": 25, "guidance": 1.0, "width": 64, "height": 64, "sampler": "euler", "negative_prompt": ""},
-              max_pixels=TINY_MAX_PIXELS),
+              "Tiny SDXL-architecture model trained on shapes world (offline default)", max_pixels=TINY_MAX_PIXELS),
     ModelSpec("shapes-koala", "sdxl", "image", "package:shapes-koala", OURS,
               "KOALA-700M-style student distilled from shapes-xl (the fast offline model)",
-              {"steps": 25, "guidance": 1.0, "width": 64, "height": 64, "sampler": "euler", "negative_prompt": ""},
               max_pixels=TINY_MAX_PIXELS),
     ModelSpec("paella-tiny", "paella", "image", "package:paella-tiny", OURS,
               "Tiny Paella token model trained on shapes world (128x128: a 32x32 token grid)",
-              {"steps": 12, "guidance": 3.0, "width": 128, "height": 128, "sampler": "paella", "negative_prompt": "",
-               "options": {"temperature": "1.5,0.3"}}, max_pixels=TINY_MAX_PIXELS),
+              max_pixels=TINY_MAX_PIXELS),
     _koala("koala-700m", _KOALA_DEFAULTS, "KOALA-700M: SDXL with a compressed U-Net"),
     _koala("koala-1b", _KOALA_DEFAULTS, "KOALA-1B: SDXL with a compressed U-Net"),
     _koala("koala-700m-llava-cap", _KOALA_DEFAULTS, "KOALA-700M trained on LLaVA captions"),
@@ -227,9 +226,10 @@ class ModelRegistry:
                 if not folder.exists():
                     raise ModelError(f"model {name!r} has no weights in this installation of t2i "
                                      f"(expected {folder}); it has not been trained and shipped yet")
-                own = folder_defaults(folder)  # the shipped weights' own settings win over the spec's
-                if own:
-                    spec = replace(spec, defaults={**spec.defaults, **own})
+                if spec.defaults:  # one source: a shipped model's defaults live in its folder
+                    raise ModelError(f"model {name!r} is shipped, so its defaults belong in its folder, not in "
+                                     "its registry entry")
+                spec = replace(spec, defaults=folder_defaults(folder))
                 limit = folder_max_pixels(folder)
                 return ResolvedModel(replace(spec, max_pixels=limit) if limit else spec, folder, "registered")
             return ResolvedModel(spec, None, "registered")
@@ -263,14 +263,20 @@ def _known_defaults(defaults: Any) -> dict[str, Any]:
 
 
 def folder_defaults(folder: Path) -> dict[str, Any]:
-    """A model folder's own sampling defaults (its DEFAULTS_FILE, keys outside DEFAULT_KEYS dropped); {} if none."""
-    file = folder / DEFAULTS_FILE
-    if not file.is_file():
-        return {}
-    try:
-        return _known_defaults(json.loads(file.read_text(encoding="utf-8")))
-    except ValueError as e:
-        raise ModelError(f"{file}: unreadable ({e})") from e
+    """A model folder's own sampling defaults: its DEFAULTS_FILE, else the "defaults" of its model_index.json
+    (as a Paella folder keeps them); keys outside DEFAULT_KEYS dropped; {} if it has none."""
+    for file, key in ((folder / DEFAULTS_FILE, None), (folder / "model_index.json", "defaults")):
+        if not file.is_file():
+            continue
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ModelError(f"{file}: unreadable ({e})") from e
+        if key is None:
+            return _known_defaults(data)
+        if isinstance(data, dict) and data.get(key) is not None:
+            return _known_defaults(data[key])
+    return {}
 
 
 def folder_max_pixels(folder: Path) -> int | None:
@@ -303,7 +309,7 @@ def _local_spec(path: Path) -> ModelSpec:
             raise ModelError(f"{index}: unreadable model_index.json ({e})") from e
         # our own pipelines may carry their sampling defaults (a model's defaults belong to the model): in
         # model_index.json (our own pipeline classes) or beside it (diffusers' classes warn of unknown keys)
-        defaults = folder_defaults(path) or _known_defaults(index_data.get("defaults"))
+        defaults = folder_defaults(path)
         kind = _PIPELINE_KINDS.get(cls) if isinstance(cls, str) else None
         if kind is None:
             raise ModelError(f"{path}: pipeline class {cls!r} is not supported "

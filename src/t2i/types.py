@@ -135,17 +135,21 @@ class PresampleOptions:
 class ComposeOptions:
     """Omost-style composition: an LLM writes a Canvas program, the renderer follows it."""
 
-    enabled: bool = False
+    # True composes, False draws plain, "auto" decides by the prompt's class, None: the model's default
+    # (`t2i.composition_plan`); a request is decided (True or False) before it is drawn and stored
+    enabled: bool | str | None = None
     model: str | None = None  # LLM registry name, hub id or local path; None = the default composer
     seed: int | None = None  # None = 12345, the reference's default
     temperature: float = 0.6
     top_p: float = 0.9
     max_new_tokens: int = 4096
     program: str | None = None  # a Canvas program given directly (skips the LLM); parsed, never executed
+    decision: str | None = None  # why it was or was not composed (set when the request is decided)
 
     def validate(self) -> ComposeOptions:
-        if not isinstance(self.enabled, bool):
-            raise RequestError("compose.enabled must be true or false")
+        if not (self.enabled is None or isinstance(self.enabled, bool) or self.enabled == "auto"):
+            raise RequestError(f"compose.enabled must be true, false, \"auto\" or null, got {self.enabled!r}")
+        _check_str("compose.decision", self.decision, 1_000, allow_none=True)
         _check_str("compose.model", self.model, MAX_NAME_CHARS, allow_none=True)
         _check_int("compose.seed", self.seed, 0, MAX_SEED, allow_none=True)
         _check_float("compose.temperature", self.temperature, 0.0, 10.0)

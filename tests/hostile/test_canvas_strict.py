@@ -62,8 +62,9 @@ BROKEN = {
     "prose after the program": (PROGRAM + "\n\nThis puts three shapes in a row.", "line 48: not valid Python", LOCS,
                                 4, [48]),
     "a statement that is not a call": (_edit(21, insert="import os"), "line 21: only canvas", LOCS, 4, [21]),
-    "a call the Canvas refuses": (_edit(22, '    location="on the moon",'), "line 21: unknown location",
-                                  [LOCS[0], LOCS[2]], 3, range(21, 34)),
+    "a call the Canvas refuses": (_edit(22, '    location="top middl corner",'),
+                                  "line 22: location 'top middl corner' is not a valid location", [LOCS[0], LOCS[2]], 3,
+                                  range(21, 34)),
     "a second program": (PROGRAM + "\n" + PROGRAM, "line 47: only canvas", LOCS, 4, range(47, 93)),
 }
 

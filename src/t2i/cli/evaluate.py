@@ -48,11 +48,12 @@ SETTINGS = ("negative_prompt", "steps", "guidance", "sampler", "width", "height"
 
 def eval_command(args: argparse.Namespace) -> int:
     from t2i.backends import default_registry
+    from t2i.composition_plan import may_compose
     from t2i.evaluation.runner import ground_truth_program, run_suite
     from t2i.types import GenerationRequest
 
     quiet_libraries()
-    if args.compose and args.gt_program:
+    if args.compose in ("auto", "on") and args.gt_program:
         raise ValueError("give --compose (an LLM writes programs) or --gt-program (the scenes' own), not both")
     blank = GenerationRequest(prompt="-", model=args.model)
     request = blank.with_(width=args.size[0], height=args.size[1]) if args.size is not None else blank
@@ -65,7 +66,7 @@ def eval_command(args: argparse.Namespace) -> int:
         from t2i.stages import open_presampler
 
         presampler = open_presampler(request.presample.model, registry, llm_options)
-    if request.compose.enabled:
+    if not args.gt_program and may_compose(request, registry.resolve(args.model).spec.defaults, args.model):
         from t2i.stages import open_composer
 
         composer = open_composer(request.compose.model, registry, llm_options)

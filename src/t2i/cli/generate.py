@@ -176,6 +176,7 @@ def generate_command(args: argparse.Namespace) -> int:
 
     from t2i.backends import default_registry
     from t2i.cancel import Cancelled
+    from t2i.composition_plan import plan_composition
     from t2i.generate import check_request, generate, save_result
     from t2i.licences import licence_notice_once
     from t2i.limits import Limits
@@ -185,9 +186,15 @@ def generate_command(args: argparse.Namespace) -> int:
     registry = args.registry or default_registry()
     request = _request(args, registry)
 
-    # 1. everything that can fail is checked before a model is loaded or an image drawn
+    # 1. whether to compose (the model's defaults for the prompt's class), then everything that can fail is
+    # checked before a model is loaded or an image drawn
     limits = Limits(max_pixels=args.max_pixels)
     spec = registry.resolve(request.model).spec
+    request, plan_warning = plan_composition(request, spec.defaults, spec.name)
+    if plan_warning:
+        print(f"warning: {printable(plan_warning)}", file=sys.stderr)
+    elif request.compose.decision:
+        print(f"compose: {printable(request.compose.decision)}", file=sys.stderr)
     check_request(request, spec, limits)
     writer = OutputWriter(root=args.outputs_root, out=args.out, n_images=request.n_images)
     writer.check_batch()

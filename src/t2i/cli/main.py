@@ -113,7 +113,9 @@ def main(argv: Sequence[str] | None = None, registry: ModelRegistry | None = Non
     if removed:
         print(f"t2i: error: {removed}", file=sys.stderr)
         return 2
-    args = build_parser().parse_args(argv)
+    from t2i.cli.pipeline_flags import expand_optional_values
+
+    args = build_parser().parse_args(expand_optional_values(argv))
     args.registry = registry
     previous = None
     if threading.current_thread() is threading.main_thread():

@@ -1,8 +1,12 @@
-"""Omost's virtual Canvas (spec-omost.md), pure data: descriptions -> regions on the 90x90 grid.
+"""Omost's virtual Canvas (lllyasviel/Omost, lib_omost/canvas.py), pure data: descriptions -> regions on the
+90x90 grid.
 
 `Canvas` has the two methods Omost LLMs are trained to call; `process()` gives the global region plus
 one region per component (far to near), each with its rect (top, bottom, left, right), prefixes,
 suffixes and colour; `Layout` round-trips through JSON (the form the ComfyUI port exchanges).
+A location, offset, area or colour name outside the vocabulary is corrected to the closest word as the
+reference's `closest_name` does (see `closest_word`), and each correction is recorded in
+`Canvas.corrections`; docs/omost-fidelity.md lists where t2i deliberately differs.
 """
 
 from __future__ import annotations
@@ -42,22 +46,45 @@ def normalise_text(text: str) -> str:
     return f"{t}." if t else ""
 
 
-def _word(table: dict[str, Any], value: Any, what: str, corrections: list[str] | None) -> str:
-    if isinstance(value, str) and value in table:
-        return value
+# The reference's closest_name: difflib.get_close_matches(word.lower(), vocabulary, n=1, cutoff=0.5).
+CUTOFF = 0.5
+NOUNS = {"location": "location", "offset": "offset", "area": "area", "HTML_web_color_name": "colour name"}
+
+
+def closest_word(value: str, vocabulary: Sequence[str]) -> str | None:
+    """Omost's `closest_name`: the vocabulary word most similar to `value.lower()` (difflib's ratio, ties to the
+    word that sorts last), None when none reaches CUTOFF.  A word differing only in case is itself."""
+    return next(iter(difflib.get_close_matches(value.lower(), list(vocabulary), n=1, cutoff=CUTOFF)), None)
+
+
+def _suggestions(low: str, vocabulary: Sequence[str]) -> str:
+    """The three most similar words, for an error; every word when the vocabulary is small and none is similar."""
+    close = [w for w in difflib.get_close_matches(low, list(vocabulary), n=3, cutoff=0.0)
+             if difflib.SequenceMatcher(None, low, w).ratio() > 0]
+    if close:
+        return "closest: " + ", ".join(repr(w) for w in close)
+    if len(vocabulary) <= 9:
+        return "valid: " + ", ".join(repr(w) for w in vocabulary)
+    return "valid: the 148 CSS colour names and 'navyblue'"
+
+
+def _word(table: dict[str, Any], value: Any, what: str, correct: bool, fixes: list[str]) -> str:
+    """`value` as a word of `table`: the word itself when they differ at most in case; a near miss corrected
+    (and the correction appended to `fixes`) when `correct`; else CanvasError naming the closest words."""
     if not isinstance(value, str):
         raise CanvasError(f"{what} must be a string, got {type(value).__name__}")
-    if len(value) > MAX_WORD:
-        raise CanvasError(f"unknown {what}: a text of {len(value)} characters (the phrases have at most {MAX_WORD})")
-    low = value.strip().lower()
-    if low in table:
+    noun = NOUNS.get(what, what)
+    if len(value) > MAX_WORD:  # no word of the vocabulary can be 0.5 similar to a text this long
+        raise CanvasError(f"{what}: a text of {len(value)} characters is not a valid {noun} (the phrases have at "
+                          f"most {MAX_WORD})")
+    low = value.lower()
+    if low in table:  # as the reference: a difference of case is the same word, not a correction
         return low
-    close = difflib.get_close_matches(low, list(table), n=1, cutoff=0.5)
-    if close and corrections is not None:
-        corrections.append(f"{what} {value!r} -> {close[0]!r}")
-        return close[0]
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise CanvasError(f"unknown {what} {value!r}{hint}")
+    close = closest_word(value, table) if correct else None
+    if close is not None:
+        fixes.append(f"{what}: corrected {value!r} to {close!r}")
+        return close
+    raise CanvasError(f"{what} {value!r} is not a valid {noun}; {_suggestions(low, list(table))}")
 
 
 def _texts(value: Any, what: str) -> list[str]:
@@ -170,14 +197,15 @@ class Layout:
         return cls(tuple(Region.from_dict(d) for d in data))
 
     def color_image(self) -> np.ndarray:
-        """The coarse (90, 90, 3) uint8 colour image: the global colour, then each region far to near
-        blended as 0.7 * colour + 0.3 * what is under it."""
-        img = np.empty((GRID, GRID, 3), dtype=np.float32)
-        img[:] = self.regions[0].color
+        """The coarse (90, 90, 3) uint8 colour image, as the reference's `process()` computes its initial latent:
+        the global colour, then each region far to near blended as 0.7 * colour + 0.3 * what is under it."""
+        img = np.zeros((GRID, GRID, 3), dtype=np.float32) + np.asarray(self.regions[0].color, np.uint8)
         for r in self.regions[1:]:
             t, b, left, right = r.rect
-            img[t:b, left:right] = 0.7 * np.asarray(r.color, np.float32) + 0.3 * img[t:b, left:right]
-        return np.clip(np.round(img), 0, 255).astype(np.uint8)
+            # the reference's dtypes: 0.7 * a uint8 colour is float64, 0.3 * the float32 image is float32; the
+            # float64 sum is stored back as float32 (so 0.7 * 255 + 0.3 * 255 stays 255, not 254.99999999999997)
+            img[t:b, left:right] = 0.7 * np.asarray(r.color, np.float64) + np.float32(0.3) * img[t:b, left:right]
+        return np.clip(img, 0, 255).astype(np.uint8)  # truncated, as the reference's astype (not rounded)
 
     def masks(self, height: int, width: int) -> np.ndarray:
         """(R, height, width) float32 masks: the grid stretched to the image, nearest cell."""
@@ -215,26 +243,36 @@ class Layout:
 
 @dataclass
 class Canvas:
-    """Omost's Canvas.  `corrections` None = strict (unknown words raise); a list = fix to the closest
-    word and record what was changed there (never silently)."""
+    """Omost's Canvas.  A location, offset, area or colour name outside the vocabulary is corrected to the
+    closest word as the reference does (`closest_word`) and each correction is appended to `corrections`
+    ("location: corrected 'on the lef' to 'on the left'"), never made silently; a word too far from every
+    valid one raises CanvasError naming the closest.  `correct_words=False` refuses near misses too."""
 
-    corrections: list[str] | None = None
+    corrections: list[str] = field(default_factory=list)
     description: str | None = None
     detailed_descriptions: tuple[str, ...] = ()
     tags: str = ""
     color: str = "white"
     components: list[Component] = field(default_factory=list)
+    correct_words: bool = True
+
+    def __post_init__(self) -> None:
+        if self.corrections is None:  # the former "no corrections list given"
+            self.corrections = []
 
     def set_global_description(self, description: str, detailed_descriptions: Sequence[str] = (), tags: str = "",
                                HTML_web_color_name: str = "white") -> None:  # noqa: N803 (Omost's name)
         if self.description is not None:
             raise CanvasError("set_global_description called twice")
-        self.description = _text(description, "description")
-        if not self.description:
+        fixes: list[str] = []  # recorded once the whole call is accepted
+        text = _text(description, "description")
+        if not text:
             raise CanvasError("the global description is empty")
-        self.detailed_descriptions = tuple(_texts(detailed_descriptions, "detailed_descriptions"))
-        self.tags = _text(tags, "tags")
-        self.color = _word(COLOR_NAMES, HTML_web_color_name, "HTML_web_color_name", self.corrections)
+        details = tuple(_texts(detailed_descriptions, "detailed_descriptions"))
+        tags = _text(tags, "tags")
+        color = _word(COLOR_NAMES, HTML_web_color_name, "HTML_web_color_name", self.correct_words, fixes)
+        self.description, self.detailed_descriptions, self.tags, self.color = text, details, tags, color
+        self.corrections.extend(fixes)
 
     def add_local_description(self, location: str, offset: str, area: str, distance_to_viewer: float,
                               description: str, detailed_descriptions: Sequence[str] = (), tags: str = "",
@@ -243,22 +281,28 @@ class Canvas:
         if len(self.components) >= MAX_REGIONS:
             raise CanvasError(f"more than {MAX_REGIONS} local descriptions")
         distance = _distance(distance_to_viewer)
+        fixes: list[str] = []  # recorded once the whole call is accepted
+
+        def word(table: dict[str, Any], value: Any, what: str) -> str:
+            return _word(table, value, what, self.correct_words, fixes)
+
         try:
             comp = Component(
-                location=_word(LOCATIONS, location, "location", self.corrections),
-                offset=_word(OFFSETS, offset, "offset", self.corrections),
-                area=_word(AREAS, area, "area", self.corrections),
+                location=word(LOCATIONS, location, "location"),
+                offset=word(OFFSETS, offset, "offset"),
+                area=word(AREAS, area, "area"),
                 distance_to_viewer=distance,
                 description=_text(description, "description"),
                 detailed_descriptions=tuple(_texts(detailed_descriptions, "detailed_descriptions")),
                 tags=_text(tags, "tags"), atmosphere=_text(atmosphere, "atmosphere"), style=_text(style, "style"),
                 quality_meta=_text(quality_meta, "quality_meta"),
-                color=_word(COLOR_NAMES, HTML_web_color_name, "HTML_web_color_name", self.corrections))
+                color=word(COLOR_NAMES, HTML_web_color_name, "HTML_web_color_name"))
         except VocabularyError as e:
             raise CanvasError(str(e)) from e
         if not comp.description:
             raise CanvasError("a local description is empty")
         self.components.append(comp)
+        self.corrections.extend(fixes)
 
     def process(self) -> Layout:
         """The global region, then components sorted far to near (stable), with their texts."""

@@ -22,7 +22,7 @@ from t2i.compose.parse import parse_canvas_lenient
 from t2i.grid import AREAS, LOCATIONS, OFFSETS
 from t2i.llm.base import LLM, Message, SamplingSettings, TokenCallback
 
-# Omost's defaults (spec-omost.md): temperature 0.6, top_p 0.9, 4096 new tokens, seed 12345.
+# Omost's defaults (lllyasviel/Omost, gradio_app.py): temperature 0.6, top_p 0.9, 4096 new tokens, seed 12345.
 OMOST_SETTINGS = SamplingSettings(temperature=0.6, top_p=0.9, max_tokens=4096, seed=12345)
 
 
@@ -149,10 +149,10 @@ class Composer:
             return self._finish(answer, messages, retried=True, first_error=str(first))
 
     def _finish(self, answer: str, messages: list[Message], retried: bool, first_error: str = "") -> Composition:
-        fixes: list[str] | None = [] if self.correct_words else None
-        canvas, report = parse_canvas_lenient(answer, corrections=fixes)  # skips what it cannot read, and says so
+        # skips what it cannot read, and says so; near-miss words corrected as Omost's Canvas does, and said
+        canvas, report = parse_canvas_lenient(answer, correct_words=self.correct_words)
         warnings = [report.warning] if report.warning else []
-        warnings += [f"corrected {f}" for f in fixes or []]
+        warnings += canvas.corrections
         if retried:
             warnings.insert(0, f"the first program was rejected ({first_error}); the model wrote it again")
         return Composition(canvas, canvas.to_program(), answer, messages, retried, warnings)

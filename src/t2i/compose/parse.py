@@ -5,10 +5,14 @@ accepted: `canvas = Canvas()` once, first, then `canvas.set_global_description(.
 `canvas.add_local_description(...)` calls whose arguments are keywords with literal values (strings,
 finite numbers, lists or tuples of strings); comments and blank lines are allowed.
 
-`parse_canvas` (a user's program: `--program FILE`, a PNG's metadata, a request) is strict: any line that
-is not valid Python, any other statement and any call the Canvas refuses raises `CanvasError` naming the
-line and the reason.  The program may sit in a ```python fence (text outside the fence is ignored); without
-a fence, only blank and comment lines may come before `canvas = Canvas()` and nothing but the program after.
+`parse_canvas` (a user's program: `--program FILE`, a PNG's metadata, a request) is strict about structure:
+any line that is not valid Python, any other statement and any call the Canvas refuses (unknown argument,
+wrong type, size) raises `CanvasError` naming the line and the reason.  Vocabulary words are read as Omost's
+Canvas reads them: a near miss ('on the lef') is corrected to the closest word and the correction is
+recorded, with its line, in `canvas.corrections` for the caller to print; a word too far from every valid
+one is refused with the closest suggestions.  The program may sit in a ```python fence (text outside the
+fence is ignored); without a fence, only blank and comment lines may come before `canvas = Canvas()` and
+nothing but the program after.
 
 `parse_canvas_lenient` (an LLM's answer) skips what cannot be read instead -- lines that do not parse, other
 statements, refused calls, and everything from a second `canvas = Canvas()` on -- and says so in a
@@ -143,6 +147,7 @@ def _apply(canvas: Canvas, stmt: ast.stmt, offset: int) -> None:
     if call.args:
         raise CanvasError(f"line {line}: {method} takes keyword arguments only")
     kwargs: dict[str, Any] = {}
+    lines: dict[str, int] = {}  # argument -> its value's line, for the corrections
     for kw in call.keywords:
         if kw.arg is None:
             raise CanvasError(f"line {line}: **arguments are not accepted")
@@ -150,22 +155,33 @@ def _apply(canvas: Canvas, stmt: ast.stmt, offset: int) -> None:
             raise CanvasError(f"line {line}: {method} has no argument {kw.arg!r}")
         if kw.arg in kwargs:
             raise CanvasError(f"line {line}: argument {kw.arg!r} given twice")
-        kwargs[kw.arg] = _literal(kw.value, kw.value.lineno + offset, kw.arg)
+        lines[kw.arg] = kw.value.lineno + offset
+        kwargs[kw.arg] = _literal(kw.value, lines[kw.arg], kw.arg)
     missing = REQUIRED[method] - set(kwargs)
     if missing:
         raise CanvasError(f"line {line}: {method} lacks {', '.join(sorted(missing))}")
+
+    def where(message: str) -> int:
+        """The line of the argument a Canvas message starts with ("location: corrected ...", "area 'x' is not
+        ..."), else the call's."""
+        return lines.get(re.split(r"[: ]", message, maxsplit=1)[0], line)
+
+    done = len(canvas.corrections)
     try:
         getattr(canvas, method)(**kwargs)
     except CanvasError as e:
-        raise CanvasError(f"line {line}: {e}") from None
+        raise CanvasError(f"line {where(str(e))}: {e}") from None
+    canvas.corrections[done:] = [f"line {where(c)}: {c}" for c in canvas.corrections[done:]]
 
 
-def parse_canvas(text: str, corrections: list[str] | None = None) -> Canvas:
+def parse_canvas(text: str, corrections: list[str] | None = None, correct_words: bool = True) -> Canvas:
     """A user's Canvas program (optionally in a ```python fence) -> Canvas; strict: raises CanvasError naming
     the line and the reason for any line or statement that is not accepted.
 
-    `corrections`: None = unknown vocabulary words are errors; a list = they are corrected to the
-    closest word and each correction is recorded there.
+    A near-miss location, offset, area or colour name is corrected as Omost's Canvas does, and each correction
+    is listed in the returned canvas's `corrections` ("line 8: location: corrected 'on the lef' to 'on the
+    left'"); pass a list as `corrections` to have them appended there too.  `correct_words=False` refuses
+    near misses as well.
     """
     raw = text.replace("\r\n", "\n").replace("\r", "\n") if isinstance(text, str) else text
     program, offset, fenced, _ = _lines(raw)
@@ -185,7 +201,7 @@ def parse_canvas(text: str, corrections: list[str] | None = None) -> Canvas:
     if not body or not _is_canvas_init(body[0]):
         raise CanvasError(f"line {(body[0].lineno if body else 1) + offset}: the program must start with "
                           "`canvas = Canvas()`")
-    canvas = Canvas(corrections=corrections)
+    canvas = Canvas(corrections=[] if corrections is None else corrections, correct_words=correct_words)
     for stmt in body[1:]:
         _apply(canvas, stmt, offset)
     if canvas.description is None:
@@ -259,15 +275,17 @@ def _lenient_statements(program: str, lines: list[str], offset: int, skip: dict[
     return out
 
 
-def parse_canvas_lenient(text: str, corrections: list[str] | None = None) -> tuple[Canvas, ParseReport]:
+def parse_canvas_lenient(text: str, corrections: list[str] | None = None,
+                         correct_words: bool = True) -> tuple[Canvas, ParseReport]:
     """An LLM's answer -> (Canvas, ParseReport): what cannot be read is skipped and reported, not raised.
 
     Raises CanvasError only when the answer has no readable `canvas = Canvas()` or global description.
-    `corrections` as in `parse_canvas`.
+    `corrections` and `correct_words` as in `parse_canvas`.
     """
     program, offset, _, lines = _lines(text)
     skip: dict[int, str] = {}  # program line -> reason
-    canvas, calls, started = Canvas(corrections=corrections), 0, False
+    canvas = Canvas(corrections=[] if corrections is None else corrections, correct_words=correct_words)
+    calls, started = 0, False
     for stmt in _lenient_statements(program, lines, offset, skip):
         first, last = stmt.lineno, stmt.end_lineno or stmt.lineno
         if not started:
