@@ -1,7 +1,7 @@
 """Reference renders of the shipped models with their defaults, on a sample of suite lines.
 
 A refactor must not move a figure: `test_reference_images.py` renders these cases again and compares them
-with the PNGs committed beside it.  `python -m tests.reference_images` rewrites those PNGs (only when a
+with the PNGs committed beside it.  `python -m tests.reference_images [NAME ...]` rewrites those PNGs (only when a
 change is meant to alter the models' output, and said so in docs/changes.md).
 """
 
@@ -24,7 +24,7 @@ class Case:
     model: str
     line: int  # index into the built-in suite
     presample: bool = False
-    compose: bool = False
+    compose: bool | None = False  # None: the model's default (auto for shapes-xl)
 
 
 # suite lines: 0 single object, 70 two objects, 140 counting, 200 colours, 270 position, 330 colour attribution
@@ -35,6 +35,7 @@ CASES = (
     Case("paella-tiny-colours", "paella-tiny", 200),
     Case("shapes-xl-composed", "shapes-xl", 330, compose=True),
     Case("shapes-koala-presampled", "shapes-koala", 70, presample=True),
+    Case("shapes-xl-default-relation", "shapes-xl", 290, compose=None),
 )
 
 
@@ -50,7 +51,7 @@ def render(case: Case, registry, loaded: dict) -> np.ndarray:
     kwargs = {}
     if case.presample:
         kwargs["presampler"] = loaded.setdefault("presampler", open_presampler(None, registry))
-    if case.compose:
+    if case.compose is not False:
         kwargs["composer"] = loaded.setdefault("composer", open_composer(None, registry))
     request = GenerationRequest(prompt=line.prompt, model=case.model, seed=case.line,
                                 presample=PresampleOptions(enabled=case.presample),
@@ -68,7 +69,7 @@ def main() -> int:
     torch.set_num_threads(2)
     registry, loaded = default_registry(), {}
     FOLDER.mkdir(parents=True, exist_ok=True)
-    for case in CASES:
+    for case in CASES if len(sys.argv) < 2 else [c for c in CASES if c.name in sys.argv[1:]]:
         Image.fromarray(render(case, registry, loaded)).save(FOLDER / f"{case.name}.png")
         print("wrote", case.name)
     return 0

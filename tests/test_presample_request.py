@@ -98,11 +98,12 @@ def test_categories_built_in_and_from_files(tmp_path):
     cats = categorize(["1girl", "masterpiece", "score_9", "absurdres", "nsfw", "^_^", "long_hair", "x (y)"])
     assert cats["special"] == ["1girl"] and cats["quality"] == ["masterpiece", "score_9"]
     assert cats["meta"] == ["absurdres"] and cats["rating"] == ["nsfw"]
-    assert cats["general"] == ["^_^", "long_hair", "x (y)"]
+    assert cats["general"] == ["^_^", "long hair", "x (y)"]  # KGen's form: `_` as space from 4 characters
     (tmp_path / "characters.txt").write_text("hatsune miku\nx (y)\n")
     db = TagDatabase.from_files(characters=tmp_path / "characters.txt")
-    cats = categorize(["Hatsune_Miku", "x (y)"], db)
-    assert cats["characters"] == ["Hatsune_Miku", "x (y)"]
+    cats = categorize(["hatsune_miku", "x (y)", "Hatsune_Miku"], db)
+    assert cats["characters"] == ["hatsune miku", "x (y)"]
+    assert cats["general"] == ["Hatsune Miku"]  # lookup is case-sensitive, as KGen's
     with pytest.raises(FileNotFoundError):
         TagDatabase.from_files(artist=tmp_path / "missing.txt")
 

@@ -1,4 +1,8 @@
-"""Output format templates (spec-tipo.md): placeholders filled from the expansion's fields."""
+"""Output format templates: placeholders filled from the expansion's fields.
+
+The presets lay the placeholders out in the order of KGen's `TIPO_DEFAULT_FORMAT` (on one line: a
+newline is whitespace to the text encoders, so the blank lines of KGen's presets change nothing).
+"""
 
 from __future__ import annotations
 
@@ -7,28 +11,36 @@ from collections.abc import Mapping, Sequence
 
 PLACEHOLDERS = ("special", "characters", "copyrights", "artist", "general", "quality", "meta", "rating",
                 "extended", "generated")
-_TAGS = "<|special|>, <|characters|>, <|copyrights|>, <|artist|>, <|general|>"
+_HEAD = "<|special|>, <|characters|>, <|copyrights|>, <|artist|>"
 _TAIL = "<|quality|>, <|meta|>, <|rating|>"
 FORMATS = {
-    "tag only": f"{_TAGS}, {_TAIL}",
+    "tag only": f"{_HEAD}, <|general|>, {_TAIL}",
     "NL only": "<|extended|>",
-    "both, tag first": f"{_TAGS}, <|extended|>, {_TAIL}",
-    "both, NL first": f"<|extended|>, {_TAGS}, {_TAIL}",
-    "both + generated NL": f"{_TAGS}, <|extended|>, <|generated|>, {_TAIL}",
+    "both, tag first": f"{_HEAD}, <|general|>, <|extended|>, {_TAIL}",
+    "both, NL first": f"{_HEAD}, <|extended|>, <|general|>, {_TAIL}",
+    "both + generated NL": f"{_HEAD}, <|generated|>, <|general|>, <|extended|>, {_TAIL}",
 }
 _PLACEHOLDER = re.compile(r"<\|([a-z_]+)\|>")
 
 
 def uses_nl(template: str) -> bool:
-    """Whether a format (preset name or template) shows natural language; when it does not, the extra
-    caption-writing operation of the plan is not wanted (spec-tipo.md, operation plan)."""
+    """Whether a format (preset name or template) shows natural language."""
     template = FORMATS.get(template, template)
     return "<|extended|>" in template or "<|generated|>" in template
 
 
+def wants_caption(template: str, has_nl: bool) -> bool:
+    """Whether the plan's extra caption-writing operation can reach the prompt, as z-tipo-extension decides
+    it: with natural language given, `<|extended|>` shows the user's text extended and only `<|generated|>`
+    shows a fresh caption; without it, `<|extended|>` falls back to the caption, so either placeholder."""
+    template = FORMATS.get(template, template)
+    return "<|generated|>" in template or (not has_nl and "<|extended|>" in template)
+
+
 def apply_format(template: str, values: Mapping[str, str | Sequence[str]]) -> str:
     """Fill a template; an empty placeholder goes with its trailing comma; `extended` falls back to
-    `generated`; unknown placeholders are an error (a typo would otherwise vanish silently)."""
+    `generated` (which then is not written a second time, where KGen writes the caption twice); unknown
+    placeholders are an error (a typo would otherwise vanish silently)."""
     template = FORMATS.get(template, template)
     unknown = sorted({m for m in _PLACEHOLDER.findall(template)} - set(PLACEHOLDERS))
     if unknown:

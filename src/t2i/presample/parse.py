@@ -1,4 +1,4 @@
-"""Reading what a TIPO model wrote (spec-tipo.md, "Parsing output").
+"""Reading what a TIPO model wrote (KGen's `parse_tipo_result`, without its character-stripping).
 
 BOS/EOS are removed as whole tokens (the reference strips *characters* and so turns a final
 `thighhighs` into `thighhigh`); the text is split into `key: value` blocks where a key is one of the

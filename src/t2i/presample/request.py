@@ -1,4 +1,4 @@
-"""What a TIPO model is given at inference (spec-tipo.md, "Request"), and the operation plan.
+"""What a TIPO model is given at inference (KGen's `apply_tipo_prompt`), and the operation plan.
 
     meta: ...                       <- non-empty items, in META_KEYS order, then aspect_ratio
     target: <|long|> <|tag_to_long|> <|gen_meta|>
@@ -86,7 +86,8 @@ class Operation:
 
 def plan_operations(has_tags: bool, has_nl: bool, tag_target: str = "long", nl_target: str = "long",
                     want_nl: bool = True) -> list[Operation]:
-    """The operation plan of spec-tipo.md; each operation's parsed output feeds the next one."""
+    """KGen's operation plan (`parse_tipo_request`, tags first); each operation's parsed output feeds the
+    next one."""
     if not has_nl:  # nothing, or tags only: continue the tags, then (optionally) write a long caption
         ops = [Operation(None, tag_target, True)]
         extra = Operation("tag_to_long", nl_target, not has_tags)

@@ -1,10 +1,13 @@
 """Running a TIPO model over a prompt: plan -> requests -> parse -> retry -> post-process -> format.
 
-Differences from the reference, on purpose: the user's tags are never dropped or cut (only generated
-content is capped and ban-listed); the tag cap uses the tag maximum (the reference uses the sentence
-maximum); the LLM, tag database and ban list belong to the `Presampler` object (no module state);
-new content keeps the model's order (no unseeded shuffle), so one seed gives one expansion; any model
-failure falls back to the user's own prompt and says so in `warnings`.
+The requests are KGen's (tipo-kgen's `executor/tipo.py`, with z-tipo-extension's choice of the caption
+step): the released models were trained on that format.  Differences on purpose, each with its reason in
+docs/presample-fidelity.md: the user's tags are never dropped or cut and reach the image model as written
+(only generated content is capped and ban-listed); the tag cap uses the tag maximum (KGen uses the sentence
+maximum); sentences keep their stops; new content keeps the model's order (KGen shuffles it), so one seed
+gives one expansion; a caption retry continues the caption; the LLM, tag database and ban list belong to
+the `Presampler` object (no module state); any model failure falls back to the user's own prompt and says
+so in `warnings`.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from typing import Any, Literal
 
 from t2i.cancel import CancelToken, check
 from t2i.llm.base import LLM, LLMError, SamplingSettings
-from t2i.presample.formats import FORMATS, apply_format, uses_nl
+from t2i.presample.formats import FORMATS, apply_format, wants_caption
 from t2i.presample.parse import TipoOutput, parse_output
 from t2i.presample.request import LENGTHS, META_KEYS, Operation, build_request, plan_operations
-from t2i.presample.tags import CATEGORIES, TagDatabase, categorize, normalise
+from t2i.presample.tags import CATEGORIES, TagDatabase, categorize, category_of, normalise
 from t2i.presample.targets import REFERENCE_SETTINGS, TIPO_TARGETS, LengthTargets, sentences
 from t2i.presample.vocabulary import Vocabulary
 from t2i.presample.weights import WeightedTag, parse_weighted, split_prompt
@@ -56,8 +59,9 @@ class Expansion:
 class _State:
     user: list[WeightedTag]
     user_nl: str
+    user_end: str = ""  # the model's words finishing the user's last sentence (when it had no full stop)
     new: list[str] = field(default_factory=list)
-    new_other: dict[str, list[str]] = field(default_factory=dict)  # new tags of non-general categories
+    new_other: dict[str, list[str]] = field(default_factory=dict)  # new tags of the other categories
     added_nl: list[str] = field(default_factory=list)
     generated: list[str] = field(default_factory=list)
     dropped: set[str] = field(default_factory=set)  # generated tags and sentences the vocabulary rejected
@@ -67,7 +71,7 @@ class _State:
         return [t.text for t in self.user]
 
     def extended(self) -> str:
-        return " ".join(s for s in [self.user_nl.strip(), *self.added_nl] if s)
+        return " ".join(s for s in [self.user_nl.strip() + self.user_end, *self.added_nl] if s)
 
 
 def _key(tag: str) -> str:
@@ -153,12 +157,15 @@ class Presampler:
         aspect = f"{width / height:.1f}" if width and height else None
         calls = 0
         try:
-            for op in plan_operations(bool(user), bool(nl.strip()), target, nl_target, want_nl and uses_nl(fmt)):
+            has_nl = bool(nl.strip())
+            # KGen plans on the tag line: quality, meta and rating tags alone are no tags to continue
+            has_tags = bool(self._tag_line(state, categorize(state.plain_user(), self.db)))
+            for op in plan_operations(has_tags, has_nl, target, nl_target, want_nl and wants_caption(fmt, has_nl)):
                 calls += self._run(op, state, seed, aspect, warnings, on_call, cancel)
         except LLMError as e:
             warnings.append(f"presampling failed ({e}); the prompt is used as written")
             return self._fallback(original, user, nl, seed, warnings, calls)
-        if not state.new and not state.added_nl and not state.generated:
+        if not state.new and not any(state.new_other.values()) and not state.added_nl and not state.generated:
             warnings += [*self._dropped_note(state), "the model added nothing usable; the prompt is used as written"]
             return self._fallback(original, user, nl, seed, warnings, calls)
         return self._result(original, state, seed, fmt, warnings, calls)
@@ -180,25 +187,49 @@ class Presampler:
         return fixed
 
     def _request(self, op: Operation, state: _State, aspect: str | None) -> str:
+        """As KGen builds it: the meta lines hold the user's tags only (new artist / character / copyright
+        tags the model wrote go to the result, not back to the model), the tag line special then general."""
         cats = categorize(state.plain_user(), self.db)
-        for cat, items in state.new_other.items():
-            cats[cat] = cats[cat] + items
-        general = cats["special"] + cats["general"] + state.new
-        nl = state.extended() if op.task and "short" in op.task else (state.extended() or " ".join(state.generated))
-        return build_request(tags=general, nl=nl if op.task else "", meta={k: cats[k] for k in META_KEYS},
-                             aspect_ratio=aspect, target=op.target, task=op.task, expand=op.expand)
+        return build_request(tags=self._tag_line(state, cats), nl=self._nl_given(op, state),
+                             meta={k: cats[k] for k in META_KEYS}, aspect_ratio=aspect, target=op.target,
+                             task=op.task, expand=op.expand)
+
+    @staticmethod
+    def _tag_line(state: _State, cats: dict[str, list[str]]) -> list[str]:
+        """The `tag:` field: special tags (the user's, then new ones), then general (the user's, then new)."""
+        return [*cats["special"], *state.new_other.get("special", []), *cats["general"], *state.new]
+
+    @staticmethod
+    def _nl_given(op: Operation, state: _State) -> str:
+        """The natural language a request carries (KGen: the extended text, else the generated one; in
+        `short:` when the task names short, else in `long:`)."""
+        if not op.task:
+            return ""
+        return state.extended() if "short" in op.task else (state.extended() or " ".join(state.generated))
+
+    @staticmethod
+    def _ends_in_nl(op: Operation, given: str, n_tags: int) -> bool:
+        """Whether an expanding request ends in its natural-language field, so the model continues that
+        text (NL only: `long: ...` then the model writes on, then `tag:`)."""
+        if not op.expand or not op.task or not given.strip():
+            return False
+        order = op.task.split("_to_")
+        nl_key = "short" if "short" in order else "long"
+        filled = [k for k in order if (k == "tag" and n_tags) or k == nl_key]
+        return filled[-1] == nl_key
 
     def _criteria(self, op: Operation, state: _State) -> bool:
         if op.writes == "tag":
-            cats = categorize(state.plain_user(), self.db)
-            return len(cats["special"]) + len(cats["general"]) + len(state.new) >= self.targets.min_tags[op.target]
+            tags = self._tag_line(state, categorize(state.plain_user(), self.db))
+            return len(tags) >= self.targets.min_tags[op.target]
         text = " ".join(state.generated) if op.writes == "long" and not op.expand else state.extended()
         return len(sentences(text)) >= self.targets.min_sentences[op.target]
 
     def _run(self, op: Operation, state: _State, seed: int, aspect: str | None, warnings: list[str],
              on_call: Callable[[str, str], None] | None, cancel: CancelToken | None = None) -> int:
         """One operation with its retry loop; returns the number of model calls."""
-        seen: dict[str, int] = {}
+        seen: set[str] = set()
+        same = 0  # outputs in a row that repeat an earlier one (KGen's generate_with_retry)
         calls = 0
         # the backend checks it per token; passed only when given (an LLM without the keyword works without one)
         given = {"cancel": cancel} if cancel is not None else {}
@@ -213,23 +244,27 @@ class Presampler:
                                                 self.db))
             if self._criteria(op, state):
                 break
-            seen[answer] = seen.get(answer, 0) + 1
-            if seen[answer] >= self.max_same:
+            same = same + 1 if request + answer in seen else 0
+            seen.add(request + answer)
+            if same >= self.max_same:
                 break
         return calls
 
     def _merge(self, op: Operation, state: _State, out: TipoOutput) -> None:
         """Post-processing: user content first and whole; new content de-duplicated, ban-listed, capped."""
+        given_nl = self._nl_given(op, state)  # what the request carried, before this merge changes the state
+        user = categorize(state.plain_user(), self.db)
+        continued = self._ends_in_nl(op, given_nl, len(self._tag_line(state, user)))
         have = {_key(t) for t in [*state.plain_user(), *state.new]}
         have |= {_key(t) for items in state.new_other.values() for t in items}
         cap = self.targets.max_tags[op.target]
-        n_general = len(state.plain_user()) + len(state.new)
+        n_general = len(user["general"]) + len(state.new)  # KGen caps general tags only
         for cat in CATEGORIES:
             for tag in out.categories.get(cat, []):
                 if _key(tag) in have or banned(tag, self.ban) or cat in ("meta", "quality", "rating") or \
                         not plausible(tag, MAX_TAG_CHARS):
                     continue  # meta lines the model writes are not tags the user asked for
-                general = cat in ("general", "special")
+                general = cat == "general"
                 if (general and cap is not None and n_general >= cap) or not self._known("tag", tag, state):
                     continue  # over the cap (checked first, so a capped tag is not counted as dropped)
                 if general:
@@ -238,28 +273,60 @@ class Presampler:
                 else:
                     state.new_other.setdefault(cat, []).append(tag)
                 have.add(_key(tag))
-        given = {s.rstrip(".").lower() for s in sentences(state.extended())}
-        limit = self.targets.max_sentences[op.target]
-        if op.writes == "long":  # a caption from the tags must describe them (Vocabulary.agrees)
-            out = replace(out, extended=self._agreeing(out.extended, state), generated=self._agreeing(out.generated,
-                                                                                                       state))
-        if op.writes in ("short", "long") and (op.expand or op.writes == "short"):
-            text = out.extended if op.writes == "short" else out.generated
-            for s in sentences(text):
-                if s.rstrip(".").lower() not in given and not banned(s, self.ban) and \
-                        plausible(s, MAX_SENTENCE_CHARS) and \
-                        (limit is None or len(state.added_nl) < limit) and self._known("sentence", s, state):
-                    state.added_nl.append(s)
-                    given.add(s.rstrip(".").lower())
-        elif op.writes == "long":  # the caption as a whole (a retry continues it: earlier sentences come again)
+        nl_key = "short" if op.task and "short" in op.task else "long"
+        text = out.extended if nl_key == "short" else out.generated
+        if not op.expand and op.writes == "long":  # a fresh caption (a retry continues it: it comes whole again)
+            given = {s.rstrip(".").lower() for s in sentences(state.extended())}
             fresh = []
-            for s in sentences(out.generated):
+            for s in sentences(self._agreeing(out.generated, state)):
                 if s.rstrip(".").lower() not in given and not banned(s, self.ban) and \
                         plausible(s, MAX_SENTENCE_CHARS) and self._known("sentence", s, state):
                     fresh.append(s)
                     given.add(s.rstrip(".").lower())
+            limit = self.targets.max_sentences[op.target]
             if fresh:
                 state.generated = fresh[:limit] if limit is not None else fresh
+        elif continued:  # the model wrote on from the text it was given (KGen keeps that as extended text)
+            rest = text[len(given_nl):] if text.startswith(given_nl) else text
+            if text.startswith(given_nl) and not given_nl.rstrip().endswith((".", "!", "?")):
+                rest = self._finish_last_sentence(state, rest)
+            self._add_sentences(op, state, rest)
+        elif op.task and not given_nl.strip() and (op.expand or nl_key == "short"):
+            self._add_sentences(op, state, text)  # no text given: what the model wrote there is new
+
+    def _finish_last_sentence(self, state: _State, rest: str) -> str:
+        """A given text without a final stop is finished first, in place (KGen replaces its last sentence
+        with the finished one); returns what follows."""
+        end = re.match(r"[^.!?]*[.!?]+[\"')\]]*", rest)
+        head = end.group(0) if end else rest
+        words = (" " if head[:1].isspace() else "") + " ".join(head.split())
+        if words.strip() and any(c.isalnum() for c in words):  # words, not only a stop: the sentence must pass
+            last = state.added_nl[-1] if state.added_nl else state.user_nl.strip() + state.user_end
+            finished = ((sentences(last) or [""])[-1] + words).strip()
+            ok = not banned(words, self.ban) and plausible(finished, MAX_SENTENCE_CHARS) and \
+                self._known("sentence", finished, state) and bool(self._agreeing(finished, state))
+        else:
+            ok = bool(words.strip()) and words.isprintable() and "<|" not in words
+        if ok and state.added_nl:
+            state.added_nl[-1] += words
+        elif ok:
+            state.user_end += words
+        return rest[len(head):]
+
+    def _add_sentences(self, op: Operation, state: _State, text: str) -> None:
+        """New sentences after the extended text: de-duplicated, ban-listed, in the vocabulary, agreeing with
+        the tags, and capped so that the extended text holds at most the target's maximum (KGen counts the
+        given sentences too; they are never cut)."""
+        given = {s.rstrip(".").lower() for s in sentences(state.extended())}
+        limit = self.targets.max_sentences[op.target]
+        n = len(given)
+        for s in sentences(self._agreeing(text, state)):
+            if s.rstrip(".").lower() not in given and not banned(s, self.ban) and \
+                    plausible(s, MAX_SENTENCE_CHARS) and (limit is None or n < limit) and \
+                    self._known("sentence", s, state):
+                state.added_nl.append(s)
+                given.add(s.rstrip(".").lower())
+                n += 1
 
     def _known(self, kind: Literal["tag", "sentence"], text: str, state: _State) -> bool:
         """Whether generated `text` is in the model's vocabulary; what is not is remembered in `dropped`."""
@@ -303,11 +370,11 @@ class Presampler:
 
     def _result(self, original: str, state: _State, seed: int, fmt: str, warnings: list[str],
                 calls: int) -> Expansion:
-        user_cats = categorize(state.plain_user(), self.db)
-        written = {t.text: t.written() for t in state.user}
-        cats = {c: [written.get(t, t) for t in items] for c, items in user_cats.items()}
+        cats: dict[str, list[str]] = {c: [] for c in CATEGORIES}
+        for t in state.user:  # the user's tags reach the image model as written (docs/presample-fidelity.md)
+            cats[category_of(t.text, self.db)].append(t.written())
         cats["general"] = cats["general"] + state.new
-        for cat, items in state.new_other.items():
+        for cat, items in state.new_other.items():  # new special tags join the user's at the front
             cats[cat] = cats[cat] + items
         extended, generated = state.extended(), " ".join(state.generated)
         warnings += self._dropped_note(state)
@@ -317,6 +384,8 @@ class Presampler:
         if missing:  # a format without tag places (e.g. "NL only") must not lose the user's tags
             prompt = ", ".join([*missing, prompt])
             warnings.append(f"the format has no place for {', '.join(missing)}; kept in front of the prompt")
-        tags = [t.written() for t in state.user] + state.new + [t for v in state.new_other.values() for t in v]
-        return Expansion(prompt, original, tags, list(state.new), extended, generated, cats, self.llm.name, seed,
+        new = [*state.new_other.get("special", []), *state.new]
+        tags = [t.written() for t in state.user] + new + [t for c, v in state.new_other.items() if c != "special"
+                                                          for t in v]
+        return Expansion(prompt, original, tags, new, extended, generated, cats, self.llm.name, seed,
                          False, warnings, calls)

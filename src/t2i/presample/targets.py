@@ -25,7 +25,8 @@ from typing import Any
 from t2i.llm.base import SamplingSettings
 from t2i.presample.request import LENGTHS
 
-# The reference's sampling defaults (spec-tipo.md); the UIs use temperature 0.5, top_k 80, min_p 0.05.
+# KGen's sampling defaults (`generate_with_retry`); z-tipo-extension's UIs use temperature 0.5, top_k 80,
+# min_p 0.05.
 REFERENCE_SETTINGS = SamplingSettings(temperature=0.35, top_p=0.95, top_k=60, min_p=0.1, repetition_penalty=1.17,
                                       max_tokens=512)
 # The settings a model may set in presample.json "sampling", with their types.
