@@ -11,7 +11,7 @@ from t2i.types import ComposeOptions, GenerationRequest
 DEFAULTS = {"steps": 2, "compose": {
     "default": "auto", "composer": "omost-tiny",
     "classes": {"single": {"auto": True},
-                "several": {"auto": True, "composed": {"options": {"region_text": "local", "hires_scale": 2}}},
+                "relation": {"auto": True, "composed": {"options": {"region_text": "local", "hires_scale": 2}}},
                 "count": {"auto": False, "composed": {"options": {"region_text": "local"}}}}}}
 
 
@@ -24,7 +24,7 @@ def test_auto_composes_the_classes_measured_to_gain_with_their_settings():
     several, warning = plan("a red circle above a blue square")
     assert warning is None and several.compose.enabled is True and several.compose.model == "omost-tiny"
     assert several.model_options == {"region_text": "local", "hires_scale": 2}
-    assert several.compose.decision == "auto: a several prompt is composed with region_text=local, hires_scale=2"
+    assert several.compose.decision == "auto: a relation prompt is composed with region_text=local, hires_scale=2"
     single, _ = plan("a green star")
     assert single.compose.enabled is True and single.model_options == {}
     count, _ = plan("two yellow stars")

@@ -10,7 +10,7 @@ import t2i
 from t2i.prompt_class import PROMPT_CLASSES, prompt_class
 from t2i.world.suite import builtin_suite, read_suite
 
-TASK_CLASS = {"single_object": "single", "colors": "single", "two_object": "several", "position": "several",
+TASK_CLASS = {"single_object": "single", "colors": "single", "two_object": "several", "position": "relation",
               "color_attr": "several", "counting": "count"}
 DEV_SET = Path(t2i.__file__).parent / "world" / "data" / "dev_prompts.jsonl"
 
@@ -27,12 +27,14 @@ def test_every_development_prompt_gets_its_tasks_class():
 
 
 @pytest.mark.parametrize(("prompt", "kind"), [
-    ("a red circle above a blue square", "several"),
-    ("put a red circle over a blue square", "several"),
-    ("blue square; red circle on top", "several"),
-    ("star left, square right", "several"),
-    ("a cat next to a dog", "several"),
-    ("i want a triangle on the right side of a circle", "several"),
+    ("a red circle above a blue square", "relation"),
+    ("put a red circle over a blue square", "relation"),
+    ("blue square; red circle on top", "relation"),
+    ("star left, square right", "relation"),
+    ("a cat next to a dog", "relation"),
+    ("i want a triangle on the right side of a circle", "relation"),
+    ("a red circle and a blue square", "several"),
+    ("a cat with a dog", "several"),
     ("a red circle", "single"),
     ("red circle", "single"),
     ("a purple star, nothing else", "single"),

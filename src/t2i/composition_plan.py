@@ -4,8 +4,8 @@ A model's defaults (its folder's `t2i_defaults.json` for a shipped model, its re
 model) may hold a `compose` block:
 
     "compose": {"default": "auto", "composer": "omost-tiny",
-                "classes": {"single": {"auto": true},
-                            "several": {"auto": true, "composed": {"options": {"region_text": "local", ...}}},
+                "classes": {"single": {"auto": false},
+                            "relation": {"auto": true, "composed": {"options": {"region_text": "local"}}},
                             "count": {"auto": false, "composed": {"options": {"region_text": "local"}}}}}
 
 `default` is the mode a request that says nothing gets ("auto" or off); under "auto" a prompt of class C

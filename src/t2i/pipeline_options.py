@@ -79,8 +79,8 @@ PIPELINE_OPTIONS: tuple[PipelineOption, ...] = (
     PipelineOption("compose", "compose", ("compose", "enabled"), str,
                    "composition: an LLM writes an Omost Canvas program and the regional renderer follows it. auto "
                    "(the default for models that declare a composer) composes the prompts whose class (one "
-                   "object, several objects or a relation, a count) is measured to gain from it; on forces it, "
-                   "with the model's composed settings for the prompt's class; off draws plain",
+                   "object, several objects, objects placed by a relation, a count) is measured to gain from it; on "
+                   "forces it, with the model's composed settings for the prompt's class; off draws plain",
                    choices=("auto", "on", "off"), values={"auto": "auto", "on": True, "off": False}),
     PipelineOption("compose-model", "compose", ("compose", "model"), str,
                    "composer: registered name, folder, .gguf or http(s) URL (default omost-tiny)"),

@@ -1,14 +1,14 @@
-"""A prompt's class, read from its text alone: one object, several objects (or a relation between them),
-or a count.  A model's defaults may name settings per class (`t2i.composition_plan`); every entry point
-(the CLI, `t2i eval`, the Python API, the server) gets its class from this one function, from the prompt
-the user wrote and nothing else.
+"""A prompt's class, read from its text alone: one object, several objects, objects placed (a relation
+between them, or places of their own), or a count.  A model's defaults may name settings per class
+(`t2i.composition_plan`); every entry point (the CLI, `t2i eval`, the Python API, the server) gets its class
+from this one function, from the prompt the user wrote and nothing else.
 """
 
 from __future__ import annotations
 
 import re
 
-PROMPT_CLASSES = ("single", "several", "count")
+PROMPT_CLASSES = ("single", "several", "relation", "count")
 
 # "a photo of ...", "an image of ...": a frame around the subject, not an object of its own
 _FRAME = re.compile(r"^\s*(?:a|an|the)\s+(?:photo|photograph|picture|image|drawing|painting|render|rendering|"
@@ -37,11 +37,19 @@ def _mentions(text: str) -> int:
     return sum(1 for part in parts if any(w not in _NOT_OBJECTS for w in re.findall(r"[a-z']+", part.lower())))
 
 
+# words that place objects: relations between them, or places in the picture
+_PLACES = re.compile(r"\b(?:above|below|under|underneath|beneath|over|atop|on\s+top|top|bottom|left|right|"
+                     r"next\s+to|beside|alongside|behind|in\s+front\s+of|between|high|low|upper|lower)\b", re.I)
+
+
 def prompt_class(prompt: str) -> str:
-    """"count" when the prompt asks for a number of things ("two red circles"), "several" when it names more
-    than one object ("a red circle above a blue square", "blue square; red circle on top"), else "single".
-    A count wins over several: composition is measured to cost counting."""
+    """"count" when the prompt asks for a number of things ("two red circles"); for more than one object,
+    "relation" when words place them ("a red circle above a blue square", "blue square; red circle on top")
+    and "several" otherwise ("a red circle and a blue square"); else "single".  A count wins: composition is
+    measured to cost counting."""
     text = _FRAME.sub("", prompt.strip())
     if _COUNT.search(text):
         return "count"
-    return "several" if _mentions(text) > 1 else "single"
+    if _mentions(text) < 2:
+        return "single"
+    return "relation" if _PLACES.search(text) else "several"
