@@ -9,9 +9,10 @@ from PIL import Image
 
 from tests.reference_images import CASES, FOLDER, render
 
-# Float noise between CPUs may move a pixel by a level or two; a changed model, schedule, default or
-# program moves shapes, which is tens of levels over many pixels.
+# Float noise between CPUs may move a pixel by a level or two (and an edge pixel further); a changed model,
+# schedule, default or program moves shapes, which is tens of levels over many pixels.
 MAX_LEVELS = 3
+MAX_SHARE_BEYOND = 0.005  # of pixel values further than MAX_LEVELS from the reference
 
 
 @pytest.fixture(scope="module")
@@ -31,5 +32,6 @@ def test_shipped_model_renders_its_reference(case, loaded):
     got = render(case, registry, models).astype(int)
     assert got.shape == want.shape
     diff = np.abs(got - want)
-    assert diff.max() <= MAX_LEVELS, (f"{case.name}: {int((diff > MAX_LEVELS).sum())} pixel values differ by more "
-                                      f"than {MAX_LEVELS} levels (largest {int(diff.max())})")
+    beyond = float((diff > MAX_LEVELS).mean())
+    assert beyond <= MAX_SHARE_BEYOND, (f"{case.name}: {beyond:.2%} of pixel values differ by more than "
+                                        f"{MAX_LEVELS} levels (largest {int(diff.max())})")
