@@ -33,10 +33,20 @@ REMOVED_FLAGS = {
 RENAMED_FLAGS = {
     (("train", "paella-tiny"), "--vae-steps"): "--vq-steps (paella-tiny trains a VQGAN, not a VAE)",
 }
-REMOVED_CHOICES = {
-    ("--region-text", "local-pooled"): "use --region-text local",
-    ("--region-text", "local-outside"): "use --region-text local",
-}
+
+
+def _removed_choices() -> dict[tuple[str, str], str]:
+    """(flag, value) -> what to use instead, for every removed backend option value that a pipeline flag sets
+    (one table: `t2i.backends.options.REMOVED_OPTIONS`, which also refuses them in replayed requests)."""
+    from t2i.backends.options import REMOVED_OPTIONS
+    from t2i.pipeline_options import PIPELINE_OPTIONS
+
+    flags = {o.target[1]: f"--{o.name}" for o in PIPELINE_OPTIONS if o.target[0] == "model_options"}
+    return {(flags[r.option], r.value): r.instead for r in REMOVED_OPTIONS
+            if r.value is not None and r.option in flags}
+
+
+REMOVED_CHOICES = _removed_choices()
 
 
 def build_parser() -> argparse.ArgumentParser:
