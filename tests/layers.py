@@ -12,11 +12,11 @@ from pathlib import Path
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("types", ("t2i.types", "t2i.limits", "t2i.text", "t2i.userfiles", "t2i.cancel")),
-    ("helpers", ("t2i.grid", "t2i.metadata", "t2i.outputs", "t2i.licences")),
+    ("helpers", ("t2i.grid", "t2i.metadata", "t2i.outputs", "t2i.licences", "t2i.quiet")),
     ("engine", ("t2i.world", "t2i.presample", "t2i.compose", "t2i.render", "t2i.llm")),
     ("models", ("t2i.registry", "t2i.backends", "t2i.paella", "t2i.unet")),
     ("pipeline", ("t2i.stages", "t2i.generate", "t2i.replay", "t2i.pipeline_options", "t2i.prompt_class",
-                  "t2i.composition_plan")),
+                  "t2i.composition_plan", "t2i.pipeline")),
     ("uses", ("t2i.evaluation", "t2i.train", "t2i.distill")),
     ("product", ("t2i.cli", "t2i.serve", "t2i.scale")),
     ("api", ("t2i",)),  # the package's own __init__ (only it): the Python API may gather from every layer

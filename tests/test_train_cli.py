@@ -28,7 +28,7 @@ OWN = {
                     "--decoder-refine", "--decoder-oversample", "--steps", "--batch", "--lr", "--oversample",
                     "--clip-from", "--init", "--init-decoder-steps", "--device", "--snapshot", "--float16"},
     "tipo-tiny": {"--steps", "--scenes", "--init"},
-    "omost-tiny": {"--steps", "--scenes", "--init"},
+    "omost-tiny": {"--steps", "--scenes", "--init", "--paraphrased"},
     "distill": {"--teacher", "--student {koala-1b,koala-700m}", "--steps", "--batch", "--lr", "--size",
                 "--features {self_attention,cross_attention,block,resnet,none}", "--feature-loss {mse,relative}",
                 "--w-feature", "--feature-pairs {copied,last,stage}", "--scenes", "--uncolored", "--data", "--device",

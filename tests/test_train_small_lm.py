@@ -90,12 +90,14 @@ def test_omost_tiny_smoke_exports_a_chat_model_whose_documents_parse(tmp_path):
     from t2i.train.omost_data import TINY_SYSTEM, omost_documents
     from t2i.train.omost_tiny import train_omost_tiny
 
-    for doc in omost_documents(20, 0):
+    for doc in omost_documents(20, 0) + omost_documents(20, 0, paraphrased=1.0):
         assert parse_canvas(doc.split("<|assistant|>\n", 1)[1]).components
     cfg = SmallLMConfig.smoke()
     cfg.context = 2048
+    cfg.paraphrased = 0.5
     out = train_omost_tiny(cfg, tmp_path / "w", tmp_path / "m")
     assert system_prompt_for("omost-tiny", out) == TINY_SYSTEM
+    assert __import__("json").loads((out / "RECIPE.json").read_text())["config"]["paraphrased"] == 0.5
     llm = load_llm(str(out))
     from t2i.llm import Message
 

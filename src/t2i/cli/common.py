@@ -44,18 +44,9 @@ def printable(text: object) -> str:
 
 def quiet_libraries() -> None:
     """Keep the libraries' own progress bars and notices off the terminal (ours are shown instead)."""
-    import importlib.util
+    from t2i.quiet import silence_libraries
 
-    if importlib.util.find_spec("diffusers") is not None:
-        from diffusers.utils import logging as dlog
-
-        dlog.disable_progress_bar()
-        dlog.set_verbosity_error()
-    if importlib.util.find_spec("transformers") is not None:
-        from transformers.utils import logging as tlog
-
-        tlog.disable_progress_bar()
-        tlog.set_verbosity_error()
+    silence_libraries()
 
 
 def numbered(folder: Path, stem: str, suffix: str) -> Path:

@@ -14,6 +14,7 @@ from t2i.world.captions import (
     sized_caption,
     tags_caption,
 )
+from t2i.world.paraphrase import paraphrased_count, paraphrased_list, paraphrased_relation, paraphrased_single
 from t2i.world.scene import MAX_OBJECTS, Scene, SceneError, sample_scene, separated
 from t2i.world.vocab import SHAPES
 
@@ -48,8 +49,30 @@ def open_layout_scene(rng: random.Random, n_objects: int | None = None, same_sha
     raise SceneError(f"could not lay out {n} objects in {', '.join(OPEN_LAYOUT_AREAS)}")
 
 
-def omost_conversation(rng: random.Random) -> tuple[str, str]:
-    """(user prompt, assistant program) of one random scene.
+def paraphrased_conversation(rng: random.Random) -> tuple[str, str]:
+    """(user prompt, assistant program) with the prompt in a user's words (`t2i.world.paraphrase`): 45% two
+    objects and their relation, 30% one object, 10% a count, 15% different objects with no places. Prompts
+    that fix no place get an open layout, as in `omost_conversation`."""
+    u = rng.random()
+    if u < 0.45:
+        for _ in range(100):
+            r = paraphrased_relation(sample_scene(rng, 2), rng)
+            if r is not None:
+                return r.text, canvas_program(r.scene, notes=r.notes, summary=r.summary)
+    if u < 0.75:
+        scene = open_layout_scene(rng, 1)
+        return paraphrased_single(scene.objects[0], rng), canvas_program(scene)
+    if u < 0.85:
+        scene = open_layout_scene(rng, rng.randint(2, MAX_OBJECTS), same_shape=True)
+        return paraphrased_count(len(scene.objects), scene.objects[0], rng, colored=rng.random() < 0.7), \
+            canvas_program(scene)
+    scene = open_layout_scene(rng, rng.randint(2, 3))
+    return paraphrased_list(scene.objects, rng), canvas_program(scene)
+
+
+def omost_conversation(rng: random.Random, paraphrased: float = 0.0) -> tuple[str, str]:
+    """(user prompt, assistant program) of one random scene; with probability `paraphrased` the prompt is
+    in a user's words instead (`paraphrased_conversation`).
 
     Prompt mix: 40% detailed (colour, place and size of every object: the program follows exactly),
     7.5% counts (2-4 copies of one shape and colour, as a bare list: the suite's counting prompts), 22.5%
@@ -58,6 +81,8 @@ def omost_conversation(rng: random.Random) -> tuple[str, str]:
     other before its location is written), 15% tags.  Where the prompt fixes no place (tags, bare lists:
     the suite's two_object and counting prompts) the program's layout is an open one (open_layout_scene),
     as Omost's LLM picks a sensible layout rather than a random one."""
+    if paraphrased and rng.random() < paraphrased:
+        return paraphrased_conversation(rng)
     u = rng.random()
     if 0.70 <= u < 0.85:
         for _ in range(100):  # a two-object scene with a clear relation (most are)
@@ -80,11 +105,12 @@ def omost_conversation(rng: random.Random) -> tuple[str, str]:
     return prompt, canvas_program(scene)
 
 
-def omost_documents(n: int, seed: int) -> list[str]:
-    """`n` chat-formatted training documents (system, user, assistant), deterministic in `seed`."""
+def omost_documents(n: int, seed: int, paraphrased: float = 0.0) -> list[str]:
+    """`n` chat-formatted training documents (system, user, assistant), deterministic in `seed`;
+    `paraphrased`: the share whose prompt is in a user's words."""
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        prompt, program = omost_conversation(rng)
+        prompt, program = omost_conversation(rng, paraphrased)
         out.append(f"<|system|>\n{TINY_SYSTEM}</s>\n<|user|>\n{prompt}</s>\n<|assistant|>\n```python\n{program}```")
     return out

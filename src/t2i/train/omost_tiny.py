@@ -4,6 +4,7 @@ No torch at import: the command line builds its parser from this module."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +31,10 @@ def train_omost_tiny(cfg: SmallLMConfig, work: Path, out: Path, progress: Progre
     ("resample": the model never sees an error fed back in training, so a retry asks it again)."""
     from t2i.train.small_lm import train_small_lm
 
-    return train_small_lm(cfg, "omost-tiny", omost_documents, ROLE_TOKENS, work, out, progress,
+    if not 0.0 <= cfg.paraphrased <= 1.0:
+        raise ValueError(f"paraphrased is a share from 0 to 1, got {cfg.paraphrased}")
+    documents = functools.partial(omost_documents, paraphrased=cfg.paraphrased)
+    return train_small_lm(cfg, "omost-tiny", documents, ROLE_TOKENS, work, out, progress,
                           files={"compose.json": json.dumps({"system": TINY_SYSTEM, "retry": "resample"}, indent=1)},
                           chat_template=CHAT_TEMPLATE, command=command)
 
@@ -38,11 +42,15 @@ def train_omost_tiny(cfg: SmallLMConfig, work: Path, out: Path, progress: Progre
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """omost-tiny's own flags (the common ones, --work --out --seed --threads --smoke --config, are the caller's)."""
     small_lm_config.add_arguments(parser)
+    parser.add_argument("--paraphrased", type=float, metavar="SHARE",
+                        help="share of chats whose prompt is in a user's words, not the caption templates' "
+                             "(default 0)")
 
 
 def config_from_args(args: argparse.Namespace) -> SmallLMConfig:
     """The run's settings: --config's recorded ones, --smoke's or the defaults, with the flags given set."""
-    return small_lm_config.config_for(args, "omost-tiny", omost_tiny_smoke, omost_tiny_config)
+    cfg = small_lm_config.config_for(args, "omost-tiny", omost_tiny_smoke, omost_tiny_config)
+    return cfg if args.paraphrased is None else replace(cfg, paraphrased=args.paraphrased)
 
 
 def run(cfg: SmallLMConfig, work: Path, out: Path, progress: Progress | None = None, command: str = "") -> Path:

@@ -30,6 +30,8 @@ class SmallLMConfig:
     checkpoint_seconds: float = 180.0
     threads: int = 1
     init: str = ""  # an exported model folder to start from (its tokenizer too); "" = random weights
+    # omost-tiny: the share of chats whose prompt is in a user's words (t2i.world.paraphrase); tipo-tiny has none
+    paraphrased: float = 0.0
 
     @classmethod
     def smoke(cls) -> SmallLMConfig:

@@ -20,6 +20,8 @@ def train_tipo_tiny(cfg: SmallLMConfig, work: Path, out: Path, progress: Progres
     presample.json."""
     from t2i.train.small_lm import train_small_lm
 
+    if cfg.paraphrased:
+        raise ValueError("tipo-tiny has no paraphrased chats: paraphrased must be 0")
     return train_small_lm(cfg, "tipo-tiny", tipo_documents, TIPO_SPECIAL_TOKENS, work, out, progress,
                           files={"presample.json": json.dumps(presample_file(), indent=1)}, command=command)
 

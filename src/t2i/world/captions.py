@@ -90,7 +90,7 @@ def _place(o: SceneObject, rng: random.Random) -> str:
     return rng.choice(PLACE_PHRASES[o.location])
 
 
-def _related_pair(scene: Scene, rng: random.Random) -> tuple[int, int, str] | None:
+def related_pair(scene: Scene, rng: random.Random) -> tuple[int, int, str] | None:
     """A random (i, j, relation) with object i `relation` object j under GenEval's rule, or None."""
     pairs = []
     for i, a in enumerate(scene.objects):
@@ -117,7 +117,7 @@ def natural_caption(scene: Scene, rng: random.Random, uncolored: float = UNCOLOR
     background = rng.choice(BACKGROUND_PHRASES).format(scene.background) if rng.random() < 0.6 else ""
     prefix = rng.choice(PREFIXES)
     form = form or rng.choice(NATURAL_FORMS)
-    pair = _related_pair(scene, rng) if len(scene.objects) > 1 else None
+    pair = related_pair(scene, rng) if len(scene.objects) > 1 else None
     if form == "relation" and pair is None:
         form = "places"
 
@@ -162,7 +162,7 @@ def relation_caption(scene: Scene, rng: random.Random, uncolored: float = UNCOLO
     or neither lies clearly in some relation to the other."""
     if len(scene.objects) != 2:
         return None
-    pair = _related_pair(scene, rng)
+    pair = related_pair(scene, rng)
     if pair is None:
         return None
     i, j, rel = pair
