@@ -15,6 +15,10 @@ Omost's grid), overall and per relation.
 
 Then `--counts` prompts in the suite's counting phrasing ("a photo of three stars"): the share whose
 program has exactly that many regions, all of that shape, overall and per count (2, 3, 4).
+
+`--suite FILE` (repeatable) scores the programs for a suite file's prompts, in whatever phrasing, against
+each line's requirements (shapes, colours, counts, relations), per task: how well the composer reads
+prompts such as the development set's.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import time
 from tqdm import tqdm
 
 from t2i.backends import default_registry
-from t2i.evaluation.composer import composer_alone, count_following, relation_following
+from t2i.evaluation.composer import composer_alone, count_following, relation_following, suite_following
 from t2i.stages import open_composer
 
 
@@ -39,6 +43,8 @@ def main() -> None:
     ap.add_argument("--llm-option", action="append", default=[], metavar="K=V")
     ap.add_argument("--relations", type=int, default=100, help="position prompts to score (0: none)")
     ap.add_argument("--counts", type=int, default=60, help="counting prompts to score (0: none)")
+    ap.add_argument("--suite", action="append", default=[], metavar="FILE",
+                    help="a suite file whose prompts to score against their lines' requirements (repeatable)")
     ap.add_argument("--show-failures", type=int, default=3)
     ap.add_argument("--smoke", action="store_true", help="the tiniest run: one prompt of each kind")
     args = ap.parse_args()
@@ -74,6 +80,14 @@ def main() -> None:
         bar.close()
         print(f"{args.counts} counting prompts ('a photo of three stars'), composer {args.model}, seed {args.seed}")
         print(json.dumps({k: round(v, 3) for k, v in counts.rates().items()}, indent=1))
+    for path in args.suite:
+        from t2i.world.suite import read_suite
+
+        lines = read_suite(path)[:1] if args.smoke else read_suite(path)
+        tally = suite_following(compose, lines, args.seed)
+        print(f"{len(lines)} prompts of {path}, composer {args.model}, seed {args.seed}: programs meeting the line")
+        print(json.dumps({tag: f"{right}/{n} = {right / n:.3f}" for tag, (right, n) in sorted(tally.items())},
+                         indent=1))
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def _from_mapping(cls: type, data: Any, where: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PresampleOptions:
-    """TIPO-style prompt expansion before generation (spec-tipo.md)."""
+    """TIPO-style prompt expansion before generation (Yeh et al. 2024, "TIPO"; reference code KohakuBlueleaf/KGen)."""
 
     enabled: bool = False
     model: str | None = None  # registry name, hub id or local path; None = the default presampler

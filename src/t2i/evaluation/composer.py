@@ -21,6 +21,7 @@ from t2i.compose.canvas import Component
 from t2i.world.captions import sized_caption
 from t2i.world.relations import RELATIONS, relative_position
 from t2i.world.scene import Scene, SceneObject, sample_scene
+from t2i.world.suite import Requirement, SuiteLine
 from t2i.world.text import Mention, parse_tag
 from t2i.world.vocab import SHAPES, count_phrase
 
@@ -252,3 +253,36 @@ def count_following(compose: Callable[[str, int], tuple[Canvas, bool]], n: int, 
             scores.right += right
             tally[0] += right
     return scores
+
+
+def program_meets(canvas: Canvas, include: Sequence[Requirement]) -> bool:
+    """Whether the canvas's regions meet a suite line's requirements, as the detector's objects must: each
+    requirement's shape (and colour, where given) drawn at least `count` times, no region of a shape no
+    requirement names, and each asked relation holding between the first such regions' boxes (GenEval's
+    rule on Omost's grid)."""
+    drawn = [(_region_object(c), c.box) for c in canvas.components]
+    if any(what is None for what, _ in drawn):
+        return False
+    boxes = []
+    for r in include:
+        fits = [(top, bottom, left, right) for (shape, color), (top, bottom, left, right) in drawn
+                if shape == r.cls and (r.color is None or color == r.color)]
+        if len(fits) < r.count:
+            return False
+        top, bottom, left, right = fits[0]
+        boxes.append((left, top, right, bottom))  # (x0, y0, x1, y1), y down
+    if {shape for (shape, _), _ in drawn} - {r.cls for r in include}:
+        return False
+    return all(r.position is None or r.position[0] in relative_position(boxes[k], boxes[r.position[1]])
+               for k, r in enumerate(include))
+
+
+def suite_following(compose: Callable[[str, int], tuple[Canvas, bool]], lines: Sequence[SuiteLine], seed: int,
+                    progress: Callable[[int], None] | None = None) -> dict[str, list[int]]:
+    """Score `compose` on suite lines (any phrasing): tag -> [programs meeting the line, lines]."""
+    out: dict[str, list[int]] = {}
+    for line, canvas in zip(lines, _programs(compose, [line.prompt for line in lines], seed, progress), strict=True):
+        tally = out.setdefault(line.tag, [0, 0])
+        tally[1] += 1
+        tally[0] += canvas is not None and program_meets(canvas, line.include)
+    return out

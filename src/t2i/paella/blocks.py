@@ -1,4 +1,4 @@
-"""Paella v3's building blocks.  Attribute names are the released state dict's (spec-generators.md):
+"""Paella v3's building blocks.  Attribute names are the released state dict's (dome272/Paella, paella_v3.pt):
 they are the contract with `paella_v3.pt`, so do not rename them.
 
 Shapes: images-as-features are (B, C, H, W); conditioning sequences are (B, S, c_cond).

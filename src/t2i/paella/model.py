@@ -3,7 +3,7 @@
 Tokens (B, H, W) -> embedding (B, c_in, H, W) -> pixel-unshuffle by patch_size -> levels of
 ResBlock/Timestep/Attention blocks (down, then up with one skip per level) -> pixel-shuffle ->
 logits (B, num_labels, H, W).  The full configuration (byt5_embd=2560) has 1,008,350,592 parameters;
-module names follow the released `paella_v3.pt` (Rampas et al. 2022, "Paella"; spec-generators.md).
+module names follow the released `paella_v3.pt` (Rampas et al. 2022, "Paella"; the reference code dome272/Paella).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 BOS, EOS = "<s>", "</s>"
 
-# TIPO's 13 added tokens (spec-tipo.md), in the released tokenizer's order.
+# TIPO's 13 added tokens, in the order of the released TIPO models' tokenizer (KBlueLeaf/TIPO-*).
 TIPO_SPECIAL_TOKENS = (
     "<|empty|>", "<|very_short|>", "<|short|>", "<|long|>", "<|very_long|>",
     "<|tag_to_long|>", "<|long_to_tag|>", "<|short_to_tag|>", "<|short_to_long|>",
