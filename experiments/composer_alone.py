@@ -27,9 +27,11 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
+import t2i
 from t2i.backends import default_registry
 from t2i.evaluation.composer import composer_alone, count_following, relation_following, suite_following
 from t2i.stages import open_composer
@@ -50,6 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.smoke:
         args.n, args.relations, args.counts = 1, 1, 1
+        args.suite = args.suite or [str(Path(t2i.__file__).parent / "world" / "data" / "dev_prompts.jsonl")]
     options = dict(kv.split("=", 1) for kv in args.llm_option)
     composer = open_composer(args.model, default_registry(), options)
 

@@ -253,7 +253,7 @@ def test_debug_makes_errors_raise(run: Run, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- info and models
 
 
-def test_info_prints_parameters_and_json(run: Run, tmp_path: Path) -> None:
+def test_info_prints_parameters_and_the_record(run: Run, tmp_path: Path) -> None:
     code, out, _ = run("generate", "a red circle", "--model", "fake", "--seed", "7", "--n", "2", "--out", "d")
     assert code == 0
     path = tmp_path / out.splitlines()[1]
@@ -262,12 +262,13 @@ def test_info_prints_parameters_and_json(run: Run, tmp_path: Path) -> None:
     assert code == 0
     assert err == ""
     assert meta.parameters is not None
-    assert out.startswith(meta.parameters + "\n\n")
+    assert out.startswith(meta.parameters + "\n\n")  # A1111's text as written, then the record's sections
     assert "Seed: 8" in out and "Model: fake" in out
-    record = json.loads(out[len(meta.parameters) + 2:])
-    assert record["seed"] == 8
-    assert record["index"] == 1
-    assert record["request"] == meta.request.to_dict()
+    record = out[len(meta.parameters) + 2:].splitlines()
+    assert [line for line in record if line and not line.startswith(" ")] == ["image", "request", "runtime"]
+    rows = [line.split(None, 1) for line in record if line.startswith("  ")]
+    assert ["seed", "8"] in rows and ["model", "fake"] in rows and ["steps", "3"] in rows
+    assert ["sampler", "euler (A1111: Euler)"] in rows  # the fake model's default, with A1111's name
 
 
 def test_info_on_a1111_image_prints_parameters_only(run: Run, tmp_path: Path) -> None:

@@ -198,3 +198,28 @@ def test_a_program_counts_right_only_with_exactly_k_regions_of_the_shape() -> No
     assert count_following(faithful, 24, 5).rates()["count_right"] == 1.0
     scores = count_following(one_region, 24, 5)
     assert scores.right == 0 and sum(asked for _, asked in scores.by_count.values()) == 24
+
+
+def test_a_lines_own_scene_program_meets_the_line_and_a_wrong_one_does_not() -> None:
+    from pathlib import Path
+
+    import t2i
+    from t2i.evaluation.composer import program_meets, suite_following
+    from t2i.world.suite import read_suite
+
+    # (the suite's own scenes are drawn-shape boxes, and an Omost area is wider than the shape it holds: a
+    # program is judged by its areas, as relation_following judges it, so only clean layouts are used here)
+    dev = read_suite(Path(t2i.__file__).parent / "world" / "data" / "dev_prompts.jsonl")
+    lines = [line for line in dev if line.scene is not None]
+    assert len(lines) == len(dev) >= 60
+    programs = {line.prompt: parse_canvas(canvas_program(line.scene)) for line in lines}
+    assert [line.prompt for line in lines if not program_meets(programs[line.prompt], line.include)] == []
+    swapped = [line for line in dev if line.tag == "position"]
+    for line in swapped:  # the two objects' places exchanged: the relation no longer holds
+        a, b = line.scene.objects
+        scene = dataclasses.replace(line.scene, objects=(dataclasses.replace(a, location=b.location),
+                                                         dataclasses.replace(b, location=a.location)))
+        assert not program_meets(parse_canvas(canvas_program(scene)), line.include), line.prompt
+    tally = suite_following(lambda prompt, seed: (programs[prompt], False), dev, 0)
+    assert tally == {tag: [n, n] for tag, n in
+                     {t: sum(line.tag == t for line in dev) for t in {line.tag for line in dev}}.items()}

@@ -247,7 +247,7 @@ def test_build_save_read_round_trip(tmp_path: Path) -> None:
     assert parsed["Presampled prompt"] == extras["Presampled prompt"]
 
     replay = replay_request(meta)
-    assert replay == request.with_(seed=125, n_images=1)
+    assert replay == request.with_(seed=125, n_images=1, sampler="euler")  # A1111's "Euler" read as t2i's id
 
 
 def test_chunks_are_itxt(tmp_path: Path) -> None:

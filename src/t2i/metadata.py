@@ -5,8 +5,12 @@ Every image we write carries two UTF-8 iTXt chunks:
 * ``parameters``: the AUTOMATIC1111 "infotext" (prompt, ``Negative prompt: ...`` and one
   ``Key: value, Key: value`` settings line) that other tools display and import;
 * ``t2i``: a JSON object with the full `GenerationRequest`, the image's seed and index in
-  its batch, the prompts actually used and our extra fields.  This is the record that
-  `replay_request` uses to reproduce the image.
+  its batch, the prompts actually used, our extra fields, and what a reproduction needs
+  that the A1111 text loses: the t2i, torch, diffusers and transformers versions and the
+  device and dtype.  This is the record that `replay_request` uses to reproduce the image.
+
+The A1111 text names the sampler as A1111 does (``Sampler: DPM++ 2M, Schedule type:
+Karras``), and `sampler_id` reads A1111's names, old and new, and t2i's ids alike.
 
 `read_image_metadata` treats files as untrusted: sizes are capped before decoding, JSON is
 depth-checked, the request goes through `GenerationRequest.from_dict`, and nothing named in
@@ -15,8 +19,10 @@ the metadata (a model path, for instance) is ever opened.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +32,7 @@ from typing import Any, BinaryIO, NoReturn
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from t2i.text import text_problem
 from t2i.types import MAX_SEED, GenerationRequest, RequestError
 
 IMAGE_SCHEMA = "t2i.image/1"
@@ -45,7 +52,7 @@ MAX_EXTRA_KEY_CHARS = 100
 MAX_INDEX = 1_000_000
 
 # Keys of the settings line that `format_parameters` writes itself; extras may not reuse them.
-_STANDARD_KEYS = ("Steps", "Sampler", "CFG scale", "Seed", "Size", "Model")
+_STANDARD_KEYS = ("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model")
 _PROMPT_KEYS = ("Prompt", "Negative prompt")
 _NEGATIVE_PREFIX = "Negative prompt:"
 
@@ -60,7 +67,13 @@ _JSON_BRACKET = re.compile(r"[\[\]{}]")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _T2I_REQUIRED = ("schema", "request", "seed", "index")
-_T2I_KEYS = frozenset((*_T2I_REQUIRED, "prompt_used", "negative_prompt_used", "extras"))
+# "versions", "device" and "dtype" came later: records without them still read (as None).
+_T2I_KEYS = frozenset((*_T2I_REQUIRED, "prompt_used", "negative_prompt_used", "extras", "versions", "device",
+                       "dtype"))
+# The packages whose versions a record names (None where one is not installed).
+VERSION_PACKAGES = ("t2i", "torch", "diffusers", "transformers")
+MAX_VERSIONS = 16
+MAX_RUNTIME_CHARS = 100  # a version, device or dtype text
 
 
 class MetadataError(ValueError):
@@ -74,6 +87,8 @@ class ImageMetadata:
     `parameters` is the raw A1111 text (or None).  The other fields come from the `t2i`
     chunk and are all None (and `extras` empty) when the image has none, e.g. an image
     written by AUTOMATIC1111 or another tool.  `source` is the file it was read from.
+    `versions`, `device` and `dtype` (what the image was drawn with) are None also for
+    records written before t2i recorded them.
     """
 
     parameters: str | None = None
@@ -84,6 +99,9 @@ class ImageMetadata:
     negative_prompt_used: str | None = None
     extras: dict[str, str] = field(default_factory=dict)
     source: str | None = None
+    versions: dict[str, str | None] | None = None  # package -> version (None: not installed); None: not recorded
+    device: str | None = None
+    dtype: str | None = None
 
 
 # --------------------------------------------------------------------------- A1111 text
@@ -136,6 +154,101 @@ def _check_extras(extras: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+# --------------------------------------------------------------------------- sampler names
+
+# t2i's sampler ids -> AUTOMATIC1111's sampler name and schedule type (None: A1111's "Automatic", not written).
+# `t2i.backends.sdxl.SAMPLERS` holds the ids of the SDXL backend (a test keeps the two in step); Paella's own
+# sampler ("paella") has no A1111 counterpart and is written as it is.
+A1111_SAMPLERS: dict[str, tuple[str, str | None]] = {
+    "euler": ("Euler", None),
+    "euler-a": ("Euler a", None),
+    # diffusers' trailing timestep spacing is A1111's (and ComfyUI's) "SGM Uniform" schedule
+    "euler-trailing": ("Euler", "SGM Uniform"),
+    "dpm++2m-karras": ("DPM++ 2M", "Karras"),
+    "ddim": ("DDIM", None),
+}
+# A1111's schedule types: every spelling it accepts (label, name, alias; compared in lower case) -> its name.
+_SCHEDULES = {
+    spelling.lower(): name
+    for name, spellings in {
+        "automatic": ("Automatic",),
+        "uniform": ("Uniform",),
+        "karras": ("Karras",),
+        "exponential": ("Exponential",),
+        "polyexponential": ("Polyexponential",),
+        "sgm_uniform": ("SGM Uniform", "SGMUniform"),
+        "kl_optimal": ("KL Optimal",),
+        "align_your_steps": ("Align Your Steps",),
+        "simple": ("Simple",),
+        "normal": ("Normal",),
+        "ddim": ("DDIM",),
+        "beta": ("Beta",),
+    }.items()
+    for spelling in (name, *spellings)
+}
+_SCHEDULE_SUFFIXES = sorted(_SCHEDULES, key=len, reverse=True)  # "sgm uniform" before "uniform"
+# A1111's older aliases of the samplers above (its `aliases` lists), in lower case.
+_SAMPLER_ALIASES = {
+    "k_euler": "euler",
+    "k_euler_a": "euler a",
+    "k_euler_ancestral": "euler a",
+    "k_dpmpp_2m": "dpm++ 2m",
+    "k_dpmpp_2m_ka": "dpm++ 2m karras",
+}
+# The schedule an A1111 sampler runs when its schedule type is "Automatic" (A1111 1.9 on: DPM++ 2M is Karras).
+_AUTOMATIC_SCHEDULE = {"dpm++ 2m": "karras"}
+
+
+def _schedule_name(schedule_type: str | None) -> str | None:
+    """A1111 schedule type (any spelling; None or empty: "automatic") -> its name; None for an unknown one."""
+    if schedule_type is None or not schedule_type.strip():
+        return "automatic"
+    return _SCHEDULES.get(" ".join(schedule_type.split()).lower())
+
+
+def sampler_id(name: str | None, schedule_type: str | None = None) -> str | None:
+    """The t2i sampler id that `name` (with A1111's `Schedule type`) means, or None when it is not one of ours.
+
+    Reads A1111's names with the schedule apart (``"DPM++ 2M"``, ``"Karras"``), the older
+    names with the schedule appended (``"DPM++ 2M Karras"``, which wins over `schedule_type`
+    as A1111 decides), A1111's ``k_...`` aliases and t2i's own ids (``"dpm++2m-karras"``),
+    all case-insensitively.  ``"DPM++ 2M"`` on the "Automatic" schedule is Karras, as A1111
+    runs it since 1.9.
+    """
+    if not isinstance(name, str) or (schedule_type is not None and not isinstance(schedule_type, str)):
+        return None
+    text = " ".join(name.split()).lower()
+    text = _SAMPLER_ALIASES.get(text, text)
+    schedule = _schedule_name(schedule_type)
+    for spelling in _SCHEDULE_SUFFIXES:
+        if text.endswith(" " + spelling):
+            text, schedule = text[: -len(spelling) - 1], _SCHEDULES[spelling]
+            break
+    if schedule == "automatic":
+        schedule = _AUTOMATIC_SCHEDULE.get(text, "automatic")
+    for sid, (a1111, own) in A1111_SAMPLERS.items():
+        if text == a1111.lower() and schedule == _schedule_name(own):
+            return sid
+    if text in A1111_SAMPLERS and schedule in ("automatic", _schedule_name(A1111_SAMPLERS[text][1])):
+        return text
+    return None
+
+
+def a1111_sampler(sampler: str) -> tuple[str, str | None]:
+    """A request's sampler as A1111 writes it: (``Sampler``, ``Schedule type`` or None when "Automatic").
+
+    t2i's ids (and A1111 names given as a sampler) become A1111's names; anything else is
+    returned as it is, with no schedule type.
+    """
+    sid = sampler_id(sampler)
+    return A1111_SAMPLERS[sid] if sid is not None else (sampler, None)
+
+
+def parameters_sampler(parameters: Mapping[str, str]) -> str | None:
+    """The t2i sampler id of a `parse_parameters` result (its ``Sampler`` and ``Schedule type``), or None."""
+    return sampler_id(parameters.get("Sampler"), parameters.get("Schedule type"))
+
+
 def format_parameters(
     request: GenerationRequest,
     seed: int,
@@ -149,9 +262,13 @@ def format_parameters(
     ``Negative prompt: ...`` unless the negative prompt is empty, then one settings line
     ``Steps: 25, Sampler: Euler, CFG scale: 7.5, Seed: 123, Size: 64x64, Model: shapes-xl``
     followed by ``, Key: value`` for each extra.  Request fields that are None are left
-    out.  Values containing ``,``, ``:``, a newline or ``"`` (or leading/trailing spaces)
-    are quoted with JSON as A1111 does.  Extras keys must be valid settings keys that do
-    not clash with the standard ones, else ValueError.
+    out.  The sampler is written with A1111's name (`a1111_sampler`), followed by
+    ``Schedule type: ...`` where A1111 writes one (``Sampler: DPM++ 2M, Schedule type:
+    Karras``), so A1111 picks the same sampler; `parameters_sampler` reads both that and
+    the older ``Sampler: DPM++ 2M Karras`` back into t2i's id.  Values containing ``,``,
+    ``:``, a newline or ``"`` (or leading/trailing spaces) are quoted with JSON as A1111
+    does (``"a, \\"b\\""``; `parse_parameters` unquotes them).  Extras keys must be valid
+    settings keys that do not clash with the standard ones, else ValueError.
     """
     extras_checked = _check_extras(extras)
     prompt = request.prompt if prompt is None else prompt
@@ -163,7 +280,10 @@ def format_parameters(
     if request.steps is not None:
         settings.append(("Steps", str(request.steps)))
     if request.sampler is not None:
-        settings.append(("Sampler", request.sampler))
+        sampler, schedule_type = a1111_sampler(request.sampler)
+        settings.append(("Sampler", sampler))
+        if schedule_type is not None:
+            settings.append(("Schedule type", schedule_type))
     if request.guidance is not None:
         settings.append(("CFG scale", _format_number(request.guidance)))
     settings.append(("Seed", str(seed)))
@@ -265,6 +385,58 @@ def _check_count(name: str, value: Any, hi: int) -> int:
     return value
 
 
+@functools.cache
+def _installed_version(package: str) -> str | None:
+    """The installed distribution's version, or None when `package` is not installed."""
+    from importlib import metadata as importlib_metadata
+
+    try:
+        return importlib_metadata.version(package)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def runtime_versions() -> dict[str, str | None]:
+    """The versions of t2i, torch, diffusers and transformers here (None for a package not installed)."""
+    # t2i's own __version__, of the code running (its package is imported before this module; read from
+    # sys.modules, not imported: the package's __init__ is the API layer, above this one)
+    own = getattr(sys.modules.get("t2i"), "__version__", None)
+    return {"t2i": own if isinstance(own, str) else _installed_version("t2i"),
+            **{p: _installed_version(p) for p in VERSION_PACKAGES if p != "t2i"}}
+
+
+def default_runtime(request: GenerationRequest) -> tuple[str | None, str | None]:
+    """The device and dtype the backends' defaults give for `request`'s options: (None, None) where unknown.
+
+    The ``device`` option, or for ``auto`` CUDA when torch (already imported: nothing is
+    loaded for this) sees it, else the CPU; the ``dtype`` option, else float16 on CUDA and
+    float32 elsewhere, as the SDXL backend chooses, and float32 for Paella (sampler
+    ``paella``), which has no dtype option.  For callers that do not pass what the backend
+    actually ran on to `build_pnginfo`.
+    """
+    options = request.model_options
+    device = options.get("device")
+    if not isinstance(device, str) or device == "auto":
+        torch = sys.modules.get("torch")
+        device = None if torch is None else ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = options.get("dtype")
+    if not isinstance(dtype, str):
+        on_cuda = device is not None and device.startswith("cuda")
+        dtype = None if device is None else ("float16" if on_cuda and request.sampler != "paella" else "float32")
+    return device, dtype
+
+
+def _check_runtime_text(name: str, value: Any) -> str | None:
+    """A version, device or dtype for the record: None or short text with no control characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string or None, got {type(value).__name__}")
+    if not value or len(value) > MAX_RUNTIME_CHARS or text_problem(value):
+        raise ValueError(f"{name} must be 1 to {MAX_RUNTIME_CHARS} printable characters, got {value[:120]!r}")
+    return value
+
+
 def build_pnginfo(
     request: GenerationRequest,
     seed: int,
@@ -272,12 +444,19 @@ def build_pnginfo(
     prompt_used: str,
     negative_used: str,
     extras: Mapping[str, str] | None = None,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> PngInfo:
     """Return a `PngInfo` with the ``parameters`` and ``t2i`` chunks for one image.
 
     Both are UTF-8 iTXt chunks so non-ASCII prompts survive.  ``t2i`` holds
     ``{"schema": "t2i.image/1", "request": request.to_dict(), "seed", "index",
-    "prompt_used", "negative_prompt_used", "extras"}``.  Raises ValueError/TypeError for
+    "prompt_used", "negative_prompt_used", "extras", "versions", "device", "dtype"}``:
+    ``versions`` maps t2i, torch, diffusers and transformers to the versions installed
+    (null for one that is not), and ``device`` / ``dtype`` are what the image was drawn
+    on (``"cpu"``, ``"float32"``), given by the caller or else `default_runtime`'s
+    reading of the request (null where neither knows).  Raises ValueError/TypeError for
     invalid arguments and ValueError when a chunk would exceed the size that
     `read_image_metadata` accepts (64 KiB for parameters, 256 KiB for t2i), so we never
     write a file we would refuse to read.
@@ -288,6 +467,9 @@ def build_pnginfo(
     if not isinstance(prompt_used, str) or not isinstance(negative_used, str):
         raise TypeError("prompt_used and negative_used must be strings")
     extras_checked = _check_extras(extras)
+    guessed_device, guessed_dtype = default_runtime(request)
+    device = _check_runtime_text("device", guessed_device if device is None else device)
+    dtype = _check_runtime_text("dtype", guessed_dtype if dtype is None else dtype)
 
     parameters = format_parameters(request, seed, extras_checked, prompt_used, negative_used)
     record = {
@@ -298,6 +480,9 @@ def build_pnginfo(
         "prompt_used": prompt_used,
         "negative_prompt_used": negative_used,
         "extras": extras_checked,
+        "versions": runtime_versions(),
+        "device": device,
+        "dtype": dtype,
     }
     t2i_text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     for key, text, cap in (
@@ -437,6 +622,17 @@ def _parse_t2i(text: str, fail: _Fail) -> dict[str, Any]:
             fail(f"the t2i metadata has an extras key longer than {MAX_EXTRA_KEY_CHARS} characters")
         if not isinstance(value, str):
             fail(f"the t2i metadata extras[{key!r}] must be a string, got {type(value).__name__}")
+    versions = data.get("versions")
+    if versions is not None:
+        if not isinstance(versions, dict):
+            fail("the t2i metadata versions must be a JSON object")
+        if len(versions) > MAX_VERSIONS:
+            fail(f"the t2i metadata names {len(versions)} versions; the limit is {MAX_VERSIONS}")
+        for key, value in versions.items():
+            _runtime_field(f"versions key {key[:40]!r}", key, fail)
+            _runtime_field(f"versions[{key!r}]", value, fail)
+    for name in ("device", "dtype"):
+        _runtime_field(name, data.get(name), fail)
     return {
         "request": request,
         "seed": data["seed"],
@@ -444,7 +640,23 @@ def _parse_t2i(text: str, fail: _Fail) -> dict[str, Any]:
         "prompt_used": data.get("prompt_used"),
         "negative_prompt_used": data.get("negative_prompt_used"),
         "extras": dict(extras),
+        "versions": None if versions is None else dict(versions),
+        "device": data.get("device"),
+        "dtype": data.get("dtype"),
     }
+
+
+def _runtime_field(name: str, value: Any, fail: _Fail) -> None:
+    """A version, device or dtype read from a record: null or short printable text."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        fail(f"the t2i metadata {name} must be a string or null, got {type(value).__name__}")
+    if not value or len(value) > MAX_RUNTIME_CHARS:
+        fail(f"the t2i metadata {name} must be 1 to {MAX_RUNTIME_CHARS} characters")
+    problem = text_problem(value)
+    if problem:
+        fail(f"the t2i metadata {name} {problem}")
 
 
 def read_image_metadata(path: str | Path) -> ImageMetadata:
@@ -476,8 +688,10 @@ def replay_request(meta: ImageMetadata) -> GenerationRequest:
     """Return the request that regenerates exactly this image.
 
     That is the stored request with ``seed`` set to the image's own seed and
-    ``n_images=1``.  Raises `MetadataError` when the image has no ``t2i`` metadata:
-    images that only carry A1111 ``parameters`` cannot be replayed bit for bit.
+    ``n_images=1``; a sampler the record names with A1111's name (``"DPM++ 2M Karras"``,
+    ``"Euler a"``) becomes t2i's id (`sampler_id`).  Raises `MetadataError` when the image
+    has no ``t2i`` metadata: images that only carry A1111 ``parameters`` cannot be
+    replayed bit for bit.
     """
     where = f"{meta.source}: " if meta.source else ""
     if meta.request is None or meta.seed is None:
@@ -485,7 +699,8 @@ def replay_request(meta: ImageMetadata) -> GenerationRequest:
             f"{where}the image has no t2i metadata; images with only A1111 'parameters' "
             "cannot be replayed bit for bit"
         )
+    sampler = meta.request.sampler
     try:
-        return meta.request.with_(seed=meta.seed, n_images=1)
+        return meta.request.with_(seed=meta.seed, n_images=1, sampler=sampler_id(sampler) or sampler)
     except RequestError as e:
         raise MetadataError(f"{where}cannot replay the image: {e}") from e

@@ -250,6 +250,8 @@ def generate_command(args: argparse.Namespace) -> int:
 
 
 def info_command(args: argparse.Namespace) -> int:
+    """The image's A1111 text as written (what A1111's "read generation parameters" takes), then its t2i record
+    in sections of aligned keys."""
     from t2i.metadata import read_image_metadata
 
     meta = read_image_metadata(args.image)
@@ -258,7 +260,68 @@ def info_command(args: argparse.Namespace) -> int:
     if meta.parameters:
         print(printable(meta.parameters))  # an image's text may hold escape sequences: shown, never obeyed
     if meta.request is not None:
-        print()
-        print(printable(json.dumps({"seed": meta.seed, "index": meta.index, "request": meta.request.to_dict()},
-                                   indent=2, ensure_ascii=False)))
+        if meta.parameters:
+            print()
+        print(_info_text(meta))
     return 0
+
+
+def _info_text(meta) -> str:
+    """`t2i info`'s sections for an image's t2i record (`meta.request` is set): each a title, then its keys
+    aligned; every value made printable, a value's further lines indented under its first."""
+    from dataclasses import fields
+
+    from t2i.metadata import a1111_sampler
+
+    def shown(value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, float):
+            return f"{value:g}"
+        return str(value) if value != "" else "(empty)"
+
+    request = meta.request
+    image = [("seed", meta.seed), ("index", f"{meta.index} (image {meta.index + 1} of its batch)"),
+             ("prompt used", meta.prompt_used), ("negative used", meta.negative_prompt_used)]
+    sampler = request.sampler
+    if sampler is not None:
+        name, schedule = a1111_sampler(sampler)
+        a1111 = name if schedule is None else f"{name}, schedule type {schedule}"
+        sampler = sampler if a1111 == sampler else f"{sampler} (A1111: {a1111})"
+    size = f"{request.width}x{request.height}" if request.width is not None and request.height is not None else None
+    options = ", ".join(f"{k}={shown(v)}" for k, v in sorted(request.model_options.items())) or "-"
+    sections = [
+        ("image", image),
+        ("request", [("model", request.model), ("prompt", request.prompt),
+                     ("negative prompt", request.negative_prompt), ("seed", request.seed),
+                     ("images", request.n_images), ("steps", request.steps), ("guidance", request.guidance),
+                     ("size", size), ("sampler", sampler), ("options", options)]),
+    ]
+    for title, part in (("presample", request.presample), ("compose", request.compose)):
+        if part.enabled:  # on (or compose "auto", undecided): every setting
+            sections.append((title, [(f.name, getattr(part, f.name)) for f in fields(part)]))
+        else:
+            decision = getattr(part, "decision", None)
+            sections[1][1].append((title, "off" if decision is None else f"off ({decision})"))
+    if meta.versions is None and meta.device is None and meta.dtype is None:
+        runtime = [("recorded", "no (written before t2i recorded versions, device and dtype)")]
+    else:
+        versions = meta.versions or {}
+        runtime = [(k, "not installed" if v is None else v) for k, v in versions.items()]
+        runtime += [("device", meta.device or "unknown"), ("dtype", meta.dtype or "unknown")]
+    sections.append(("runtime", runtime))
+    if meta.extras:
+        sections.append(("extras", list(meta.extras.items())))
+
+    sections = [(title, [(printable(key), value) for key, value in rows]) for title, rows in sections]
+    width = max(len(key) for _, rows in sections for key, _ in rows) + 2
+    lines: list[str] = []
+    for title, rows in sections:
+        lines += [title] if not lines else ["", title]
+        for key, value in rows:
+            first, *rest = printable(shown(value)).split("\n")
+            lines.append(f"  {key:<{width}}{first}".rstrip())
+            lines.extend(f"  {'':<{width}}{line}".rstrip() for line in rest)
+    return "\n".join(lines)
