@@ -186,6 +186,7 @@ def save_result(result: GenerationResult, writer: OutputWriter, written: list[Pa
         extras["Presampled prompt"] = result.presampled_prompt
     paths = [] if written is None else written
     for k, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
-        info = build_pnginfo(result.request, seed, k, result.prompt_used, result.negative_prompt_used, extras)
+        info = build_pnginfo(result.request, seed, k, result.prompt_used, result.negative_prompt_used, extras,
+                             device=result.device, dtype=result.dtype)
         paths.append(writer.write(image, seed, info))
     return paths

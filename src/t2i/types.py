@@ -251,6 +251,8 @@ class GenerationResult:
     canvas_program: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    device: str | None = None  # what the backend ran on ("cpu", "cuda:0"), recorded in the metadata
+    dtype: str | None = None  # its weights' dtype ("float32", "float16")
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.seeds):

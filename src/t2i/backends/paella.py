@@ -210,7 +210,7 @@ class PaellaBackend:
         return GenerationResult(request=request, images=images, seeds=seeds,
                                 prompt_used=request.prompt, negative_prompt_used=request.negative_prompt or "",
                                 timings={"generate": elapsed, "per_image": elapsed / request.n_images},
-                                warnings=warnings)
+                                warnings=warnings, device=self.device, dtype="float32")
 
     def _variation(self, opts: Mapping[str, Any]) -> dict[str, Any]:
         """The pipeline's clip_image arguments for option `variation_image` ({} without it)."""

@@ -335,7 +335,8 @@ class SDXLBackend:
                                 negative_prompt_used=request.negative_prompt or "",
                                 canvas_program=request.compose.program if layout is not None else None,
                                 timings={"generate": float(sum(per_image)), "per_image": float(np.mean(per_image))},
-                                warnings=warnings)
+                                warnings=warnings, device=self.device,
+                                dtype=str(self.pipe.unet.dtype).removeprefix("torch."))
 
     @staticmethod
     def _collect(out: np.ndarray, ks: list[int], seed: int, seconds: float, images: list, seeds: list,

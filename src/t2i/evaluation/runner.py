@@ -104,7 +104,8 @@ def run_suite(lines: list[SuiteLine], registry: ModelRegistry, model: str, out: 
         gen_seconds += time.perf_counter() - t_gen
         for k, (image, s) in enumerate(zip(result.images, result.seeds, strict=True)):
             if k in todo:
-                info = build_pnginfo(result.request, s, k, result.prompt_used, result.negative_prompt_used)
+                info = build_pnginfo(result.request, s, k, result.prompt_used, result.negative_prompt_used,
+                                     device=result.device, dtype=result.dtype)
                 save_png_atomic(image, samples / f"{k:04d}.png", info)
                 generated += 1
     score = score_folder(out, lines, progress=progress)
