@@ -39,6 +39,8 @@ examples; `docs/adding-a-backend.md` walks through writing one).  It has:
      `total` counts the call's image-steps (steps of every pass, times n_images) and `done` those finished,
      strictly increasing up to `total` (a batch of b images advances it by b per step).  A callback that
      returns False cancels the call, as the token does.  `Steps` keeps this count.
+   - *Runtime*: `result.device` and `result.dtype` name what the images were drawn on ("cpu", "float32"); the
+     image's metadata records them (None: the metadata reads them from the request's options instead).
    - *Cancel*: `cancel` (a `t2i.cancel.CancelToken`, set from any thread) is checked before the first step,
      after every step of every stage (each denoising pass, hi-res pass, sampler or prior loop) and between
      the batches of a call, so the call raises `t2i.cancel.Cancelled` within one step.  A cancelled call
