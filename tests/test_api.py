@@ -59,9 +59,10 @@ def test_the_default_pipeline_decides_composition_as_the_cli_does(pipe):
     assert relation.request.compose.decision.startswith("auto: a relation prompt is composed")
     assert relation.canvas_program and "canvas.add_local_description(" in relation.canvas_program
     assert relation.request.model_options.get("region_text") == "local"  # the class's composed settings
-    single = pipe("a red circle", seed=1, steps=STEPS)
-    assert single.request.compose.enabled is False and single.canvas_program is None
-    forced = pipe("a red circle", seed=1, steps=STEPS, compose=True)
+    count = pipe("two red circles", seed=1, steps=STEPS)
+    assert count.request.compose.enabled is False and count.canvas_program is None
+    assert count.request.compose.decision.startswith("auto: a count prompt is drawn plain")
+    forced = pipe("two red circles", seed=1, steps=STEPS, compose=True)
     assert forced.request.compose.enabled is True and forced.canvas_program
     off = pipe("a red circle above a blue square", seed=1, steps=STEPS, compose=False)
     assert off.request.compose.enabled is False and off.canvas_program is None

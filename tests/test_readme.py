@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from t2i.cli.main import build_parser
+from t2i.cli.pipeline_flags import expand_optional_values
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -25,12 +26,14 @@ def blocks(language: str) -> list[str]:
 
 def commands() -> list[list[str]]:
     """Every `t2i ...` command of the README's bash blocks, split as the shell splits it (comments dropped;
-    `a && b` gives b)."""
+    `a && b` gives b; a redirection or pipe ends the command)."""
     out = []
     for block in blocks("bash"):
         for line in block.splitlines():
             for part in line.split("&&"):
                 words = shlex.split(part, comments=True)
+                ends = [k for k, w in enumerate(words) if w in (">", ">>", "|", "<")]
+                words = words[: ends[0]] if ends else words
                 if words[:1] == ["t2i"]:
                     out.append(words[1:])
     return out
@@ -63,7 +66,7 @@ def test_every_command_in_the_readme_parses():
     assert len(found) >= 20
     for argv in found:
         try:
-            parser.parse_args(argv)
+            parser.parse_args(expand_optional_values(argv))  # as `t2i.cli.main` parses
         except SystemExit as e:  # argparse's way to refuse
             pytest.fail(f"t2i {' '.join(argv)} does not parse ({e})")
 
