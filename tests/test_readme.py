@@ -99,3 +99,12 @@ def test_the_python_example_runs_as_written(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "circle-above-square.png").is_file()
     assert len(list((tmp_path / "outputs").glob("*.png"))) == 1
+
+
+def test_the_readme_names_every_registered_model():
+    from t2i.backends import default_registry
+
+    names = [spec.name for spec in default_registry().specs()]
+    assert len(names) > 20
+    missing = [n for n in names if f"`{n}`" not in README and f"`{n.rsplit('-', 1)[0]}`" not in README]
+    assert missing == []
