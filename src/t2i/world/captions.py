@@ -160,17 +160,32 @@ def relation_caption(scene: Scene, rng: random.Random, uncolored: float = UNCOLO
     """A caption naming two related objects and nothing else, in the suite's position phrasing ("a photo
     of a circle above a star"), for a scene of exactly those two; None when the scene is not two objects
     or neither lies clearly in some relation to the other."""
+    related = related_objects(scene, rng)
+    if related is None:
+        return None
+    a, b, rel = related
+    colors = rng.random() > uncolored
+    na, nb = object_noun(a, colors), object_noun(b, colors)
+    text = f"{rng.choice(PREFIXES)}{count_phrase(1, na)} {rng.choice(RELATION_PHRASES[rel])} {count_phrase(1, nb)}"
+    return described_relation(text, scene.background, a, b, rel, (na, nb))
+
+
+def related_objects(scene: Scene, rng: random.Random) -> tuple[SceneObject, SceneObject, str] | None:
+    """(a, b, relation) with a in `relation` to b, for a two-object scene in some clear relation; else None."""
     if len(scene.objects) != 2:
         return None
     pair = related_pair(scene, rng)
     if pair is None:
         return None
     i, j, rel = pair
-    a, b = scene.objects[i], scene.objects[j]
-    colors = rng.random() > uncolored
-    na, nb = object_noun(a, colors), object_noun(b, colors)
-    text = f"{rng.choice(PREFIXES)}{count_phrase(1, na)} {rng.choice(RELATION_PHRASES[rel])} {count_phrase(1, nb)}"
-    return RelationCaption(text, Scene(scene.background, (a, b)), f"{count_phrase(1, na)} {rel} {count_phrase(1, nb)}",
+    return scene.objects[i], scene.objects[j], rel
+
+
+def described_relation(text: str, background: str, a: SceneObject, b: SceneObject, rel: str,
+                       nouns: tuple[str, str]) -> RelationCaption:
+    """The caption `text` of `a` in `rel` to `b`, `a` named first (`nouns`: the two objects' words in it)."""
+    na, nb = nouns
+    return RelationCaption(text, Scene(background, (a, b)), f"{count_phrase(1, na)} {rel} {count_phrase(1, nb)}",
                            (f"{rel} the {nb}", f"{OPPOSITE[rel]} the {na}"))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from t2i.world.captions import OPPOSITE, RelationCaption, object_noun, related_pair
+from t2i.world.captions import OPPOSITE, RelationCaption, described_relation, object_noun, related_objects
 from t2i.world.scene import Scene, SceneObject
 from t2i.world.vocab import count_phrase
 
@@ -66,22 +66,16 @@ def _noun_phrase(noun: str, rng: random.Random, terse: bool = False) -> str:
 
 def _ordered(a: SceneObject, b: SceneObject, rel: str, nouns: tuple[str, str], scene: Scene,
              text: str) -> RelationCaption:
-    """The caption `text` of `a` `rel` `b`, with `a` named first (`nouns`: their words in the text)."""
-    na, nb = nouns
-    return RelationCaption(text, Scene(scene.background, (a, b)), f"{count_phrase(1, na)} {rel} {count_phrase(1, nb)}",
-                           (f"{rel} the {nb}", f"{OPPOSITE[rel]} the {na}"))
+    return described_relation(text, scene.background, a, b, rel, nouns)
 
 
 def paraphrased_relation(scene: Scene, rng: random.Random, uncolored: float = UNCOLORED) -> RelationCaption | None:
     """A paraphrase naming the two objects of a two-object scene and how they lie, or None when the scene is
     not two objects in a clear relation. The object named first comes first in the returned scene."""
-    if len(scene.objects) != 2:
+    related = related_objects(scene, rng)
+    if related is None:
         return None
-    pair = related_pair(scene, rng)
-    if pair is None:
-        return None
-    i, j, rel = pair
-    a, b = scene.objects[i], scene.objects[j]  # a rel b
+    a, b, rel = related  # a rel b
     # without colours two objects of one shape cannot be told apart
     colors = a.shape == b.shape or rng.random() > uncolored
     na, nb = object_noun(a, colors), object_noun(b, colors)
