@@ -126,7 +126,7 @@ def test_an_unknown_model_is_a_model_error():
 def test_loading_and_drawing_print_nothing_unless_verbose():
     code = ("import t2i\n"
             "pipe = t2i.load('shapes-xl')\n"
-            "pipe('a red circle above a blue square', seed=1, steps=2)\n")
+            "pipe('a red circle above a blue square', seed=1, steps=4)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
