@@ -17,7 +17,7 @@ import torch
 
 from t2i.backends import default_registry
 from t2i.generate import generate
-from t2i.types import GenerationRequest
+from t2i.types import ComposeOptions, GenerationRequest
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     # the bare call's computation exactly: no default option that changes the guidance (empty_negative)
     request = GenerationRequest("a red circle above a blue square", model=args.model, seed=1, steps=args.steps,
                                 guidance=2.0, width=64, height=64, sampler="euler",
-                                model_options={"empty_negative": 0})
+                                model_options={"empty_negative": 0}, compose=ComposeOptions(enabled=False))
     pipe = backend.pipe
 
     def bare() -> None:

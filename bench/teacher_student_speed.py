@@ -25,7 +25,7 @@ import torch
 
 from t2i.backends import default_registry
 from t2i.generate import generate
-from t2i.types import GenerationRequest
+from t2i.types import ComposeOptions, GenerationRequest
 
 
 def unet_call(pipe, size: int) -> Callable[[], None]:
@@ -90,7 +90,8 @@ def main() -> None:
             request = GenerationRequest("a red circle above a blue square", model=name, seed=1, width=size,
                                         height=size, steps=d.get("steps"), guidance=d.get("guidance"),
                                         sampler=d.get("sampler"),
-                                        model_options={"empty_negative": 0})  # the same guidance for both
+                                        model_options={"empty_negative": 0},  # the same guidance for both
+                                        compose=ComposeOptions(enabled=False))  # one plain pass for both
             return lambda: generate(request, registry, backend=backend)
 
         i_t, i_s = median_pair(image(teacher, args.teacher), image(student, student_name), args.image_repeats)
