@@ -41,7 +41,7 @@ def test_a_call_returns_pil_images_with_their_seeds_and_saves_them_with_metadata
     paths = result.save(tmp_path / "out")
     assert [p.name for p in paths] == ["00000-7.png", "00001-8.png"]
     meta = read_image_metadata(paths[1])
-    assert (meta.device, meta.dtype) == (result.generation.device, result.generation.dtype) == ("cpu", "float32")
+    assert (meta.device, meta.dtype) == (result.device, result.dtype) == ("cpu", "float32")
     replayed = replay_request(meta)
     assert (replayed.prompt, replayed.seed, replayed.steps) == ("a red circle", 8, STEPS)  # image 1 alone
     assert result.save(tmp_path / "out")[0].name == "00002-7.png"  # never overwrites

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,6 @@ from t2i.registry import ModelRegistry
 from t2i.types import GenerationRequest, GenerationResult, RequestError
 
 if TYPE_CHECKING:
-    from PIL import Image
 
     from t2i.backends.base import Backend
 
@@ -40,19 +39,10 @@ COMPOSE_VALUES = {True: "on", False: "off", "on": "on", "off": "off", "auto": "a
 
 
 @dataclass
-class Result:
-    """One call's images (PIL), their seeds and what was drawn: `request` is the resolved request (the
-    model's defaults filled in, the seed fixed, the composition decided), so replaying it reproduces them."""
-
-    images: list[Image.Image]
-    seeds: list[int]
-    request: GenerationRequest
-    prompt_used: str
-    presampled_prompt: str | None = None
-    canvas_program: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    generation: GenerationResult | None = field(default=None, repr=False)
+class Result(GenerationResult):
+    """One call's `GenerationResult` (images as PIL, their seeds, `request`: the resolved request, with the
+    model's defaults filled in, the seed fixed and the composition decided, so replaying it reproduces them),
+    which can save itself."""
 
     def save(self, folder: str | os.PathLike[str]) -> list[Path]:
         """Write every image into `folder` (created if needed) as NNNNN-SEED.png, with the same metadata as
@@ -60,10 +50,8 @@ class Result:
         from t2i.generate import save_result
         from t2i.outputs import OutputWriter
 
-        if self.generation is None:
-            raise ValueError("this result holds no generation to save")
         writer = OutputWriter(out=str(Path(folder)) + os.sep, n_images=len(self.images))
-        return save_result(self.generation, writer)
+        return save_result(self, writer)
 
 
 class Pipeline:
@@ -142,9 +130,7 @@ class Pipeline:
                 composer = self._stage("compose", planned.compose.model)
             out = generate(request, self.registry, backend=self.backend, callback=callback,
                            presampler=presampler, composer=composer, limits=limits, cancel=cancel)
-        return Result(images=out.images, seeds=out.seeds, request=out.request, prompt_used=out.prompt_used,
-                      presampled_prompt=out.presampled_prompt, canvas_program=out.canvas_program,
-                      warnings=list(out.warnings), timings=dict(out.timings), generation=out)
+        return Result(**{f.name: getattr(out, f.name) for f in fields(out)})
 
     def _stage(self, kind: str, name: str | None) -> Any:
         """The presampler or composer `name` (None: the default one), loaded once."""
